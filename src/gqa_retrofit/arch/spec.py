@@ -1,0 +1,79 @@
+"""What a model family looks like, as data.
+
+One :class:`FamilySpec` per ``model_type``. The estimator reads the config-side facts (field
+names, MLP kind, biases, tying); patching and conversion read the attention layout (projection
+names, fused/interleaved QKV, how a decoupled-head variant is expressed). Adding a family that
+follows an existing layout is a data entry in :mod:`gqa_retrofit.arch.families`, not new code.
+
+Notation used in comments across the package (as in the paper):
+``L`` layers, ``d`` hidden size, ``n_h`` query heads, ``n_kv`` KV heads, ``d_h`` head size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+# How q, k and v projections are stored in a layer:
+# - "separate":     q_proj [n_h*d_h, d], k_proj/v_proj [n_kv*d_h, d]        (llama, qwen2, ...)
+# - "fused":        one Linear [(n_h + 2*n_kv)*d_h, d], rows q | k | v     (phi3 qkv_proj)
+# - "interleaved":  one Linear [3*n_h*d_h, d], rows per head (q_i, k_i, v_i) (gpt_neox, falcon MHA)
+# - "conv1d":       gpt2 Conv1D c_attn, weight [d, 3*d] (transposed), columns q | k | v
+QKVLayout = Literal["separate", "fused", "interleaved", "conv1d"]
+
+# How a decoupled-head GQA variant of this family is expressed:
+# - "native":   the family's own config/model already supports n_h, n_kv, d_h freely
+# - "fallback": native, but the config validates hidden % n_h == 0; an equivalent native type
+#               with the same weight layout (``decoupled_type``) is used when that fails
+# - "custom":   a model class from gqa_retrofit.patching, registered as ``decoupled_type``
+# - "none":     not supported for patching/conversion (estimation only)
+DecoupledSupport = Literal["native", "fallback", "custom", "none"]
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """Facts about one ``model_type`` that the estimator, patcher and converter share."""
+
+    model_type: str
+    # --- config field names (first present wins); None -> use the generic aliases ---
+    layers_keys: tuple[str, ...] = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+    hidden_keys: tuple[str, ...] = ("hidden_size", "n_embd", "d_model", "dim")
+    heads_keys: tuple[str, ...] = ("num_attention_heads", "n_head", "num_heads", "n_heads")
+    kv_heads_keys: tuple[str, ...] = ("num_key_value_heads", "num_kv_heads", "n_kv_heads")
+    intermediate_keys: tuple[str, ...] = ("intermediate_size", "n_inner", "ffn_dim", "d_ff")
+    vocab_keys: tuple[str, ...] = ("vocab_size",)
+    # True when the family honours ``num_key_value_heads``/``head_dim``; False means the model
+    # always builds MHA with d_h = d / n_h whatever the config says (gpt2, opt, gpt_neox, ...).
+    honours_kv_heads: bool = True
+    honours_head_dim: bool = True
+    # --- MLP ---
+    gated_mlp: bool = True  # SwiGLU-style: gate, up, down (3 matrices); else up, down (2)
+    mlp_bias_key: str | None = "mlp_bias"  # config key that turns MLP biases on, if any
+    mlp_bias_default: bool = False
+    # --- attention projections ---
+    qkv_layout: QKVLayout = "separate"
+    attn_path: str = "model.layers.{i}.self_attn"  # module path of layer i's attention
+    q_name: str = "q_proj"
+    k_name: str = "k_proj"
+    v_name: str = "v_proj"
+    qkv_name: str | None = None  # fused/interleaved/conv1d projection name
+    o_name: str = "o_proj"
+    qkv_bias_key: str | None = "attention_bias"  # config key for q/k/v bias
+    qkv_bias_default: bool = False
+    o_bias_key: str | None = "attention_bias"
+    o_bias_default: bool = False
+    qk_norm: bool = False  # per-head RMSNorm on q and k (qwen3, olmo2 is per-layer: see notes)
+    rope: bool = True
+    # --- norms / embeddings ---
+    norm_has_bias: bool = False  # LayerNorm with bias (gpt2, opt, gpt_neox, falcon) vs RMSNorm
+    tie_default: bool = False  # default of tie_word_embeddings when the config omits it
+    learned_positions: bool = False  # absolute position embedding table (gpt2, opt)
+    # --- decoupled-head GQA ---
+    decoupled: DecoupledSupport = "native"
+    decoupled_type: str | None = None  # fallback or custom model_type
+    notes: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def supports_conversion(self) -> bool:
+        return self.decoupled != "none"

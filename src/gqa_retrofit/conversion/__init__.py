@@ -1,0 +1,1 @@
+"""Checkpoint conversion: canonical attention form, pooling registry, streaming I/O."""

@@ -1,0 +1,1 @@
+"""Cost estimation: exact per-model formulas and the paper's quantities."""

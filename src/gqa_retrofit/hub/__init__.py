@@ -1,0 +1,1 @@
+"""Hub integration: resolving model sources, model cards, pushing."""

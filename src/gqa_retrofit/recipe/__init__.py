@@ -1,0 +1,1 @@
+"""recipe package of gqa-retrofit."""
