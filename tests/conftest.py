@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import sys
 from pathlib import Path
 
@@ -13,15 +14,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 # Tests never reach the real Hub; each test that needs one starts the loopback stand-in.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-@pytest.fixture(autouse=True)
-def _isolated_hf_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    """Each test gets its own HF cache (datasets writes Arrow caches there)."""
-    home = tmp_path_factory.mktemp("hf_home")
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(home / "datasets"))
-    yield
+# A private HF cache for the whole session, set before any HF library is imported (they read
+# these variables at import time). The embedded assets live in gqa-retrofit's own cache.
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="gqa-retrofit-hf-home-")
+os.environ.pop("HF_TOKEN", None)
 
 
 @pytest.fixture
