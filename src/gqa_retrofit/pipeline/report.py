@@ -1,0 +1,340 @@
+"""The retrofit report: ``OUT/report.md`` and its PNG plots, from the recorded stage results.
+
+Everything in the report comes from the stage results recorded in ``pipeline_state.json`` and
+the training metrics; nothing is re-measured here except the cost curves, which the estimator
+computes from the two configs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .options import RetrofitOptions
+
+PLOTS = "report"
+REPORT = "report.md"
+CARD_REPORT = "retrofit_report.md"  # name of the copy next to the final model
+CURVE_CONTEXTS = tuple(2**k for k in range(9, 18))  # 512 .. 131072
+
+
+def _fmt_bytes(value: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def perplexities(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """``{"source": ppl, "converted": ppl, "trained": ppl}`` for the evaluations that ran."""
+    found: dict[str, float] = {}
+    for stage in ("eval_zero_shot", "eval_trained"):
+        for name, value in results.get(stage, {}).items():
+            if isinstance(value, dict) and "perplexity" in value:
+                found[name] = float(value["perplexity"])
+    return found
+
+
+def cost_curves(model: str | Path, contexts: tuple[int, ...] = CURVE_CONTEXTS) -> dict[str, Any]:
+    """KV-cache bytes and decode FLOPs per context from the estimator (bf16 cache)."""
+    from ..cost import estimate
+
+    data = estimate(str(model), contexts=contexts).to_dict()
+    rows = data["per_context"]
+    return {
+        "contexts": [int(r["context"]) for r in rows],
+        "kv_cache_bytes": [int(r["kv_cache_bytes"]) for r in rows],
+        "decode_flops": [float(r["decode_flops"]) for r in rows],
+        "memory_bytes": [int(r["memory_bytes"]) for r in rows],
+        "kv_cache_bytes_per_token": int(data["kv_cache_bytes_per_token"]),
+        "params": int(data["params"]["total"]),
+    }
+
+
+def training_curve(metrics_file: Path) -> list[dict[str, float]]:
+    """``[{"step", "loss"}, ...]`` from a training ``metrics.jsonl`` (empty when absent)."""
+    if not metrics_file.is_file():
+        return []
+    points = []
+    for line in metrics_file.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "step" in row and "loss" in row:
+            point = {"step": float(row["step"]), "loss": float(row["loss"])}
+            for key in ("eval_loss", "eval_perplexity"):
+                if key in row and row[key] is not None:
+                    point[key] = float(row[key])
+            points.append(point)
+    return points
+
+
+def _plot_costs(source: dict[str, Any], target: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_kv, ax_flops) = plt.subplots(1, 2, figsize=(10, 4))
+    for label, curve in (("source", source), ("retrofit", target)):
+        ax_kv.plot(
+            curve["contexts"], [b / 2**20 for b in curve["kv_cache_bytes"]], "o-", label=label
+        )
+        ax_flops.plot(
+            curve["contexts"], [f / 1e9 for f in curve["decode_flops"]], "o-", label=label
+        )
+    ax_kv.set(
+        xscale="log",
+        yscale="log",
+        xlabel="context (tokens)",
+        ylabel="KV cache (MiB, bf16, batch 1)",
+        title="KV-cache memory",
+    )
+    ax_flops.set(
+        xscale="log",
+        xlabel="context (tokens)",
+        ylabel="GFLOPs per decoded token",
+        title="Decode compute",
+    )
+    for ax in (ax_kv, ax_flops):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_training(points: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([p["step"] for p in points], [p["loss"] for p in points], label="training loss")
+    evals = [p for p in points if "eval_loss" in p]
+    if evals:
+        ax.plot(
+            [p["step"] for p in evals], [p["eval_loss"] for p in evals], "o-", label="eval loss"
+        )
+    ax.set(xlabel="optimizer step", ylabel="loss", title="Distillation training")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_before_after(ppl: dict[str, float], bench: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [p for p in ("ppl", "kv", "speed") if p != "ppl" or ppl]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6))
+    axes = [axes] if len(panels) == 1 else list(axes)
+    for ax, panel in zip(axes, panels):
+        if panel == "ppl":
+            names = list(ppl)
+            ax.bar(names, [ppl[n] for n in names], color="tab:blue")
+            ax.set(ylabel="perplexity", title="Perplexity (lower is better)", yscale="log")
+            for i, n in enumerate(names):
+                ax.annotate(f"{ppl[n]:,.1f}", (i, ppl[n]), ha="center", va="bottom")
+        else:
+            rows = [r for r in bench if r["context"] == max(b["context"] for b in bench)]
+            names = [r["model"] for r in rows]
+            key = "kv_cache_bytes" if panel == "kv" else "decode_tokens_per_second"
+            values = [r[key] / (2**20 if panel == "kv" else 1) for r in rows]
+            ax.bar(names, values, color="tab:orange" if panel == "kv" else "tab:green")
+            context = rows[0]["context"] if rows else 0
+            ax.set(
+                ylabel="MiB (measured)" if panel == "kv" else "tokens/s (median)",
+                title=f"KV cache at {context:,} tokens"
+                if panel == "kv"
+                else f"Decode speed at {context:,} tokens",
+            )
+            for i, v in enumerate(values):
+                ax.annotate(f"{v:,.1f}", (i, v), ha="center", va="bottom")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(
+    out: Path,
+    options: RetrofitOptions,
+    results: dict[str, dict[str, Any]],
+    *,
+    final_model: Path,
+) -> list[str]:
+    """Write ``OUT/report.md`` and the plots; copy them next to the final model.
+
+    Returns:
+        The written files, relative to ``out``.
+    """
+    import shutil
+
+    plots = out / PLOTS
+    plots.mkdir(parents=True, exist_ok=True)
+    source_curve = cost_curves(options.src)
+    target_curve = cost_curves(final_model)
+    _plot_costs(source_curve, target_curve, plots / "cost_curves.png")
+    files = [REPORT, f"{PLOTS}/cost_curves.png"]
+    ppl = perplexities(results)
+    bench = results.get("bench", {}).get("results", [])
+    _plot_before_after(ppl, bench, plots / "before_after.png")
+    files.append(f"{PLOTS}/before_after.png")
+    curve = training_curve(out / "train" / "metrics.jsonl")
+    if curve:
+        _plot_training(curve, plots / "training_curve.png")
+        files.append(f"{PLOTS}/training_curve.png")
+    text = render_report(options, results, source_curve, target_curve, ppl, bench, curve, out)
+    (out / REPORT).write_text(text, encoding="utf-8")
+    # the copy next to the model, linked from the card
+    shutil.copy2(out / REPORT, final_model / CARD_REPORT)
+    (final_model / PLOTS).mkdir(exist_ok=True)
+    for name in files[1:]:
+        shutil.copy2(out / name, final_model / name)
+    return files
+
+
+def render_report(
+    options: RetrofitOptions,
+    results: dict[str, dict[str, Any]],
+    source_curve: dict[str, Any],
+    target_curve: dict[str, Any],
+    ppl: dict[str, float],
+    bench: list[dict[str, Any]],
+    curve: list[dict[str, float]],
+    out: Path,
+) -> str:
+    """The Markdown text of the report."""
+    o = options
+    lines = [
+        f"# Retrofit report: {o.src}",
+        "",
+        f"Converted to **{o.kv_heads} KV heads**"
+        + (f" and **{o.heads} query heads**" if o.heads else "")
+        + f" with method `{_method(results) or o.method or 'default'}`"
+        + (
+            f", then trained on {', '.join(Path(p).name for p in o.train_data)}"
+            f" ({_train_budget(o)}, teacher: {'source' if o.teacher == 'auto' else 'none'})"
+            if o.trains
+            else ", no training"
+        )
+        + ".",
+        "",
+        "## Before and after",
+        "",
+        "| | source | retrofit |",
+        "|---|---:|---:|",
+        f"| parameters | {source_curve['params']:,} | {target_curve['params']:,} |",
+        f"| KV cache per token (bf16) | {source_curve['kv_cache_bytes_per_token']:,} B | "
+        f"{target_curve['kv_cache_bytes_per_token']:,} B |",
+    ]
+    for i, context in enumerate(source_curve["contexts"]):
+        if context in (8192, 131072):
+            lines.append(
+                f"| KV cache at {context // 1024}K (bf16) | "
+                f"{_fmt_bytes(source_curve['kv_cache_bytes'][i])} | "
+                f"{_fmt_bytes(target_curve['kv_cache_bytes'][i])} |"
+            )
+    if ppl:
+        retro = ppl.get("trained", ppl.get("converted"))
+        if retro is not None:
+            lines.append(
+                f"| perplexity ({Path(o.eval_data or '').name}, "
+                f"{o.eval_windows}x{o.eval_seq_len}) | "
+                f"{ppl.get('source', float('nan')):,.2f} | {retro:,.2f} |"
+            )
+        if "converted" in ppl and "trained" in ppl:
+            lines.append(f"| perplexity right after conversion | | {ppl['converted']:,.2f} |")
+    by_context: dict[int, dict[str, dict[str, Any]]] = {}
+    for row in bench:
+        by_context.setdefault(row["context"], {})[row["model"]] = row
+    for context, rows in sorted(by_context.items()):
+        src, ret = rows.get("source"), rows.get("retrofit")
+        if src and ret:
+            lines += [
+                f"| decode tokens/s at {context:,} (median of {src['repeats']}, {src['dtype']}) | "
+                f"{src['decode_tokens_per_second']:.2f} | {ret['decode_tokens_per_second']:.2f} "
+                f"({ret['decode_tokens_per_second'] / src['decode_tokens_per_second']:.2f}x) |",
+                f"| measured KV cache at {context + src['new_tokens']:,} tokens ({src['dtype']}) | "
+                f"{src['kv_cache_bytes']:,} B | {ret['kv_cache_bytes']:,} B |",
+            ]
+    lines += [
+        "",
+        "![before/after](report/before_after.png)",
+        "",
+        "## Cost vs context",
+        "",
+        "From the estimator (`gqa-retrofit estimate`), batch 1, bf16 cache:",
+        "",
+        "![cost curves](report/cost_curves.png)",
+        "",
+    ]
+    if curve:
+        lines += [
+            "## Training",
+            "",
+            f"{len(curve)} logged steps; loss {curve[0]['loss']:.3f} → {curve[-1]['loss']:.3f}.",
+            "",
+            "![training curve](report/training_curve.png)",
+            "",
+        ]
+    state_file = out / "pipeline_state.json"
+    if state_file.is_file():
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+        lines += ["## Stages", "", "| stage | status | seconds |", "|---|---|---:|"]
+        for name in state.get("order", []):
+            record = state["stages"].get(name, {})
+            seconds = record.get("seconds")
+            lines.append(
+                f"| {name} | {record.get('status', 'pending')} | "
+                f"{'' if seconds is None else f'{seconds:,.1f}'} |"
+            )
+        lines.append("")
+    lines += ["## Reproduce", "", "```", reproduce_command(o), "```", ""]
+    return "\n".join(lines)
+
+
+def _method(results: dict[str, dict[str, Any]]) -> str | None:
+    report = results.get("convert", {}).get("report", {})
+    method = report.get("method") if isinstance(report, dict) else None
+    return str(method) if method else None
+
+
+def _train_budget(o: RetrofitOptions) -> str:
+    if o.train_tokens:
+        return f"{o.train_tokens:,} tokens"
+    if o.train_steps:
+        return f"{o.train_steps} steps"
+    return "one pass"
+
+
+def reproduce_command(o: RetrofitOptions) -> str:
+    """The ``gqa-retrofit retrofit`` command line of these options."""
+    parts = ["gqa-retrofit retrofit", o.src, o.out, f"--kv-heads {o.kv_heads}"]
+    if o.heads:
+        parts.append(f"--heads {o.heads}")
+    if o.method:
+        parts.append(f"--method {o.method}")
+    if o.calibration:
+        parts.append("--calibration " + " ".join(o.calibration))
+    if o.train_data:
+        parts.append("--train-data " + " ".join(o.train_data))
+    if o.train_steps is not None:
+        parts.append(f"--train-steps {o.train_steps}")
+    if o.train_tokens is not None:
+        parts.append(f"--train-tokens {o.train_tokens}")
+    if o.teacher != "auto":
+        parts.append(f"--teacher {o.teacher}")
+    if o.eval_data:
+        parts.append(f"--eval-data {o.eval_data}")
+    if o.push:
+        parts.append(f"--push {o.push}")
+    return " ".join(parts)

@@ -1,0 +1,462 @@
+"""``retrofit``: the whole path from a checkpoint to a published, measured retrofit.
+
+Stages (each one records its result in ``OUT/pipeline_state.json``; a rerun resumes):
+
+=================  =========================================================================
+``estimate``       costs of the source and of the target geometry (what-if), before any work
+``convert``        pooled checkpoint in ``OUT/converted``
+``eval_zero_shot`` perplexity of the source and of the converted model on ``eval_data``
+``train``          distillation from the source into ``OUT/train`` (resumes from checkpoints)
+``eval_trained``   perplexity of the trained model
+``bench``          decode speed and measured KV-cache bytes, source vs result
+``report``         ``OUT/report.md`` + PNG plots (also copied next to the final model)
+``card``           model card (README.md) of the final model, linking the report
+``push``           upload of the final model to the Hub
+=================  =========================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .options import RetrofitOptions, load_config
+from .resources import (
+    ModelSize,
+    copy_seconds,
+    decode_seconds,
+    forward_seconds,
+)
+from .stages import Stage, StageContext, StageEstimate, StageRunner
+
+CONVERTED = "converted"
+TRAINED = "train"
+REPORT_DIR = "report"
+
+
+@dataclass
+class RetrofitResult:
+    """What a retrofit run produced: paths and every stage's recorded result."""
+
+    out: Path
+    final_model: Path
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    plan: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def report(self) -> Path:
+        return self.out / "report.md"
+
+
+def build_options(
+    src: str,
+    out: str,
+    *,
+    config: str | Path | None = None,
+    **values: Any,
+) -> RetrofitOptions:
+    """Merge a YAML/JSON ``config`` file with explicit values (explicit wins) and validate.
+
+    Raises:
+        ConfigError: unknown keys, bad values, missing files.
+    """
+    merged: dict[str, Any] = load_config(config) if config is not None else {}
+    merged.update({k: v for k, v in values.items() if v is not None})
+    merged["src"] = str(src)
+    merged["out"] = str(out)
+    return RetrofitOptions.from_dict(merged).validate()
+
+
+def retrofit(
+    src: str,
+    out: str | Path,
+    *,
+    kv_heads: int | None = None,
+    heads: int | None = None,
+    method: str | None = None,
+    calibration: list[str] | None = None,
+    train_data: list[str] | None = None,
+    train_steps: int | None = None,
+    train_tokens: int | None = None,
+    teacher: str | None = None,
+    eval_data: str | None = None,
+    push: str | None = None,
+    config: str | Path | None = None,
+    dry_run: bool = False,
+    overwrite: bool = False,
+    **more: Any,
+) -> RetrofitResult:
+    """Estimate, convert, evaluate, train with distillation, evaluate, benchmark, report, push.
+
+    Args:
+        src: source checkpoint (local directory or Hub id); never written to.
+        out: output directory of the run. A rerun with the same options resumes at the first
+            unfinished stage.
+        kv_heads: KV heads after conversion.
+        heads: query heads after conversion (None keeps them).
+        method: pooling method name (None: the converter's default).
+        calibration: calibration text files for data-aware methods.
+        train_data: training data (text files, globs, datasets); None skips training.
+        train_steps: optimizer steps (exclusive with ``train_tokens``).
+        train_tokens: training tokens.
+        teacher: ``"auto"`` distils from the source, ``"none"`` trains without a teacher.
+        eval_data: held-out text file for perplexity; None skips the evaluations.
+        push: Hub repo id; None skips the push.
+        config: YAML/JSON file with any of these options (explicit arguments win); a ``train``
+            mapping in it passes extra options to the training run.
+        dry_run: only compute the plan (stages, status, estimated time and memory).
+        overwrite: discard an earlier run in ``out``.
+        **more: further :class:`RetrofitOptions` fields (``eval_windows``, ``bench_contexts``...).
+
+    Returns:
+        The run's :class:`RetrofitResult` (with ``plan`` filled for a dry run).
+
+    Raises:
+        ConfigError: bad options (also from the stages' own validation).
+        OutputExistsError: ``out`` holds something else, or a run with other options.
+    """
+    options = build_options(
+        str(src),
+        str(out),
+        config=config,
+        kv_heads=kv_heads,
+        heads=heads,
+        method=method,
+        calibration=calibration,
+        train_data=train_data,
+        train_steps=train_steps,
+        train_tokens=train_tokens,
+        teacher=teacher,
+        eval_data=eval_data,
+        push=push,
+        **more,
+    )
+    if options.kv_heads < 1:
+        raise ConfigError("no --kv-heads given: pass the number of KV heads after conversion")
+    out_path = Path(options.out)
+    _check_source(options)
+    pipeline = RetrofitPipeline(options)
+    runner = StageRunner(
+        out_path, pipeline.stages(), options=options.to_dict(), overwrite=overwrite
+    )
+    if dry_run:
+        return RetrofitResult(out_path, pipeline.final_model, plan=runner.plan())
+    results = runner.run()
+    return RetrofitResult(out_path, pipeline.final_model, results=results)
+
+
+def _check_source(options: RetrofitOptions) -> None:
+    """Refuse an output inside (or equal to) a local source before anything runs."""
+    from .._fs import check_output_location
+
+    check_output_location(options.out, source=options.src, overwrite=True)
+
+
+class RetrofitPipeline:
+    """The stages of one retrofit run, bound to its options."""
+
+    def __init__(self, options: RetrofitOptions) -> None:
+        self.options = options
+        self.out = Path(options.out)
+        self._size: ModelSize | None = None
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def converted(self) -> Path:
+        return self.out / CONVERTED
+
+    @property
+    def trained(self) -> Path:
+        return self.out / TRAINED
+
+    @property
+    def final_model(self) -> Path:
+        return self.trained if self.options.trains else self.converted
+
+    # -- stage list ----------------------------------------------------------------------
+    def stages(self) -> list[Stage]:
+        o = self.options
+        no_eval = None if o.eval_data else "no --eval-data given"
+        no_train = None if o.trains else "no --train-data given (or 0 steps)"
+        return [
+            Stage(
+                "estimate",
+                "costs of the source and the target geometry (what-if)",
+                self.run_estimate,
+                estimate=lambda: StageEstimate(1.0, 200 * 1024**2),
+            ),
+            Stage(
+                "convert",
+                f"pool to {o.kv_heads} KV heads"
+                + (f" and {o.heads} query heads" if o.heads else "")
+                + f" ({o.method or 'default method'})",
+                self.run_convert,
+                estimate=self.estimate_convert,
+            ),
+            Stage(
+                "eval_zero_shot",
+                "perplexity of source and converted model",
+                self.run_eval_zero_shot,
+                estimate=self.estimate_eval_zero_shot,
+                skip=no_eval,
+            ),
+            Stage(
+                "train",
+                "distillation from the source"
+                if o.teacher == "auto"
+                else "fine-tuning without a teacher",
+                self.run_train,
+                estimate=self.estimate_train,
+                makes_dir=True,
+                keep_partial=True,
+                skip=no_train,
+            ),
+            Stage(
+                "eval_trained",
+                "perplexity of the trained model",
+                self.run_eval_trained,
+                estimate=self.estimate_eval_trained,
+                skip=no_eval if o.trains else (no_eval or no_train),
+            ),
+            Stage(
+                "bench",
+                "decode speed and measured KV-cache bytes, source vs result",
+                self.run_bench,
+                estimate=self.estimate_bench,
+            ),
+            Stage(
+                "report",
+                "report.md and plots",
+                self.run_report,
+                estimate=lambda: StageEstimate(5.0, 300 * 1024**2),
+            ),
+            Stage(
+                "card",
+                "model card of the final model",
+                self.run_card,
+                estimate=lambda: StageEstimate(2.0, 200 * 1024**2),
+            ),
+            Stage(
+                "push",
+                f"upload to the Hub as {o.push}",
+                self.run_push,
+                estimate=self.estimate_push,
+                skip=None if o.push else "no --push given",
+            ),
+        ]
+
+    # -- size of the source, for estimates ---------------------------------------------
+    def source_size(self) -> ModelSize:
+        """Parameters, dtype and head geometry of the source (from its config only)."""
+        if self._size is None:
+            report = self._estimate_dict(self.options.src, contexts=(1,), dtype="fp32")
+            attention = report["attention"]
+            bytes_per_param = _config_dtype_bytes(self.options.src)
+            self._size = ModelSize(
+                params=int(report["params"]["total"]),
+                bytes_per_param=bytes_per_param,
+                kv_bytes_per_token=int(report["kv_cache_bytes_per_token"]),
+                layers=int(attention["layers"]),
+                heads=int(attention["heads"]),
+                head_dim=int(attention["head_dim"]),
+            )
+        return self._size
+
+    def _estimate_dict(self, model: str, **kwargs: Any) -> dict[str, Any]:
+        from ..cost import estimate
+
+        result: dict[str, Any] = estimate(model, **kwargs).to_dict()
+        return result
+
+    # -- stages --------------------------------------------------------------------------
+    def run_estimate(self, ctx: StageContext) -> dict[str, Any]:
+        from ..cost import estimate
+
+        o = self.options
+        what_if = {"kv_heads": o.kv_heads, **({"heads": o.heads} if o.heads else {})}
+        report = estimate(o.src, contexts=tuple(o.contexts), what_if=[what_if])
+        data: dict[str, Any] = report.to_dict()
+        (self.out / "estimate.json").write_text(json.dumps(data, indent=2) + "\n", "utf-8")
+        return {"file": "estimate.json", "estimate": data}
+
+    def run_convert(self, ctx: StageContext) -> dict[str, Any]:
+        from ..conversion.convert import convert_checkpoint
+
+        o = self.options
+        kwargs: dict[str, Any] = {}
+        if o.calibration:
+            kwargs["calibration"] = list(o.calibration)
+        if o.calibration_tokens is not None:
+            kwargs["calibration_tokens"] = o.calibration_tokens
+        report = convert_checkpoint(
+            o.src,
+            self.converted,
+            kv_heads=o.kv_heads,
+            heads=o.heads,
+            method=o.method,
+            dtype=o.dtype,
+            overwrite=True,  # only a leftover of this very stage can be there
+            **kwargs,
+        )
+        return {"path": CONVERTED, "report": _to_jsonable(report)}
+
+    def _perplexity(self, model: str | Path) -> dict[str, Any]:
+        from ..evaluation.perplexity import evaluate_perplexity
+
+        o = self.options
+        assert o.eval_data is not None
+        result = evaluate_perplexity(
+            str(model), o.eval_data, seq_len=o.eval_seq_len, max_windows=o.eval_windows
+        )
+        data = _to_jsonable(result)
+        return data if isinstance(data, dict) else {"perplexity": data}
+
+    def run_eval_zero_shot(self, ctx: StageContext) -> dict[str, Any]:
+        return {
+            "source": self._perplexity(self.options.src),
+            "converted": self._perplexity(self.converted),
+        }
+
+    def run_train(self, ctx: StageContext) -> dict[str, Any]:
+        from ..training import TrainOptions, train
+
+        o = self.options
+        values: dict[str, Any] = dict(o.train)
+        values.update(
+            model=str(self.converted),
+            out=str(ctx.stage_dir),
+            data=list(o.train_data),
+            teacher=o.src if o.teacher == "auto" else None,
+            trust_remote_code=o.trust_remote_code,
+        )
+        if o.train_steps is not None:
+            values["max_steps"] = o.train_steps
+        if o.train_tokens is not None:
+            values["max_tokens"] = o.train_tokens
+        if o.eval_data and "eval_data" not in o.train:
+            values["eval_data"] = o.eval_data
+        if any((ctx.stage_dir / "checkpoints").glob("*")):
+            values["resume"] = "latest"
+        else:
+            values["overwrite"] = True
+        report = train(TrainOptions.from_dict(values).validate())
+        return {"path": TRAINED, "report": _to_jsonable(report)}
+
+    def run_eval_trained(self, ctx: StageContext) -> dict[str, Any]:
+        return {"trained": self._perplexity(self.trained)}
+
+    def run_bench(self, ctx: StageContext) -> dict[str, Any]:
+        from ..evaluation.bench import benchmark_decode
+
+        o = self.options
+        results = benchmark_decode(
+            [o.src, str(self.final_model)],
+            contexts=tuple(o.bench_contexts),
+            new_tokens=o.bench_new_tokens,
+            repeats=o.bench_repeats,
+            names=["source", "retrofit"],
+            trust_remote_code=o.trust_remote_code,
+        )
+        return {"results": results}
+
+    def run_report(self, ctx: StageContext) -> dict[str, Any]:
+        from .report import write_report
+
+        files = write_report(self.out, self.options, ctx.results, final_model=self.final_model)
+        return {"files": files}
+
+    def run_card(self, ctx: StageContext) -> dict[str, Any]:
+        from ..hub.card import write_card
+
+        path = write_card(self.final_model)
+        return {"card": str(Path(path).relative_to(self.out)) if path else None}
+
+    def run_push(self, ctx: StageContext) -> dict[str, Any]:
+        from ..hub.push import push_to_hub
+
+        o = self.options
+        assert o.push is not None
+        url = push_to_hub(self.final_model, o.push, private=o.private)
+        return {"url": str(url)}
+
+    # -- estimates -----------------------------------------------------------------------
+    def estimate_convert(self) -> StageEstimate:
+        size = self.source_size()
+        seconds = copy_seconds(size)
+        note = ""
+        if self.options.calibration:
+            tokens = self.options.calibration_tokens or 16384
+            seconds += forward_seconds(size, tokens, context=512, passes=4.0)
+            note = "with calibration"
+        return StageEstimate(seconds, size.weight_bytes // size.layers * 4 + 512 * 1024**2, note)
+
+    def _eval_tokens(self) -> int:
+        return self.options.eval_windows * self.options.eval_seq_len
+
+    def estimate_eval_zero_shot(self) -> StageEstimate:
+        size = self.source_size()
+        seconds = 2 * forward_seconds(size, self._eval_tokens(), context=self.options.eval_seq_len)
+        return StageEstimate(seconds, size.weight_bytes + 1024**3)
+
+    def estimate_eval_trained(self) -> StageEstimate:
+        size = self.source_size()
+        seconds = forward_seconds(size, self._eval_tokens(), context=self.options.eval_seq_len)
+        return StageEstimate(seconds, size.weight_bytes + 1024**3)
+
+    def estimate_train(self) -> StageEstimate:
+        size = self.source_size()
+        o = self.options
+        seq_len = int(o.train.get("seq_len", 512))
+        batch = int(o.train.get("batch_size", 4)) * int(o.train.get("grad_accum", 1))
+        block_tokens = seq_len * batch
+        if o.train_tokens is not None:
+            tokens = o.train_tokens
+        else:
+            tokens = (o.train_steps or 100) * block_tokens
+        # student forward + backward (3 passes) and a teacher forward (1 pass)
+        passes = 3.0 + (1.0 if o.teacher == "auto" else 0.0)
+        seconds = forward_seconds(size, tokens, context=seq_len, passes=passes)
+        # weights + grads + AdamW moments of the student, teacher weights, activations
+        memory = size.params * 4 * 4 + size.weight_bytes + 2 * 1024**3
+        note = "" if o.train_steps or o.train_tokens else "assumes 100 steps"
+        return StageEstimate(seconds, memory, note)
+
+    def estimate_bench(self) -> StageEstimate:
+        size = self.source_size()
+        o = self.options
+        runs = 2 * o.bench_repeats
+        seconds = 0.0
+        for context in o.bench_contexts:
+            seconds += runs * (
+                forward_seconds(size, context, context=context)
+                + decode_seconds(size, o.bench_new_tokens)
+            )
+        cache = size.kv_bytes_per_token * (max(o.bench_contexts) + o.bench_new_tokens)
+        return StageEstimate(seconds, 2 * size.weight_bytes + cache + 512 * 1024**2)
+
+    def estimate_push(self) -> StageEstimate:
+        size = self.source_size()
+        return StageEstimate(size.weight_bytes / 20e6, 300 * 1024**2, "at 20 MB/s upload")
+
+
+def _config_dtype_bytes(src: str) -> int:
+    """Bytes per weight value of the source checkpoint (from ``config.json``; fp32 if unset)."""
+    from ..hub.resolve import resolve_config_file
+
+    config = json.loads(resolve_config_file(src).read_text(encoding="utf-8"))
+    dtype = str(config.get("dtype") or config.get("torch_dtype") or "float32")
+    return 2 if dtype in ("bfloat16", "float16") else 4
+
+
+def _to_jsonable(value: Any) -> Any:
+    """A JSON-able view of a report object (``to_dict()``, dataclass, or plain value)."""
+    import dataclasses
+
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return json.loads(json.dumps(dataclasses.asdict(value), default=str))
+    return json.loads(json.dumps(value, default=str))

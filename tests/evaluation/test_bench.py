@@ -1,0 +1,128 @@
+"""Decode benchmark on tiny real models: measured cache bytes, prediction, CLI contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from gqa_retrofit.cli.main import main
+from gqa_retrofit.errors import ConfigError
+from gqa_retrofit.evaluation.bench import benchmark_decode, cache_bytes
+from tiny_models import save_tiny_model, tiny_model
+
+# tiny llama: 2 layers, 4 query heads of 16, fp32
+LAYERS, HEAD_DIM, FP32 = 2, 16, 4
+
+
+def expected_bytes(kv_heads: int, tokens: int, batch: int) -> int:
+    """2 (K and V) · L · B · S · n_kv · d_h · bytes, the closed form of a full-attention cache."""
+    return 2 * LAYERS * batch * tokens * kv_heads * HEAD_DIM * FP32
+
+
+def test_measured_bytes_equal_prediction_and_closed_form() -> None:
+    models = [tiny_model("llama"), tiny_model("llama", num_key_value_heads=1)]
+    results = benchmark_decode(
+        models, contexts=(16, 40), new_tokens=3, batch=2, repeats=2, names=["kv2", "kv1"]
+    )
+    assert [(r["model"], r["context"]) for r in results] == [
+        ("kv2", 16),
+        ("kv1", 16),
+        ("kv2", 40),
+        ("kv1", 40),
+    ]
+    for row in results:
+        kv = 2 if row["model"] == "kv2" else 1
+        assert row["cache_tokens"] == row["context"] + 3
+        assert row["kv_cache_bytes"] == expected_bytes(kv, row["context"] + 3, batch=2)
+        assert row["predicted_kv_cache_bytes"] == row["kv_cache_bytes"]
+        assert row["dtype"] == "fp32"
+        assert len(row["decode_tokens_per_second_runs"]) == 2
+        assert (
+            row["decode_tokens_per_second_min"]
+            <= row["decode_tokens_per_second"]
+            <= row["decode_tokens_per_second_max"]
+        )
+        assert row["prefill_seconds"] > 0
+    # 1 KV head caches exactly half of 2 KV heads.
+    assert results[1]["kv_cache_bytes"] * 2 == results[0]["kv_cache_bytes"]
+
+
+def test_sliding_window_cache_matches_prediction() -> None:
+    # gemma2 tiny: sliding window 8 on alternate layers, so the cache is not linear in context.
+    results = benchmark_decode(
+        [tiny_model("gemma2")], contexts=(30,), new_tokens=2, repeats=1, warmup=False
+    )
+    row = results[0]
+    assert row["kv_cache_bytes"] < 2 * 2 * 32 * 2 * 16 * 4  # smaller than two full layers
+    assert row["predicted_kv_cache_bytes"] == row["kv_cache_bytes"]
+
+
+def test_cache_bytes_counts_every_layer() -> None:
+    from transformers import DynamicCache
+
+    model = tiny_model("llama")
+    cache = DynamicCache(config=model.config)
+    with torch.inference_mode():
+        model(input_ids=torch.zeros(1, 5, dtype=torch.long), cache=cache, use_cache=True)
+    assert cache_bytes(cache) == expected_bytes(2, 5, batch=1)
+
+
+def test_bad_arguments_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="no models given"):
+        benchmark_decode([])
+    with pytest.raises(ConfigError, match="new_tokens must be a positive integer, got 0"):
+        benchmark_decode([tiny_model("llama")], new_tokens=0)
+    with pytest.raises(ConfigError, match="unknown dtype 'int8'"):
+        benchmark_decode([tiny_model("llama")], dtype="int8")
+
+
+def test_cli_json_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = save_tiny_model(tmp_path / "a", "llama")
+    b = save_tiny_model(tmp_path / "b", "llama", num_key_value_heads=1)
+    code = main(
+        [
+            "--quiet",
+            "bench",
+            str(a),
+            str(b),
+            "--context",
+            "24",
+            "--new-tokens",
+            "2",
+            "--repeats",
+            "1",
+            "--json",
+        ]
+    )
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in data["results"]] == [str(a), str(b)]
+    for row, kv in zip(data["results"], (2, 1)):
+        for key in (
+            "model",
+            "context",
+            "kv_cache_bytes",
+            "predicted_kv_cache_bytes",
+            "prefill_seconds",
+            "decode_tokens_per_second",
+        ):
+            assert key in row
+        assert row["kv_cache_bytes"] == expected_bytes(kv, 26, batch=1)
+        assert row["predicted_kv_cache_bytes"] == row["kv_cache_bytes"]
+
+
+def test_cli_table_and_bad_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = save_tiny_model(tmp_path / "a", "llama")
+    assert (
+        main(["-q", "bench", str(a), "--context", "8", "--new-tokens", "1", "--repeats", "1"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:3] == ["model", "context", "KV"]
+    assert f"{expected_bytes(2, 9, 1):,}" in out
+    missing = tmp_path / "missing"
+    assert main(["-q", "bench", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing" in err
