@@ -18,6 +18,7 @@ Stages (each one records its result in ``OUT/pipeline_state.json``; a rerun resu
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ from .resources import (
 from .stages import Stage, StageContext, StageEstimate, StageRunner
 
 CONVERTED = "converted"
+DEFAULT_SAVE_EVERY = 25  # training checkpoints, so an interrupted train stage resumes
+MANIFEST = "gqa_retrofit.json"
+REPORT_LINK_HEADING = "## Retrofit report"
 TRAINED = "train"
 REPORT_DIR = "report"
 
@@ -276,11 +280,23 @@ class RetrofitPipeline:
         from ..cost import estimate
 
         o = self.options
-        what_if = {"kv_heads": o.kv_heads, **({"heads": o.heads} if o.heads else {})}
-        report = estimate(o.src, contexts=tuple(o.contexts), what_if=[what_if])
+        source = estimate(o.src, contexts=tuple(o.contexts))
+        heads = o.heads or source.shape.heads
+        report = estimate(o.src, contexts=tuple(o.contexts), what_if=[(heads, o.kv_heads)])
         data: dict[str, Any] = report.to_dict()
         (self.out / "estimate.json").write_text(json.dumps(data, indent=2) + "\n", "utf-8")
-        return {"file": "estimate.json", "estimate": data}
+        (self.out / "estimate.md").write_text(report.to_markdown() + "\n", "utf-8")
+        target = data["what_if"][0]
+        return {
+            "file": "estimate.json",
+            "kv_cache_bytes_per_token": {
+                "source": data["kv_cache_bytes_per_token"],
+                "target": target["kv_cache_bytes_per_token"],
+            },
+            "params": {"source": data["params"]["total"], "target": target["params"]["total"]},
+            "savings_percent": target["per_context"][-1].get("savings_percent", {}),
+            "context": data["per_context"][-1]["context"],
+        }
 
     def run_convert(self, ctx: StageContext) -> dict[str, Any]:
         from ..conversion.convert import convert_checkpoint
@@ -324,7 +340,8 @@ class RetrofitPipeline:
         from ..training import TrainOptions, train
 
         o = self.options
-        values: dict[str, Any] = dict(o.train)
+        values: dict[str, Any] = {"save_every": DEFAULT_SAVE_EVERY}
+        values.update(o.train)
         values.update(
             model=str(self.converted),
             out=str(ctx.stage_dir),
@@ -336,14 +353,17 @@ class RetrofitPipeline:
             values["max_steps"] = o.train_steps
         if o.train_tokens is not None:
             values["max_tokens"] = o.train_tokens
-        if o.eval_data and "eval_data" not in o.train:
-            values["eval_data"] = o.eval_data
-        if any((ctx.stage_dir / "checkpoints").glob("*")):
-            values["resume"] = "latest"
+        checkpoints = ctx.stage_dir / "checkpoints"
+        if checkpoints.is_dir() and any(checkpoints.iterdir()):
+            values["resume"] = "latest"  # an interrupted earlier attempt of this stage
         else:
-            values["overwrite"] = True
+            shutil.rmtree(ctx.stage_dir)
+            ctx.stage_dir.mkdir()
         report = train(TrainOptions.from_dict(values).validate())
-        return {"path": TRAINED, "report": _to_jsonable(report)}
+        # the run is complete: optimizer states are no longer needed and must not be pushed
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        record = report.record()
+        return {"path": TRAINED, "report": _to_jsonable(record)}
 
     def run_eval_trained(self, ctx: StageContext) -> dict[str, Any]:
         return {"trained": self._perplexity(self.trained)}
@@ -371,8 +391,30 @@ class RetrofitPipeline:
     def run_card(self, ctx: StageContext) -> dict[str, Any]:
         from ..hub.card import write_card
 
-        path = write_card(self.final_model)
-        return {"card": str(Path(path).relative_to(self.out)) if path else None}
+        add_evaluations(self.final_model, self.evaluations(ctx.results))
+        path = write_card(self.final_model, repo_id=self.options.push)
+        link_report(path)
+        return {"card": str(Path(path).relative_to(self.out))}
+
+    def evaluations(self, results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """Perplexity records (``gqa_retrofit.json`` "evaluations") of the evaluated models."""
+        o = self.options
+        records = []
+        for stage in ("eval_zero_shot", "eval_trained"):
+            for model, value in results.get(stage, {}).items():
+                if isinstance(value, dict) and "perplexity" in value:
+                    records.append(
+                        {
+                            "model": "source" if model == "source" else model,
+                            "dataset": Path(o.eval_data or "text").stem,
+                            "metric": "perplexity",
+                            "value": value["perplexity"],
+                            "windows": value.get("windows"),
+                            "seq_len": value.get("seq_len"),
+                            "tokens": value.get("tokens"),
+                        }
+                    )
+        return records
 
     def run_push(self, ctx: StageContext) -> dict[str, Any]:
         from ..hub.push import push_to_hub
@@ -460,3 +502,29 @@ def _to_jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return json.loads(json.dumps(dataclasses.asdict(value), default=str))
     return json.loads(json.dumps(value, default=str))
+
+
+def add_evaluations(model_dir: Path, records: list[dict[str, Any]]) -> None:
+    """Set the ``evaluations`` of a checkpoint's manifest (the card renders them)."""
+    from .._fs import write_json_atomic
+
+    path = model_dir / MANIFEST
+    manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    manifest["evaluations"] = records
+    write_json_atomic(path, manifest)
+
+
+def link_report(card: Path) -> None:
+    """Append a link to the retrofit report below the generated card section (once)."""
+    from .report import CARD_REPORT, PLOTS
+
+    text = card.read_text(encoding="utf-8")
+    if REPORT_LINK_HEADING in text:
+        return
+    text = (
+        text.rstrip("\n")
+        + f"\n\n{REPORT_LINK_HEADING}\n\n"
+        + f"The full before/after report of this retrofit: [{CARD_REPORT}]({CARD_REPORT}) "
+        + f"(plots in [`{PLOTS}/`]({PLOTS}/)).\n"
+    )
+    card.write_text(text, encoding="utf-8")
