@@ -152,9 +152,7 @@ def demo(
     return summary
 
 
-def summarize(
-    result: RetrofitResult, *, source: Path, prompt: str, new_tokens: int
-) -> DemoSummary:
+def summarize(result: RetrofitResult, *, source: Path, prompt: str, new_tokens: int) -> DemoSummary:
     """Collect the demo's numbers from a finished run and generate the continuations."""
     from .report import cost_curves, perplexities
 
@@ -171,9 +169,9 @@ def summarize(
         for row in bench
         if row["context"] == context
     }
-    models = {"original": source, "converted": result.out / "converted"}
-    if (result.out / "train").is_dir():
-        models["trained"] = result.out / "train"
+    models = {"original": source, "converted": result.converted}
+    if result.final_model != result.converted:
+        models["trained"] = result.final_model
     continuations = {
         name: greedy_continuation(path, prompt, new_tokens=new_tokens)
         for name, path in models.items()

@@ -90,6 +90,8 @@ class RetrofitOptions:
             raise ConfigError("no SRC given: pass a checkpoint directory or Hub id")
         if not self.out:
             raise ConfigError("no OUT given: pass the output directory of the run")
+        if self.kv_heads in (0, None):
+            raise ConfigError("no --kv-heads given: pass the number of KV heads after conversion")
         if not isinstance(self.kv_heads, int) or self.kv_heads < 1:
             raise ConfigError(f"--kv-heads {self.kv_heads!r} is invalid: must be >= 1")
         if self.heads is not None and (not isinstance(self.heads, int) or self.heads < 1):

@@ -188,7 +188,7 @@ def write_report(
     bench = results.get("bench", {}).get("results", [])
     _plot_before_after(ppl, bench, plots / "before_after.png")
     files.append(f"{PLOTS}/before_after.png")
-    curve = training_curve(out / "train" / "metrics.jsonl")
+    curve = training_curve(final_model / "metrics.jsonl")
     if curve:
         _plot_training(curve, plots / "training_curve.png")
         files.append(f"{PLOTS}/training_curve.png")
@@ -292,6 +292,8 @@ def render_report(
         lines += ["## Stages", "", "| stage | status | seconds |", "|---|---|---:|"]
         for name in state.get("order", []):
             record = state["stages"].get(name, {})
+            if record.get("status") not in ("done", "skipped"):
+                continue  # this stage and the later ones
             seconds = record.get("seconds")
             lines.append(
                 f"| {name} | {record.get('status', 'pending')} | "

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from .._fs import write_json_atomic
 from .options import RetrofitOptions, load_config
 from .resources import (
     ModelSize,
@@ -33,11 +33,9 @@ from .resources import (
 )
 from .stages import Stage, StageContext, StageEstimate, StageRunner
 
-CONVERTED = "converted"
 DEFAULT_SAVE_EVERY = 25  # training checkpoints, so an interrupted train stage resumes
 MANIFEST = "gqa_retrofit.json"
 REPORT_LINK_HEADING = "## Retrofit report"
-TRAINED = "train"
 REPORT_DIR = "report"
 
 
@@ -47,6 +45,7 @@ class RetrofitResult:
 
     out: Path
     final_model: Path
+    converted: Path
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     plan: list[dict[str, Any]] = field(default_factory=list)
 
@@ -138,8 +137,6 @@ def retrofit(
         push=push,
         **more,
     )
-    if options.kv_heads < 1:
-        raise ConfigError("no --kv-heads given: pass the number of KV heads after conversion")
     out_path = Path(options.out)
     _check_source(options)
     pipeline = RetrofitPipeline(options)
@@ -147,9 +144,11 @@ def retrofit(
         out_path, pipeline.stages(), options=options.to_dict(), overwrite=overwrite
     )
     if dry_run:
-        return RetrofitResult(out_path, pipeline.final_model, plan=runner.plan())
+        return RetrofitResult(
+            out_path, pipeline.final_model, pipeline.converted, plan=runner.plan()
+        )
     results = runner.run()
-    return RetrofitResult(out_path, pipeline.final_model, results=results)
+    return RetrofitResult(out_path, pipeline.final_model, pipeline.converted, results=results)
 
 
 def _check_source(options: RetrofitOptions) -> None:
@@ -169,12 +168,22 @@ class RetrofitPipeline:
 
     # -- paths ---------------------------------------------------------------------------
     @property
+    def model_name(self) -> str:
+        """Name of the retrofitted model: ``<source name>-kv<K>[-h<H>]``."""
+        o = self.options
+        base = Path(o.src.rstrip("/")).name or "model"
+        return f"{base}-kv{o.kv_heads}" + (f"-h{o.heads}" if o.heads else "")
+
+    @property
     def converted(self) -> Path:
-        return self.out / CONVERTED
+        """The converted checkpoint (the final model when there is no training)."""
+        if self.options.trains:
+            return self.out / f"{self.model_name}-converted"
+        return self.out / self.model_name
 
     @property
     def trained(self) -> Path:
-        return self.out / TRAINED
+        return self.out / self.model_name
 
     @property
     def final_model(self) -> Path:
@@ -217,6 +226,7 @@ class RetrofitPipeline:
                 makes_dir=True,
                 keep_partial=True,
                 skip=no_train,
+                dir_name=self.trained.name,
             ),
             Stage(
                 "eval_trained",
@@ -317,7 +327,7 @@ class RetrofitPipeline:
             overwrite=True,  # only a leftover of this very stage can be there
             **kwargs,
         )
-        return {"path": CONVERTED, "report": _to_jsonable(report)}
+        return {"path": self.converted.name, "report": _to_jsonable(report)}
 
     def _perplexity(self, model: str | Path) -> dict[str, Any]:
         from ..evaluation.perplexity import evaluate_perplexity
@@ -362,8 +372,15 @@ class RetrofitPipeline:
         report = train(TrainOptions.from_dict(values).validate())
         # the run is complete: optimizer states are no longer needed and must not be pushed
         shutil.rmtree(checkpoints, ignore_errors=True)
-        record = report.record()
-        return {"path": TRAINED, "report": _to_jsonable(record)}
+        record = _to_jsonable(report.record())
+        record["out"] = str(self.trained)  # where it lives once the stage is done
+        manifest_path = ctx.stage_dir / MANIFEST
+        if manifest_path.is_file():
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            if isinstance(manifest.get("training"), dict):
+                manifest["training"]["out"] = str(self.trained)
+                write_json_atomic(manifest_path, manifest)
+        return {"path": self.trained.name, "report": record}
 
     def run_eval_trained(self, ctx: StageContext) -> dict[str, Any]:
         return {"trained": self._perplexity(self.trained)}
@@ -506,8 +523,6 @@ def _to_jsonable(value: Any) -> Any:
 
 def add_evaluations(model_dir: Path, records: list[dict[str, Any]]) -> None:
     """Set the ``evaluations`` of a checkpoint's manifest (the card renders them)."""
-    from .._fs import write_json_atomic
-
     path = model_dir / MANIFEST
     manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     manifest["evaluations"] = records

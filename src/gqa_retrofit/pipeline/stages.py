@@ -4,9 +4,10 @@ Layout of an output directory ``OUT``::
 
     OUT/pipeline_state.json   options, stage order and per-stage status/result/timings
     OUT/metrics.jsonl         one JSON line per stage event (start, done, failed)
-    OUT/<stage>/              what a stage with ``makes_dir`` writes (renamed into place)
+    OUT/<dir>/                what a stage with ``makes_dir`` writes (renamed into place);
+                              ``<dir>`` is the stage's ``dir_name`` or its name
 
-A stage runs in ``OUT/<stage>.partial/`` and that directory is renamed to ``OUT/<stage>/``
+A stage runs in ``OUT/<dir>.partial/`` and that directory is renamed to ``OUT/<dir>/``
 only after the stage returned; then its result is recorded as done. A rerun of the same options
 skips every done stage and continues at the first unfinished one; a stage interrupted half way
 finds its ``.partial`` directory again (training uses that to resume from its checkpoints).
@@ -53,9 +54,11 @@ class StageContext:
         """The recorded result of an earlier (done) stage, ``{}`` when it was skipped."""
         return self.results.get(stage, {})
 
+    dir_names: dict[str, str] | None = None
+
     def final_path(self, stage: str) -> Path:
         """Where the directory of ``stage`` lives once that stage is done."""
-        return self.out / stage
+        return self.out / (self.dir_names or {}).get(stage, stage)
 
 
 @dataclass
@@ -73,6 +76,11 @@ class Stage:
     makes_dir: bool = False
     skip: str | None = None
     keep_partial: bool = False  # keep ``<name>.partial`` after a failure (resumable stages)
+    dir_name: str | None = None  # name of the output directory (default: the stage name)
+
+    @property
+    def output_dir_name(self) -> str:
+        return self.dir_name or self.name
 
 
 def _now() -> str:
@@ -235,8 +243,8 @@ class StageRunner:
     def _run_stage(
         self, stage: Stage, state: dict[str, Any], results: dict[str, dict[str, Any]]
     ) -> dict[str, Any]:
-        final_dir = self.out / stage.name
-        partial = self.out / f"{stage.name}.partial"
+        final_dir = self.out / stage.output_dir_name
+        partial = self.out / f"{stage.output_dir_name}.partial"
         if stage.makes_dir:
             if final_dir.exists():  # left by a crash between rename and state write
                 shutil.rmtree(final_dir)
@@ -248,7 +256,12 @@ class StageRunner:
         self._write_state(state)
         self._log(stage=stage.name, event="start")
         start = time.perf_counter()
-        ctx = StageContext(self.out, partial if stage.makes_dir else self.out, results)
+        ctx = StageContext(
+            self.out,
+            partial if stage.makes_dir else self.out,
+            results,
+            {s.name: s.output_dir_name for s in self.stages},
+        )
         try:
             result = stage.run(ctx)
         except BaseException as err:
