@@ -60,6 +60,23 @@ def test_sliding_window_cache_matches_prediction() -> None:
     assert row["predicted_kv_cache_bytes"] == row["kv_cache_bytes"]
 
 
+def test_reused_prefill_decodes_from_the_same_state() -> None:
+    models = [tiny_model("llama"), tiny_model("gemma2")]
+    results = benchmark_decode(
+        models, contexts=(20,), new_tokens=3, repeats=3, prefill_repeats=1, names=["l", "g"]
+    )
+    llama, gemma = results
+    # llama: one prefill, three decodes from the cropped cache, same bytes every time
+    assert len(llama["prefill_seconds_runs"]) == 1
+    assert len(llama["decode_tokens_per_second_runs"]) == 3
+    assert llama["kv_cache_bytes"] == expected_bytes(2, 23, batch=1)
+    # gemma2 has sliding layers that cannot be cropped back: it prefills every time
+    assert len(gemma["prefill_seconds_runs"]) == 3
+    assert gemma["predicted_kv_cache_bytes"] == gemma["kv_cache_bytes"]
+    with pytest.raises(ConfigError, match="prefill_repeats must be a positive integer, got 0"):
+        benchmark_decode(models[:1], prefill_repeats=0)
+
+
 def test_cache_bytes_counts_every_layer() -> None:
     from transformers import DynamicCache
 

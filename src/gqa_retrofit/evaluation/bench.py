@@ -83,12 +83,8 @@ def predicted_cache_bytes(config: dict[str, Any], *, tokens: int, batch: int, dt
     return int(report["per_context"][0]["kv_cache_bytes"])
 
 
-def _run_once(model: Any, ids: Any, new_tokens: int) -> tuple[float, float, int]:
-    """Prefill ``ids`` then decode ``new_tokens`` greedy steps.
-
-    Returns:
-        (prefill seconds, decode seconds, measured cache bytes at the end).
-    """
+def _prefill(model: Any, ids: Any) -> tuple[Any, Any, float]:
+    """Prefill ``ids`` into a fresh ``DynamicCache``; returns (cache, first new token, seconds)."""
     import torch
     from transformers import DynamicCache
 
@@ -97,12 +93,37 @@ def _run_once(model: Any, ids: Any, new_tokens: int) -> tuple[float, float, int]
         start = time.perf_counter()
         out = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
         token = out.logits[:, -1:].argmax(dim=-1)
-        prefill = time.perf_counter() - start
+        seconds = time.perf_counter() - start
+    return cache, token, seconds
+
+
+def _decode(model: Any, cache: Any, token: Any, new_tokens: int) -> float:
+    """Greedy-decode ``new_tokens`` steps from ``token`` into ``cache``; returns seconds."""
+    import torch
+
+    with torch.inference_mode():
         start = time.perf_counter()
         for _ in range(new_tokens):
             out = model(input_ids=token, cache=cache, use_cache=True, logits_to_keep=1)
             token = out.logits[:, -1:].argmax(dim=-1)
-        decode = time.perf_counter() - start
+        return time.perf_counter() - start
+
+
+def _croppable(cache: Any) -> bool:
+    """True when every layer keeps all positions (no sliding window), so crop restores it."""
+    from transformers.cache_utils import DynamicLayer
+
+    return all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+def _run_once(model: Any, ids: Any, new_tokens: int) -> tuple[float, float, int]:
+    """Prefill ``ids`` then decode ``new_tokens`` greedy steps.
+
+    Returns:
+        (prefill seconds, decode seconds, measured cache bytes at the end).
+    """
+    cache, token, prefill = _prefill(model, ids)
+    decode = _decode(model, cache, token, new_tokens)
     return prefill, decode, cache_bytes(cache)
 
 
@@ -120,6 +141,7 @@ def benchmark_decode(
     dtype: str = "fp32",
     seed: int = 0,
     warmup: bool = True,
+    prefill_repeats: int | None = None,
     trust_remote_code: bool = False,
     names: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
@@ -135,6 +157,10 @@ def benchmark_decode(
         dtype: ``fp32``, ``bf16`` or ``fp16`` for models loaded here (and for the prediction).
         seed: seed of the random prompts (the same prompt for every model of equal vocab).
         warmup: one short untimed run per model before timing.
+        prefill_repeats: prefill afresh in only the first this many repeats (None: all); later
+            repeats crop the cache back to the prompt and time the decode again (models with
+            sliding-window layers always prefill afresh). Saves the long prefills at large
+            contexts on slow machines.
         trust_remote_code: passed to ``from_pretrained`` for custom model types.
         names: labels for the ``model`` field, one per model.
 
@@ -156,6 +182,8 @@ def benchmark_decode(
     for label, value in (("new_tokens", new_tokens), ("batch", batch), ("repeats", repeats)):
         if value < 1:
             raise ConfigError(f"{label} must be a positive integer, got {value}")
+    if prefill_repeats is not None and prefill_repeats < 1:
+        raise ConfigError(f"prefill_repeats must be a positive integer, got {prefill_repeats}")
     if not contexts or any(c < 1 for c in contexts):
         raise ConfigError(f"contexts must be positive integers, got {list(contexts)}")
     if names is not None and len(names) != len(models):
@@ -183,20 +211,33 @@ def benchmark_decode(
             ids = torch.randint(0, entry.model.config.vocab_size, (batch, 8))
             _run_once(entry.model, ids, 2)
 
-    runs: dict[tuple[int, int], list[tuple[float, float, int]]] = {}
+    # (context, model index) -> per-repeat prefill seconds (None when reused), decode seconds,
+    # cache bytes after the decode
+    runs: dict[tuple[int, int], list[tuple[float | None, float, int]]] = {}
     bar = progress(total=len(contexts) * repeats * len(loaded), desc="bench", unit="run")
     for context in contexts:
+        kept: dict[int, tuple[Any, Any]] = {}  # model index -> (prefilled cache, first token)
         for repeat in range(repeats):
             # Alternate the order each repeat so no model always runs first after a switch.
             order = range(len(loaded)) if repeat % 2 == 0 else reversed(range(len(loaded)))
             for index in order:
                 model = loaded[index].model
-                generator = torch.Generator().manual_seed(seed + repeat)
-                ids = torch.randint(
-                    0, model.config.vocab_size, (batch, context), generator=generator
-                )
-                runs.setdefault((context, index), []).append(_run_once(model, ids, new_tokens))
+                prefill: float | None = None
+                if index in kept and (prefill_repeats is None or repeat >= prefill_repeats):
+                    cache, token = kept[index]
+                    cache.crop(-new_tokens)  # back to the prompt: the same state as a prefill
+                else:
+                    generator = torch.Generator().manual_seed(seed + repeat)
+                    ids = torch.randint(
+                        0, model.config.vocab_size, (batch, context), generator=generator
+                    )
+                    cache, token, prefill = _prefill(model, ids)
+                    if prefill_repeats is not None and _croppable(cache):
+                        kept[index] = (cache, token)
+                decode = _decode(model, cache, token, new_tokens)
+                runs.setdefault((context, index), []).append((prefill, decode, cache_bytes(cache)))
                 bar.update(1)
+        kept.clear()
     bar.close()
 
     results: list[dict[str, Any]] = []
@@ -206,7 +247,7 @@ def benchmark_decode(
             sizes = {size for _, _, size in measured}
             if len(sizes) != 1:
                 raise ConfigError(f"cache size of {entry.name} varies between repeats: {sizes}")
-            prefill = [p for p, _, _ in measured]
+            prefill = [p for p, _, _ in measured if p is not None]
             speed = [batch * new_tokens / d for _, d, _ in measured]
             config = {k: v for k, v in entry.config_dict.items() if k != "_bench_dtype"}
             model_dtype = entry.config_dict["_bench_dtype"]

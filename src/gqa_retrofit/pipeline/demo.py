@@ -66,8 +66,8 @@ def greedy_continuation(model_dir: str | Path, prompt: str, *, new_tokens: int =
         output = model.generate(
             **ids, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id
         )
-    text: str = tokenizer.decode(output[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
-    return text
+    text = tokenizer.decode(output[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+    return str(text)
 
 
 def demo(
