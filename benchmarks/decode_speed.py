@@ -102,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         comparisons.append(
             {
                 "context": context,
-                "kv_cache_bytes": {"original": original["kv_cache_bytes"],
-                                   "retrofit": retro["kv_cache_bytes"]},
+                "kv_cache_bytes": {
+                    "original": original["kv_cache_bytes"],
+                    "retrofit": retro["kv_cache_bytes"],
+                },
                 "kv_cache_ratio": retro["kv_cache_bytes"] / original["kv_cache_bytes"],
                 "kv_exactly_one_third": 3 * retro["kv_cache_bytes"] == original["kv_cache_bytes"],
                 "measured_equals_predicted": all(
@@ -122,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     result = {
         "benchmark": "decode_speed",
-        "command": "PYTHONPATH=src python benchmarks/decode_speed.py " + " ".join(argv or sys.argv[1:]),
+        "command": "PYTHONPATH=src python benchmarks/decode_speed.py "
+        + " ".join(argv or sys.argv[1:]),
         "started": started,
         "wall_seconds": round(wall, 1),
         "model": "SmolLM2-135M-Instruct (embedded default), 9 query / 3 KV heads, head_dim 64",
