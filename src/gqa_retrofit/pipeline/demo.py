@@ -54,6 +54,13 @@ def best_method() -> str:
     return str(DEFAULT_CALIBRATED_METHOD)
 
 
+def method_needs_calibration(method: str) -> bool:
+    """True when the registered pooling ``method`` is data-aware (takes calibration text)."""
+    from ..conversion.pooling import get_pooling
+
+    return bool(get_pooling(method).needs_calibration)
+
+
 def greedy_continuation(model_dir: str | Path, prompt: str, *, new_tokens: int = 40) -> str:
     """The greedy continuation (decoded text, prompt excluded) of ``prompt`` by a checkpoint."""
     import torch
@@ -84,6 +91,7 @@ def demo(
     prompt: str = DEMO_PROMPT,
     continuation_tokens: int = 40,
     method: str | None = None,
+    train_data: list[str] | None = None,
     dry_run: bool = False,
     overwrite: bool = False,
 ) -> DemoSummary | RetrofitResult:
@@ -102,6 +110,7 @@ def demo(
         prompt: the prompt every model continues.
         continuation_tokens: tokens of each greedy continuation.
         method: conversion method (default: :func:`best_method`).
+        train_data: training and calibration text (default: the four training novels).
         dry_run: return the plan only (a :class:`RetrofitResult` with ``plan``).
         overwrite: start over in ``out``.
 
@@ -119,14 +128,16 @@ def demo(
     start = time.perf_counter()
     source = default_model_dir()
     corpus = default_corpus(ood=False)
-    train_data = [str(p) for p in corpus.train]
+    train_data = list(train_data) if train_data else [str(p) for p in corpus.train]
+    method = method or best_method()
+    calibrated = method_needs_calibration(method)
     result = retrofit(
         str(source),
         str(out),
         kv_heads=DEMO_KV_HEADS,
-        method=method or best_method(),
-        calibration=train_data,
-        calibration_tokens=calibration_tokens,
+        method=method,
+        calibration=train_data if calibrated else None,
+        calibration_tokens=calibration_tokens if calibrated else None,
         train_data=train_data,
         train_steps=train_steps,
         teacher="auto",
