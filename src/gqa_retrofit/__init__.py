@@ -28,6 +28,12 @@ _EXPORTS: dict[str, str] = {
     "default_corpus": "gqa_retrofit.assets",
     "evaluate_perplexity": "gqa_retrofit.evaluation.perplexity",
     "PerplexityResult": "gqa_retrofit.evaluation.perplexity",
+    "benchmark_decode": "gqa_retrofit.evaluation.bench",
+    "retrofit": "gqa_retrofit.pipeline.retrofit",
+    "RetrofitResult": "gqa_retrofit.pipeline.retrofit",
+    "RetrofitOptions": "gqa_retrofit.pipeline.options",
+    "demo": "gqa_retrofit.pipeline.demo",
+    "DemoSummary": "gqa_retrofit.pipeline.demo",
 }
 
 

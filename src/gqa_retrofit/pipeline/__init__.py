@@ -1,0 +1,1 @@
+"""The one-command pipeline: resumable stages (``stages``), ``retrofit``, ``demo``, the report."""
