@@ -66,12 +66,14 @@ def state_of(out: Path) -> dict[str, Any]:
     return json.loads((out / STATE_FILE).read_text(encoding="utf-8"))
 
 
-def test_end_to_end_outputs(setup: dict[str, Any]) -> None:
+def test_end_to_end_outputs(setup: dict[str, Any], hub_server: object) -> None:
+    from huggingface_hub import HfApi
+
     out = setup["tmp"] / "run"
-    result = small_run(setup, out)
+    result = small_run(setup, out, push="tester/src-kv1")
     state = state_of(out)
     assert state["order"] == STAGES
-    assert [state["stages"][n]["status"] for n in STAGES] == ["done"] * 8 + ["skipped"]
+    assert [state["stages"][n]["status"] for n in STAGES] == ["done"] * 9
     assert result.final_model == out / "src-kv1"
     assert result.converted == out / "src-kv1-converted"
 
@@ -110,7 +112,21 @@ def test_end_to_end_outputs(setup: dict[str, Any]) -> None:
     manifest = json.loads((out / "src-kv1" / "gqa_retrofit.json").read_text())
     assert {e["model"] for e in manifest["evaluations"]} == {"source", "converted", "trained"}
     events = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [e["stage"] for e in events if e["event"] == "done"] == STAGES[:-1]
+    assert [e["stage"] for e in events if e["event"] == "done"] == STAGES
+
+    # the push uploaded the final model with its card and report, without training checkpoints
+    url = result.results["push"]["url"]
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/tester/src-kv1")
+    files = set(HfApi().list_repo_files("tester/src-kv1"))
+    assert {
+        "README.md",
+        "retrofit_report.md",
+        "report/cost_curves.png",
+        "model.safetensors",
+        "config.json",
+        "gqa_retrofit.json",
+    } <= files
+    assert not any(name.startswith("checkpoints/") for name in files)
 
 
 def test_resume_after_failure_between_stages(
