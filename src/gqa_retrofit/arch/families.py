@@ -80,6 +80,7 @@ FAMILIES: dict[str, FamilySpec] = {
             o_bias_key="bias", gated_mlp=False, mlp_bias_key="bias",
             kv_heads_keys=("num_kv_heads",), norm_has_bias=True, decoupled="custom",
             intermediate_keys=("ffn_hidden_size",), ffn_default_multiple=4,
+            tie_default=True,
             decoupled_type="falcon_gqa",
             notes="new_decoder_architecture caches all heads; multi_query caches one",
         ),

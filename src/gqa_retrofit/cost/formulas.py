@@ -13,8 +13,11 @@ Pure functions, no torch. Conventions (every figure in the package follows them)
 - KV-cache bytes after T tokens: each full-attention layer holds T tokens, a sliding layer
   ``min(T, W - 1)`` (transformers' ``DynamicSlidingWindowLayer`` keeps ``W - 1``; the next token
   makes W). MLA layers hold the latent ``kv_lora_rank + qk_rope_head_dim`` values per token
-  (what serving engines cache); ``mla_latent=False`` gives transformers' eager cache, which
-  stores decompressed per-head K and V. This generalises ``M_infer(T)`` (eq. 4).
+  (what transformers v5 and serving engines cache). This generalises ``M_infer(T)`` (eq. 4).
+- MLA FLOPs count the non-absorbed form: the new token's K/V up-projection plus attention over
+  T keys of ``qk_nope + qk_rope`` (scores) and ``v_head_dim`` (values) per head. transformers'
+  eager code re-expands the whole cached latent at every decode step (an extra
+  ``2·kv_lora_rank·n_h·(qk_nope + v)`` per cached token and layer), which is not counted.
 - Memory = weights (all parameters at the weight dtype) + KV cache (at the KV dtype) × batch.
 """
 
@@ -203,15 +206,11 @@ def matmul_params_per_token(s: ModelShape) -> int:
 # ---------------------------------------------------------------- KV cache
 
 
-def kv_values_per_token_per_layer(s: ModelShape, *, mla_latent: bool = True) -> int:
+def kv_values_per_token_per_layer(s: ModelShape) -> int:
     """Values one token adds to one layer's cache: ``2·n_kv·d_h`` (K and V, eq. 4's term per
-    layer), or for MLA ``kv_lora_rank + qk_rope_head_dim`` (latent) /
-    ``n_h·(qk_head_dim + v_head_dim)`` (``mla_latent=False``: transformers' eager cache)."""
+    layer), or for MLA the latent ``kv_lora_rank + qk_rope_head_dim``."""
     if s.mla is not None:
-        m = s.mla
-        if mla_latent:
-            return m.kv_lora_rank + m.qk_rope_head_dim
-        return s.heads * (m.qk_head_dim + m.v_head_dim)
+        return s.mla.kv_lora_rank + s.mla.qk_rope_head_dim
     return 2 * s.cache_heads * s.head_dim
 
 
@@ -220,24 +219,20 @@ def cached_tokens(window: int | None, context: int) -> int:
     return context if window is None else min(context, window - 1)
 
 
-def kv_cache_values(s: ModelShape, context: int, *, mla_latent: bool = True) -> int:
+def kv_cache_values(s: ModelShape, context: int) -> int:
     """Cached values for one sequence of ``context`` tokens, sliding windows applied."""
-    per_layer = kv_values_per_token_per_layer(s, mla_latent=mla_latent)
+    per_layer = kv_values_per_token_per_layer(s)
     return sum(per_layer * cached_tokens(w, context) for w in s.windows)
 
 
-def kv_cache_bytes_per_token(s: ModelShape, dtype: str = "bf16", *, mla_latent: bool = True) -> int:
+def kv_cache_bytes_per_token(s: ModelShape, dtype: str = "bf16") -> int:
     """KV-cache bytes per token with no sliding-window cap (all layers)."""
-    return values_to_bytes(
-        s.layers * kv_values_per_token_per_layer(s, mla_latent=mla_latent), dtype
-    )
+    return values_to_bytes(s.layers * kv_values_per_token_per_layer(s), dtype)
 
 
-def kv_cache_bytes(
-    s: ModelShape, context: int, dtype: str = "bf16", *, batch: int = 1, mla_latent: bool = True
-) -> int:
+def kv_cache_bytes(s: ModelShape, context: int, dtype: str = "bf16", *, batch: int = 1) -> int:
     """KV-cache bytes of ``batch`` sequences of ``context`` tokens (sliding windows applied)."""
-    return batch * values_to_bytes(kv_cache_values(s, context, mla_latent=mla_latent), dtype)
+    return batch * values_to_bytes(kv_cache_values(s, context), dtype)
 
 
 # ---------------------------------------------------------------- FLOPs
@@ -299,13 +294,12 @@ def memory_bytes(
     dtype: str = "bf16",
     kv_dtype: str | None = None,
     batch: int = 1,
-    mla_latent: bool = True,
 ) -> int:
     """Inference memory: all weights at ``dtype`` + the KV cache at ``kv_dtype`` (default
     ``dtype``) for ``batch`` sequences of ``context`` tokens (generalised eq. 4, in bytes).
     Activations and framework overheads are not included."""
     weights = values_to_bytes(param_counts(s).total, dtype)
-    cache = kv_cache_bytes(s, context, kv_dtype or dtype, batch=batch, mla_latent=mla_latent)
+    cache = kv_cache_bytes(s, context, kv_dtype or dtype, batch=batch)
     return weights + cache
 
 
