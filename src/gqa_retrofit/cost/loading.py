@@ -67,6 +67,11 @@ def meta_param_count(config: Mapping[str, Any]) -> int:
     Raises:
         UnsupportedFamilyError: transformers does not know the model type or cannot build it.
     """
+    return _meta_instantiate(config)[1]
+
+
+def _meta_instantiate(config: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+    """(the transformers-normalized config dict with class defaults filled in, parameters)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -75,16 +80,20 @@ def meta_param_count(config: Mapping[str, Any]) -> int:
         hf_config = AutoConfig.for_model(str(config["model_type"]), **kwargs)
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(hf_config)
-    except Exception as err:
+    except Exception as err:  # any failure means we cannot check the family
         raise UnsupportedFamilyError(
             f"model type {config.get('model_type')!r} is not supported (transformers cannot "
             f"build it: {type(err).__name__}); supported: " + ", ".join(supported_families())
         ) from None
-    return sum(p.numel() for p in model.parameters())
+    return hf_config.to_dict(), sum(p.numel() for p in model.parameters())
 
 
 def shape_from_config(config: Mapping[str, Any]) -> tuple[ModelShape, bool]:
     """The model shape and whether it came from the generic, meta-checked fallback.
+
+    A model type without a family entry is read with the generic field names from the
+    transformers config (class defaults filled in) and accepted only when its parameter count
+    equals the meta-device instantiation's.
 
     Raises:
         ConfigError: a required field is missing or invalid.
@@ -96,14 +105,14 @@ def shape_from_config(config: Mapping[str, Any]) -> tuple[ModelShape, bool]:
     )
     if known or not isinstance(model_type, str):
         return read_config(config), False
+    normalized, expected = _meta_instantiate(config)
     try:
-        shape = read_config(config, family=GENERIC_FAMILY)
+        shape = read_config(normalized, family=GENERIC_FAMILY)
     except ConfigError as err:
         raise UnsupportedFamilyError(
             f"model type {model_type!r} is not supported ({err}); supported: "
             + ", ".join(supported_families())
         ) from None
-    expected = meta_param_count(config)
     if param_counts(shape).total != expected:
         raise UnsupportedFamilyError(
             f"model type {model_type!r} is not supported (its generic reading does not match "
