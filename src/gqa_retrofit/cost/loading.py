@@ -47,8 +47,10 @@ def load_config_dict(
     from ..hub.resolve import resolve_config_file
 
     name = str(model)
-    if isinstance(model, Path) and not model.exists():
-        raise ModelSourceError(f"no such file or directory: {name!r}")
+    if not Path(name).exists() and (isinstance(model, Path) or name.endswith(".json")):
+        raise ModelSourceError(
+            f"no such file: {name!r}; give a model directory, a config.json path or a Hub id"
+        )
     path = resolve_config_file(name, revision=revision, token=token)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
