@@ -93,7 +93,7 @@ def test_moe_and_mla_fields() -> None:
 def test_missing_field_is_named() -> None:
     config = load_fixture("meta-llama-3-8b")
     del config["hidden_size"]
-    with pytest.raises(ConfigError, match="no hidden size.*hidden_size"):
+    with pytest.raises(ConfigError, match=r"no hidden size.*hidden_size"):
         read_config(config)
     with pytest.raises(ConfigError, match="'model_type'"):
         read_config({"hidden_size": 8})
@@ -114,7 +114,7 @@ def test_invalid_geometry(changes: dict, message: str) -> None:
 
 
 def test_unknown_family_lists_supported_ones() -> None:
-    with pytest.raises(UnsupportedFamilyError, match="'no_such_type'.*supported: .*llama"):
+    with pytest.raises(UnsupportedFamilyError, match=r"'no_such_type'.*supported: .*llama"):
         shape_from_config({**load_fixture("meta-llama-3-8b"), "model_type": "no_such_type"})
 
 
@@ -134,5 +134,5 @@ def test_unknown_family_generic_fallback_checked_by_meta_instantiation() -> None
     shape, generic = shape_from_config({**tiny, "model_type": "internlm3"})
     assert generic and shape.head_dim == 128  # the transformers class default was filled in
     # helium's o_proj is hard-coded hidden -> hidden: the generic reading is refused
-    with pytest.raises(UnsupportedFamilyError, match="'helium'.*does not match"):
+    with pytest.raises(UnsupportedFamilyError, match=r"'helium'.*does not match"):
         shape_from_config({**tiny, "model_type": "helium"})

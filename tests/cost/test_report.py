@@ -148,7 +148,7 @@ def test_bad_arguments(kwargs: dict, message: str) -> None:
 
 
 def test_bad_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ModelSourceError, match="no such file: .*config.json"):
+    with pytest.raises(ModelSourceError, match=r"no such file: .*config\.json"):
         estimate(str(tmp_path / "missing" / "config.json"))
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
@@ -168,6 +168,6 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(
-        ModelSourceError, match="cannot resolve Hub model 'no-org/no-model'.*HF_HUB_OFFLINE"
+        ModelSourceError, match=r"cannot resolve Hub model 'no-org/no-model'.*HF_HUB_OFFLINE"
     ):
         estimate("no-org/no-model")

@@ -81,7 +81,7 @@ def resolve_config_file(
 
     try:
         return Path(hf_hub_download(name, "config.json", revision=revision, token=token))
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - translated into one typed, one-line error
         raise _hub_error(name, err) from err
 
 
@@ -117,5 +117,5 @@ def resolve_checkpoint_dir(
         return Path(
             snapshot_download(name, revision=revision, token=token, allow_patterns=patterns)
         )
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - translated into one typed, one-line error
         raise _hub_error(name, err) from err
