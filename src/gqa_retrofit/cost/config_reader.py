@@ -303,7 +303,7 @@ def read_config(config: Mapping[str, Any], *, family: FamilySpec | None = None) 
         positions += spec.positions_offset
     embed_dim = 0
     projection = config.get("word_embed_proj_dim")
-    if model_type == "opt" and isinstance(projection, int) and projection != hidden:
+    if isinstance(projection, int) and projection != hidden:
         embed_dim = projection
     max_position = _value(config, ("max_position_embeddings", "n_positions", "seq_length"))
     fields: dict[str, Any] = dict(
