@@ -28,6 +28,15 @@ def check_plot_path(path: str | Path) -> Path:
     return path
 
 
+def _tokens_label(value: float, _pos: object = None) -> str:
+    """Axis label for a token count: 512, 4K, 128K, 1M."""
+    if value >= 2**20:
+        return f"{value / 2**20:g}M"
+    if value >= 1024:
+        return f"{value / 1024:g}K"
+    return f"{value:g}"
+
+
 def context_grid(max_context: int, *, start: int = 256, points_per_octave: int = 4) -> list[int]:
     """Context lengths from ``start`` to ``max_context``, evenly spaced on a log axis."""
     grid = []
@@ -85,8 +94,11 @@ def plot_reports(reports: Sequence[CostReport], path: str | Path, *, title: str 
     ax_kv.set_ylabel("KV cache [GiB]")
     ax_flops.set_title("Decode FLOPs for one token at position T")
     ax_flops.set_ylabel("decode [GFLOPs / token]")
+    from matplotlib.ticker import FuncFormatter
+
     for ax in (ax_kv, ax_flops):
         ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FuncFormatter(_tokens_label))
         ax.set_xlabel("context length T [tokens]")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)

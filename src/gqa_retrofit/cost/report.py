@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,11 +104,21 @@ class CostReport:
         return self.shape.model_type
 
     @property
+    def short_name(self) -> str:
+        """``model`` without directories (a ``config.json`` path gives its folder's name)."""
+        path = Path(self.model)
+        if path.suffix == ".json":
+            return (
+                path.parent.name if path.name == "config.json" and path.parent.name else path.stem
+            )
+        return path.name if os.sep in self.model and path.exists() else self.model
+
+    @property
     def label(self) -> str:
-        """``model`` for the original, ``model [what-if 8/1x64]`` for a what-if."""
+        """Short name for the original, ``name [what-if 8/1x64]`` for a what-if."""
         if self.geometry is None:
-            return self.model
-        return f"{self.model} [what-if {_geometry_text(self.shape)}]"
+            return self.short_name
+        return f"{self.short_name} [what-if {_geometry_text(self.shape)}]"
 
     def attention_dict(self) -> dict[str, Any]:
         s = self.shape
@@ -214,7 +225,8 @@ def reports_to_markdown(reports: Sequence[CostReport]) -> str:
             f"**{r.model}** ({s.model_type}{', text decoder' if s.text_config else ''}): "
             f"{r.params.total:,} parameters ({r.params.non_embedding:,} non-embedding"
             + (f", {r.params.active:,} active" if r.params.active != r.params.total else "")
-            + f"), {s.layers} layers, {s.attention_kind.upper()} {_geometry_text(s)}"
+            + f"), {s.layers} layers, "
+            + (_geometry_text(s) if s.mla else f"{s.attention_kind.upper()} {_geometry_text(s)}")
             + (sliding if window else "")
             + f", KV cache {r.kv_cache_bytes_per_token:,} bytes/token ({r.kv_dtype})"
         )
@@ -237,7 +249,7 @@ def reports_to_markdown(reports: Sequence[CostReport]) -> str:
 
                 mark = " *" if c.beyond_max_position else ""
                 flagged = flagged or c.beyond_max_position
-                name = r.model if variant.geometry is None else "↳ what-if"
+                name = r.short_name if variant.geometry is None else "↳ what-if"
                 lines.append(
                     f"| {name} | {_geometry_text(variant.shape)} | {_context_text(c.context)}"
                     f"{mark} | {cell(human_bytes(c.kv_cache_bytes), 'kv_cache_bytes')} | "
