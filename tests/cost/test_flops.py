@@ -76,3 +76,22 @@ def test_causal_prefill_equals_sum_of_decode_steps(name: str) -> None:
         cache = holder["out"].past_key_values
     assert total == pytest.approx(prefill_flops(shape, TOKENS), rel=0.01)
     assert prefill_flops(shape, TOKENS) < prefill_flops(shape, TOKENS, causal=False)
+
+
+@pytest.mark.parametrize("name", ["llama", "qwen3", "gpt2"])
+def test_training_step_is_three_forwards(name: str) -> None:
+    """Forward + backward measured = 3x the forward (the factor behind eqs. 10-11)."""
+    from gqa_retrofit.cost import training_flops_per_token
+
+    model = tiny_estimator_model(name)
+    shape = read_config(model.config.to_dict())
+    ids = torch.randint(3, 100, (1, TOKENS))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
+    model.zero_grad(set_to_none=True)
+    # eager kernels compute the full score square; the causal figure halves that term
+    assert counter.get_total_flops() == pytest.approx(
+        3 * prefill_flops(shape, TOKENS, causal=False), rel=0.01
+    )
+    assert training_flops_per_token(shape, TOKENS) == 3 * prefill_flops(shape, TOKENS) / TOKENS

@@ -171,3 +171,15 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
         ModelSourceError, match=r"cannot resolve Hub model 'no-org/no-model'.*HF_HUB_OFFLINE"
     ):
         estimate("no-org/no-model")
+
+
+def test_paper_quantities_and_z_weights() -> None:
+    from gqa_retrofit.cost import paper
+
+    cost = estimate(LLAMA3, contexts=(8192,)).per_context[0]
+    n = 6_979_588_096
+    assert cost.paper_c_infer == paper.c_infer(n, 8192, 32, 128, 32)
+    assert cost.paper_m_infer == paper.m_infer(n, 8192, 32, 128, 8)
+    assert cost.paper_z == paper.z_objective(cost.paper_m_infer, cost.paper_c_infer)
+    memory_only = estimate(LLAMA3, contexts=(8192,), z_weights=(1.0, 0.5, 1.0)).per_context[0]
+    assert memory_only.paper_z == pytest.approx(cost.paper_m_infer**0.5)

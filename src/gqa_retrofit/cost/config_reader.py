@@ -152,9 +152,9 @@ def _int(config: Mapping[str, Any], keys: Sequence[str], *, field: str, minimum:
             f"(expected one of: {', '.join(keys)})"
         )
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        key = next(k for k in keys if config.get(k) is not None)
         raise ConfigError(
-            f"config field {keys[0] if len(keys) == 1 else field!r} must be an integer >= "
-            f"{minimum}, got {value!r}"
+            f"config field {key!r} ({field}) must be an integer >= {minimum}, got {value!r}"
         )
     return value
 

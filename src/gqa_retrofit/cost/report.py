@@ -270,8 +270,18 @@ def reports_to_markdown(reports: Sequence[CostReport]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The recipe's defaults (Section 4.1): lambda, alpha, beta of Z = λ·M^α + (1−λ)·C^β.
+PAPER_Z_WEIGHTS = (0.9, 0.5, 1.0 / 3.0)
+
+
 def _context_cost(
-    s: ModelShape, params: ParamCounts, context: int, dtype: str, kv_dtype: str, batch: int
+    s: ModelShape,
+    params: ParamCounts,
+    context: int,
+    dtype: str,
+    kv_dtype: str,
+    batch: int,
+    z_weights: tuple[float, float, float] = PAPER_Z_WEIGHTS,
 ) -> ContextCost:
     n = params.non_embedding
     c_infer = paper.c_infer(n, context, s.layers, s.head_dim, s.heads)
@@ -290,7 +300,9 @@ def _context_cost(
         beyond_max_position=s.max_position is not None and context > s.max_position,
         paper_c_infer=c_infer,
         paper_m_infer=m_infer,
-        paper_z=paper.z_objective(m_infer, c_infer),
+        paper_z=paper.z_objective(
+            m_infer, c_infer, lam=z_weights[0], alpha=z_weights[1], beta=z_weights[2]
+        ),
     )
 
 
@@ -304,6 +316,7 @@ def cost_shape(
     batch: int = 1,
     what_if: Iterable[Geometry | Sequence[int]] = (),
     generic_family: bool = False,
+    z_weights: tuple[float, float, float] = PAPER_Z_WEIGHTS,
 ) -> CostReport:
     """Cost an already-read :class:`ModelShape` (and what-if geometries of it).
 
@@ -329,7 +342,7 @@ def cost_shape(
             params=params,
             kv_cache_bytes_per_token=kv_cache_bytes_per_token(s, kv_dtype),
             per_context=tuple(
-                _context_cost(s, params, t, dtype, kv_dtype, batch) for t in contexts
+                _context_cost(s, params, t, dtype, kv_dtype, batch, z_weights) for t in contexts
             ),
             dtype=dtype,
             kv_dtype=kv_dtype,
@@ -364,6 +377,7 @@ def estimate(
     what_if: Iterable[Geometry | Sequence[int]] = (),
     revision: str | None = None,
     token: str | bool | None = None,
+    z_weights: tuple[float, float, float] = PAPER_Z_WEIGHTS,
 ) -> CostReport:
     """Estimate the cost of running a model, from its config only (no weights).
 
@@ -378,6 +392,8 @@ def estimate(
             same model (every other dimension unchanged), with savings against the original.
         revision: Hub revision (branch, tag or commit) for Hub ids.
         token: Hub token (default: the huggingface_hub login / ``HF_TOKEN``).
+        z_weights: (λ, α, β) of the paper's ``Z = λ·M^α + (1−λ)·C^β`` (default: the paper's
+            0.9, 1/2, 1/3), evaluated on ``paper.m_infer`` (values) and ``paper.c_infer``.
 
     Returns:
         A :class:`CostReport`; ``what_if`` variants are in ``report.what_if``.
@@ -398,6 +414,7 @@ def estimate(
         batch=batch,
         what_if=what_if,
         generic_family=generic,
+        z_weights=z_weights,
     )
 
 
