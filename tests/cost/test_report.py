@@ -183,3 +183,27 @@ def test_paper_quantities_and_z_weights() -> None:
     assert cost.paper_z == paper.z_objective(cost.paper_m_infer, cost.paper_c_infer)
     memory_only = estimate(LLAMA3, contexts=(8192,), z_weights=(1.0, 0.5, 1.0)).per_context[0]
     assert memory_only.paper_z == pytest.approx(cost.paper_m_infer**0.5)
+
+
+def test_hub_id_from_hf_cache_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Hub id resolves through huggingface_hub's cache (config.json only) when offline."""
+    import huggingface_hub.constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = Path(huggingface_hub.constants.HF_HUB_CACHE) / "models--acme--llama3-shaped"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    shutil.copy(LLAMA3, snapshot / "config.json")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    try:
+        assert estimate("acme/llama3-shaped").params.total == 8_030_261_248
+        pinned = estimate("acme/llama3-shaped", revision=commit)
+        assert pinned.model == "acme/llama3-shaped"
+        assert pinned.kv_cache_bytes_per_token == 131_072
+        with pytest.raises(ModelSourceError, match="acme/llama3-shaped"):
+            estimate("acme/llama3-shaped", revision="f" * 40)
+    finally:
+        shutil.rmtree(repo)
