@@ -247,12 +247,12 @@ def benchmark_decode(
             sizes = {size for _, _, size in measured}
             if len(sizes) != 1:
                 raise ConfigError(f"cache size of {entry.name} varies between repeats: {sizes}")
-            prefill = [p for p, _, _ in measured if p is not None]
+            prefills = [p for p, _, _ in measured if p is not None]
             speed = [batch * new_tokens / d for _, d, _ in measured]
             config = {k: v for k, v in entry.config_dict.items() if k != "_bench_dtype"}
             model_dtype = entry.config_dict["_bench_dtype"]
             cache_tokens = context + new_tokens
-            prefill_stats = _spread(prefill)
+            prefill_stats = _spread(prefills)
             speed_stats = _spread(speed)
             results.append(
                 {
@@ -273,7 +273,7 @@ def benchmark_decode(
                     "decode_tokens_per_second": speed_stats["median"],
                     "decode_tokens_per_second_min": speed_stats["min"],
                     "decode_tokens_per_second_max": speed_stats["max"],
-                    "prefill_seconds_runs": prefill,
+                    "prefill_seconds_runs": prefills,
                     "decode_tokens_per_second_runs": speed,
                     "repeats": repeats,
                     "threads": torch.get_num_threads(),
