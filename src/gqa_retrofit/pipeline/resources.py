@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-# Fraction of the raw matmul rate a whole forward/backward pass reaches on CPU (measured on
-# SmolLM2-135M, fp32, 2 cores: a 512-token forward runs at about a third of the matmul probe).
+# Assumed fraction of the raw matmul rate that a whole forward pass reaches (small matrices,
+# attention, norms and framework overhead run below the peak of one large matmul).
 FORWARD_EFFICIENCY = 0.35
 # Bytes per second a streaming checkpoint copy reaches (read + write) on a local disk.
 DISK_BYTES_PER_SECOND = 200e6
