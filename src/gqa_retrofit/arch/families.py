@@ -15,7 +15,10 @@ FAMILIES: dict[str, FamilySpec] = {
     spec.model_type: spec
     for spec in [
         # Llama validates hidden % heads even with head_dim; mistral has the same weight layout.
-        FamilySpec("llama", decoupled="fallback", decoupled_type="mistral"),
+        FamilySpec("llama", decoupled="fallback", decoupled_type="mistral",
+                   extra={"fallback_requires": {"attention_bias": False, "mlp_bias": False,
+                                                "pretraining_tp": 1},
+                          "fallback_set": {"sliding_window": None}}),
         FamilySpec("mistral"),
         FamilySpec("mixtral", extra={"moe": True}),
         FamilySpec("ministral"),
@@ -23,10 +26,10 @@ FAMILIES: dict[str, FamilySpec] = {
         FamilySpec("qwen3", qk_norm=True),
         FamilySpec("qwen3_moe", qk_norm=True, extra={"moe": True}),
         FamilySpec("gemma", tie_default=True),
-        FamilySpec("gemma2", tie_default=True, decoupled="fallback", decoupled_type=None,
+        FamilySpec("gemma2", tie_default=True, decoupled="fallback", decoupled_type="gemma2_gqa",
                    notes="needs attn_implementation='eager' in transformers 5.23"),
         FamilySpec("gemma3_text", tie_default=True, qk_norm=True, decoupled="fallback",
-                   decoupled_type=None),
+                   decoupled_type="gemma3_text_gqa"),
         FamilySpec("phi3", qkv_layout="fused", qkv_name="qkv_proj", qkv_bias_key=None,
                    o_bias_key=None),
         FamilySpec("starcoder2", gated_mlp=False, norm_has_bias=True,
@@ -82,4 +85,11 @@ for _base in ("gpt2", "gpt_neox", "opt", "falcon"):
         honours_head_dim=True, kv_heads_keys=("num_key_value_heads", "num_kv_heads"),
         gqa_key=None, mqa_key=None, decoupled="custom", decoupled_type=f"{_base}_gqa",
         notes=f"gqa_retrofit custom type of {_base}: import gqa_retrofit or trust_remote_code",
+    )
+# Config-only custom types: the native model without the config's hidden % heads check.
+for _base in ("gemma2", "gemma3_text"):
+    FAMILIES[f"{_base}_gqa"] = replace(
+        FAMILIES[_base], model_type=f"{_base}_gqa", decoupled="custom",
+        decoupled_type=f"{_base}_gqa",
+        notes=f"{_base} without the hidden % heads config check (gqa_retrofit custom type)",
     )

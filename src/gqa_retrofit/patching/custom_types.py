@@ -39,6 +39,10 @@ CUSTOM_TYPES: dict[str, CustomType] = {
         CustomType("gpt_neox_gqa", "gpt_neox", "GPTNeoXGQAConfig", "GPTNeoXGQAForCausalLM"),
         CustomType("opt_gqa", "opt", "OPTGQAConfig", "OPTGQAForCausalLM"),
         CustomType("falcon_gqa", "falcon", "FalconGQAConfig", "FalconGQAForCausalLM"),
+        CustomType("gemma2_gqa", "gemma2", "Gemma2GQAConfig", "Gemma2GQAForCausalLM"),
+        CustomType(
+            "gemma3_text_gqa", "gemma3_text", "Gemma3TextGQAConfig", "Gemma3TextGQAForCausalLM"
+        ),
     ]
 }
 
