@@ -185,6 +185,22 @@ def _custom_config(spec: FamilySpec, values: dict[str, Any], geo: AttentionGeome
         raise ConfigError(f"{target} rejects the geometry: {_describe(exc)}") from None
 
 
+def equivalent_config(config: Any) -> Any:
+    """The same model expressed as its family's equivalent type (llama -> mistral).
+
+    Used where the family's own config class rejects a geometry; exposed so the equivalence
+    can be checked on a geometry both accept.
+
+    Raises:
+        ConfigError: the family has no equivalent type or uses a feature the type lacks.
+    """
+    spec = family_of(config)
+    register_custom_types()
+    if spec.decoupled != "fallback" or spec.decoupled_type is None:
+        raise ConfigError(f"{spec.model_type} has no equivalent type")
+    return _fallback_config(spec, copy.deepcopy(config.to_dict()), "requested")
+
+
 def _fallback_config(spec: FamilySpec, values: dict[str, Any], native_error: str) -> Any:
     target = spec.decoupled_type
     requires: dict[str, Any] = dict(spec.extra.get("fallback_requires", {}))  # type: ignore[call-overload]

@@ -238,8 +238,7 @@ def patch_model(
         _set_submodule(model, path, new)
     if after.head_dim != before.head_dim:
         for name, rotary in _rotary_modules(model).items():
-            buffer = rotary.inv_freq
-            rebuilt = type(rotary)(config=new_config, device=buffer.device)
+            rebuilt = type(rotary)(config=new_config).to(rotary.inv_freq.device)
             report._rotary[name] = rotary
             _set_submodule(model, name, rebuilt)
     _replace_config_refs(model, old_config, new_config)
