@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_models import TINY_FAMILIES, tiny_config
 
 from gqa_retrofit.arch import get_family
 from gqa_retrofit.arch.layout import AttentionGeometry, attention_geometry
 from gqa_retrofit.errors import ConfigError, UnsupportedFamilyError
 from gqa_retrofit.patching import patch_config
 from gqa_retrofit.patching.config import equivalent_config
+from tiny_models import TINY_FAMILIES, tiny_config
 
 NATIVE = ["gemma2", "gemma3_text", "llama", "mistral", "mixtral", "phi3", "qwen2", "qwen3"]
 CUSTOM = {"gpt2": "gpt2_gqa", "gpt_neox": "gpt_neox_gqa", "opt": "opt_gqa", "falcon": "falcon_gqa"}
@@ -34,9 +34,14 @@ def test_decoupled_geometry_keeps_native_types_native(family: str) -> None:
 
 
 def test_llama_with_heads_not_dividing_hidden_maps_to_mistral_with_same_rope() -> None:
-    rope = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
-            "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-            "original_max_position_embeddings": 64}
+    rope = {
+        "rope_type": "llama3",
+        "rope_theta": 500000.0,
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 64,
+    }
     source = tiny_config("llama", rope_parameters=rope)
     patched = patch_config(source, heads=6, kv_heads=3, head_dim=8)
     assert patched.model_type == "mistral"
@@ -48,9 +53,14 @@ def test_llama_with_heads_not_dividing_hidden_maps_to_mistral_with_same_rope() -
 def test_mistral_equivalent_of_llama_gives_equal_logits() -> None:
     from transformers import AutoModelForCausalLM
 
-    rope = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
-            "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-            "original_max_position_embeddings": 16}
+    rope = {
+        "rope_type": "llama3",
+        "rope_theta": 500000.0,
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 16,
+    }
     source = tiny_config("llama", rope_parameters=rope, head_dim=24)  # decoupled, llama accepts
     torch.manual_seed(0)
     llama = AutoModelForCausalLM.from_config(source).eval()
@@ -93,7 +103,10 @@ def test_unset_values_keep_source() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"heads": 6, "kv_heads": 4}, "heads=6 is not divisible by kv_heads=4; valid kv_heads: 1, 2, 3, 6"),
+        (
+            {"heads": 6, "kv_heads": 4},
+            "heads=6 is not divisible by kv_heads=4; valid kv_heads: 1, 2, 3, 6",
+        ),
         ({"kv_heads": 0}, "kv_heads must be a positive integer, got 0"),
         ({"heads": -2}, "heads must be a positive integer, got -2"),
         ({"head_dim": 2.5}, "head_dim must be a positive integer, got 2.5"),
@@ -112,7 +125,7 @@ def test_odd_head_dim_is_fine_without_rope() -> None:
 
 def test_partial_rotary_needs_even_rotary_dims() -> None:
     config = tiny_config("gpt_neox", rotary_pct=0.25)
-    with pytest.raises(ConfigError, match="partial_rotary_factor 0.25 = 5"):
+    with pytest.raises(ConfigError, match=r"partial_rotary_factor 0\.25 = 5"):
         patch_config(config, head_dim=20)
 
 
@@ -120,7 +133,9 @@ def test_unsupported_family_lists_supported() -> None:
     from transformers import AutoConfig
 
     config = AutoConfig.for_model("bert", hidden_size=64, num_attention_heads=4)
-    with pytest.raises(UnsupportedFamilyError, match=r"'bert' cannot be patched; supported: .*gpt2"):
+    with pytest.raises(
+        UnsupportedFamilyError, match=r"'bert' cannot be patched; supported: .*gpt2"
+    ):
         patch_config(config, kv_heads=2)
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import TINY_FAMILIES, tiny_config
 
 from gqa_retrofit.arch import get_family
 from gqa_retrofit.arch.layout import attention_geometry
 from gqa_retrofit.patching import CUSTOM_TYPES, patch_config
+from tiny_models import TINY_FAMILIES, tiny_config
 
 HEADS, KV_HEADS, HEAD_DIM = 6, 2, 8  # 6 * 8 = 48 != hidden 64, and 64 % 6 != 0
 IDS = [[5, 17, 3, 99, 42, 7, 64, 12, 8], [9, 33, 71, 4, 18, 27, 101, 6, 55]]
@@ -100,10 +100,10 @@ def test_kv_cache_holds_kv_heads_times_head_dim(family: str) -> None:
 
 
 def test_original_falcon_caches_every_head_and_falcon_gqa_does_not() -> None:
-    from tiny_models import tiny_model
     from transformers import DynamicCache
 
     from gqa_retrofit.patching import patch_model
+    from tiny_models import tiny_model
 
     model = tiny_model("falcon")  # 4 query heads, num_kv_heads=2
     ids = torch.tensor(IDS)[:, :5]
@@ -126,7 +126,10 @@ def _run(script: str, *args: str, isolated: bool = False) -> subprocess.Complete
         command.append("-I")  # ignores PYTHONPATH and user site; the script also blocks imports
     return subprocess.run(
         [*command, "-c", textwrap.dedent(script), *args],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -141,7 +144,8 @@ _RELOAD = """
         model = AutoModelForCausalLM.from_pretrained(path, {kwargs}).eval()
         with torch.no_grad():
             logits = model(ids).logits
-        torch.testing.assert_close(logits, load_file(path + "/expected_logits.safetensors")["logits"])
+        expected = load_file(path + "/expected_logits.safetensors")["logits"]
+        torch.testing.assert_close(logits, expected)
         print(path.rsplit("/", 1)[-1], model.config.model_type, type(model).__name__)
     assert {check}
 """
@@ -169,13 +173,18 @@ def test_reload_in_fresh_process_with_gqa_retrofit(saved: dict[str, Path]) -> No
 
 
 def test_custom_types_reload_without_gqa_retrofit(saved: dict[str, Path]) -> None:
-    custom = {f: p for f, p in saved.items() if json.loads((p / "config.json").read_text())[
-        "model_type"] in CUSTOM_TYPES}
+    custom = {
+        f: p
+        for f, p in saved.items()
+        if json.loads((p / "config.json").read_text())["model_type"] in CUSTOM_TYPES
+    }
     assert set(custom) == {"falcon", "gemma2", "gemma3_text", "gpt2", "gpt_neox", "opt"}
     for path in custom.values():
         assert "auto_map" in json.loads((path / "config.json").read_text())
     script = _RELOAD.format(
-        prelude=_BLOCK, ids=IDS, kwargs="trust_remote_code=True",
+        prelude=_BLOCK,
+        ids=IDS,
+        kwargs="trust_remote_code=True",
         check="not any(m.startswith('gqa_retrofit') for m in sys.modules)",
     )
     result = _run(script, *(str(p) for p in custom.values()), isolated=True)

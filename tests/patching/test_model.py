@@ -6,10 +6,10 @@ import warnings
 
 import pytest
 import torch
-from tiny_models import TINY_FAMILIES, tiny_model
 
 from gqa_retrofit.errors import ConfigError
 from gqa_retrofit.patching import patch_model, unpatch
+from tiny_models import TINY_FAMILIES, tiny_model
 
 CUSTOM = {"gpt2": "gpt2_gqa", "gpt_neox": "gpt_neox_gqa", "opt": "opt_gqa", "falcon": "falcon_gqa"}
 
@@ -64,8 +64,9 @@ def test_unchanged_geometry_matches_hf_original(family: str, impl: str) -> None:
     torch.testing.assert_close(padded[1, 3:], alone[0], rtol=1e-4, atol=1e-5)
     # cache: token-by-token decoding equals the full forward
     full = _logits(patched, ids[:1])
-    torch.testing.assert_close(_cached_logits(patched, ids[:1], 4), full[:, 3:-1],
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        _cached_logits(patched, ids[:1], 4), full[:, 3:-1], rtol=1e-4, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("family", TINY_FAMILIES)
@@ -102,7 +103,7 @@ def test_unpatch_refuses_after_a_second_patch() -> None:
     model = tiny_model("qwen2")
     first = patch_model(model, kv_heads=4)
     patch_model(model, kv_heads=1)
-    with pytest.raises(ConfigError, match="cannot unpatch: model.layers.0.self_attn"):
+    with pytest.raises(ConfigError, match=r"cannot unpatch: model\.layers\.0\.self_attn"):
         unpatch(model, first)
 
 
@@ -126,7 +127,7 @@ def test_mean_cannot_change_head_dim_or_heads() -> None:
 
 
 def test_unknown_init_lists_methods() -> None:
-    with pytest.raises(ConfigError, match="unknown pooling method 'nope'; available: .*mean"):
+    with pytest.raises(ConfigError, match=r"unknown pooling method 'nope'; available: .*mean"):
         patch_model(tiny_model("llama"), kv_heads=1, init="nope")
 
 

@@ -18,8 +18,9 @@ def register(subparsers: Any) -> None:
         "<family>_gqa types and OUT_DIR also gets their code (load with trust_remote_code=True "
         "or after importing gqa_retrofit.patching).",
     )
-    parser.add_argument("source", metavar="SRC_CONFIG",
-                        help="model directory, config.json path or Hub id")
+    parser.add_argument(
+        "source", metavar="SRC_CONFIG", help="model directory, config.json path or Hub id"
+    )
     parser.add_argument("out_dir", metavar="OUT_DIR", help="directory to create")
     parser.add_argument("--heads", type=positive_int, help="query heads (default: keep)")
     parser.add_argument("--kv-heads", type=positive_int, help="KV heads (default: keep)")
@@ -33,8 +34,12 @@ def run(args: argparse.Namespace) -> int:
     from ..patching.save import write_patched_config
 
     result = write_patched_config(
-        args.source, args.out_dir, heads=args.heads, kv_heads=args.kv_heads,
-        head_dim=args.head_dim, overwrite=args.overwrite,
+        args.source,
+        args.out_dir,
+        heads=args.heads,
+        kv_heads=args.kv_heads,
+        head_dim=args.head_dim,
+        overwrite=args.overwrite,
     )
     if args.json:
         print_json(result)

@@ -5,7 +5,8 @@
 - native families keep their own ``model_type`` (vanilla transformers loads them);
 - "fallback" families whose config class rejects ``hidden % n_h != 0`` (llama) map to a native
   type with the same weight layout (``spec.decoupled_type``: llama -> mistral, with its sliding
-  window switched off), when the source uses nothing the target lacks (``extra["fallback_requires"]``);
+  window switched off), when the source uses nothing the target lacks
+  (``extra["fallback_requires"]``);
 - "custom" families (gpt2, gpt_neox, opt, falcon) map to this package's ``<family>_gqa`` types.
 """
 

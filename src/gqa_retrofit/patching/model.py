@@ -184,21 +184,30 @@ def patch_model(
             f"init={init!r} cannot change head_dim {before.head_dim} -> {after.head_dim}; "
             "use init='random' (fresh projections) for a new head size"
         )
-    new_config = patch_config(old_config, heads=after.heads, kv_heads=after.kv_heads,
-                              head_dim=after.head_dim)
+    new_config = patch_config(
+        old_config, heads=after.heads, kv_heads=after.kv_heads, head_dim=after.head_dim
+    )
     new_config._attn_implementation = old_config._attn_implementation
-    if spec.decoupled == "fallback" and new_config.model_type != old_config.model_type:
-        if new_config.model_type not in CUSTOM_TYPES:
-            raise ConfigError(
-                f"{old_config.model_type} cannot hold heads={after.heads} in memory "
-                f"(hidden {after.hidden} % heads != 0); use patch_config/convert, which write a "
-                f"{new_config.model_type} checkpoint"
-            )
+    if (
+        spec.decoupled == "fallback"
+        and new_config.model_type != old_config.model_type
+        and new_config.model_type not in CUSTOM_TYPES
+    ):
+        raise ConfigError(
+            f"{old_config.model_type} cannot hold heads={after.heads} in memory "
+            f"(hidden {after.hidden} % heads != 0); use patch_config/convert, which write a "
+            f"{new_config.model_type} checkpoint"
+        )
     new_spec = family_of(new_config)
 
     report = PatchReport(
-        model_type_before=old_config.model_type, model_type_after=new_config.model_type,
-        before=before, after=after, init=init, modules=[], _config=old_config,
+        model_type_before=old_config.model_type,
+        model_type_after=new_config.model_type,
+        before=before,
+        after=after,
+        init=init,
+        modules=[],
+        _config=old_config,
         _class=type(model),
     )
     layers = old_config.num_hidden_layers
@@ -217,9 +226,9 @@ def patch_model(
             merged = merge_attention(new_spec, new_config, pooled.weights)
             report.records.append({"layer": layer, **pooled.record})
             extras = {
-                k: v for k, v in old_state.items()
-                if k not in names and k in new.state_dict()
-                and new.state_dict()[k].shape == v.shape
+                k: v
+                for k, v in old_state.items()
+                if k not in names and k in new.state_dict() and new.state_dict()[k].shape == v.shape
             }
             missing = set(target_names) - set(merged)
             if missing:
@@ -238,7 +247,8 @@ def patch_model(
         _set_submodule(model, path, new)
     if after.head_dim != before.head_dim:
         for name, rotary in _rotary_modules(model).items():
-            rebuilt = type(rotary)(config=new_config).to(rotary.inv_freq.device)
+            device = next(rotary.buffers()).device
+            rebuilt = type(rotary)(config=new_config).to(device)
             report._rotary[name] = rotary
             _set_submodule(model, name, rebuilt)
     _replace_config_refs(model, old_config, new_config)

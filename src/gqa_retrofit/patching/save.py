@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from .._fs import atomic_output_dir
+from ..arch.layout import attention_geometry
 from ..errors import ConfigError
-from .config import patch_config
+from .config import family_of, patch_config
 from .custom_types import CUSTOM_TYPES, custom_classes, register_custom_types
 
 
@@ -33,17 +35,11 @@ def load_config(source: str | os.PathLike[str]) -> Any:
         raise ConfigError(f"config {str(path)!r} has no model_type")
     register_custom_types()
     model_type = values.pop("model_type")
-    from .config import family_of
-
-    class _Probe:
-        pass
-
-    probe = _Probe()
-    probe.model_type = model_type  # type: ignore[attr-defined]
-    family_of(probe)  # unsupported families fail here, with the list of supported ones
+    # unsupported families fail here, with the list of supported ones
+    family_of(SimpleNamespace(model_type=model_type))
     try:
         return AutoConfig.for_model(model_type, **values)
-    except Exception as exc:  # noqa: BLE001 - transformers' validation errors vary by version
+    except Exception as exc:
         raise ConfigError(f"config {str(path)!r} is invalid: {exc}".splitlines()[0]) from None
 
 
@@ -78,8 +74,8 @@ def write_patched_config(
     config = load_config(source) if is_path else source
     patched = patch_config(config, heads=heads, kv_heads=kv_heads, head_dim=head_dim)
     src_dir = None
-    if is_path and Path(source).exists():  # type: ignore[arg-type]
-        src_dir = Path(source) if Path(source).is_dir() else Path(source).parent  # type: ignore[arg-type]
+    if isinstance(source, str | os.PathLike) and Path(source).exists():
+        src_dir = Path(source) if Path(source).is_dir() else Path(source).parent
     with atomic_output_dir(out_dir, overwrite=overwrite, source=src_dir) as tmp:
         if patched.model_type in CUSTOM_TYPES:
             import torch
@@ -91,8 +87,6 @@ def write_patched_config(
             custom_object_save(model, tmp, config=patched)
         patched.save_pretrained(tmp)
         files = sorted(p.name for p in tmp.iterdir())
-    from .config import family_of
-    from ..arch.layout import attention_geometry
 
     geo = attention_geometry(family_of(patched), patched)
     return {

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="arg-type,operator,union-attr,misc"
+# (transformers style: optional config fields are filled in __post_init__)
 """Pieces shared by the decoupled-head GQA modeling files (torch/transformers only).
 
 Notation: ``B`` batch, ``S`` sequence, ``n_h`` query heads, ``n_kv`` KV heads, ``d_h`` head size.
@@ -36,7 +38,8 @@ def attention_class_swapped(
 
 
 def repeat_kv(states: torch.Tensor, groups: int) -> torch.Tensor:
-    """``[B, n_kv, S, d_h] -> [B, n_kv * groups, S, d_h]``, each KV head repeated ``groups`` times."""
+    """``[B, n_kv, S, d_h] -> [B, n_kv * groups, S, d_h]``: each KV head repeated ``groups``
+    times (contiguous groups, as transformers' ``repeat_kv``)."""
     if groups == 1:
         return states
     batch, kv_heads, seq, head_dim = states.shape
@@ -54,7 +57,10 @@ def eager_gqa_attention(
     dropout: float = 0.0,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference attention: q ``[B, n_h, S, d_h]``, k/v ``[B, n_kv, S_kv, d_h]`` -> ``[B, S, n_h, d_h]``."""
+    """Reference attention.
+
+    q ``[B, n_h, S, d_h]``, k/v ``[B, n_kv, S_kv, d_h]`` -> output ``[B, S, n_h, d_h]``.
+    """
     groups = module.num_key_value_groups
     key, value = repeat_kv(key, groups), repeat_kv(value, groups)
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling
@@ -80,7 +86,10 @@ def attend(
     dropout: float,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Dispatch through ``config._attn_implementation``; returns ``[B, S, n_h * d_h]`` and weights."""
+    """Dispatch through ``config._attn_implementation``.
+
+    Returns the output ``[B, S, n_h * d_h]`` and the attention weights (None for sdpa).
+    """
     interface = ALL_ATTENTION_FUNCTIONS.get_interface(
         module.config._attn_implementation, eager_gqa_attention
     )

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="arg-type,operator,union-attr,misc"
+# (transformers style: optional config fields are filled in __post_init__)
 """Falcon with real grouped-query attention and decoupled heads: ``num_kv_heads`` KV heads are
 cached (not broadcast to every query head as Falcon's ``new_decoder_architecture`` does), and
 ``head_dim`` is a field instead of ``hidden_size // num_attention_heads``. The fused
@@ -15,7 +17,7 @@ from ._gqa_geometry import check_gqa_geometry
 @strict
 class FalconGQAConfig(FalconConfig):
     model_type = "falcon_gqa"
-    attribute_map = {**FalconConfig.attribute_map, "num_key_value_heads": "num_kv_heads"}
+    attribute_map = {**FalconConfig.attribute_map, "num_key_value_heads": "num_kv_heads"}  # noqa: RUF012
 
     head_dim: int | None = None
 

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="arg-type,operator,union-attr,misc"
+# (transformers style: optional config fields are filled in __post_init__)
 """GPT-NeoX with decoupled-head grouped-query attention: adds ``num_key_value_heads`` and
 ``head_dim``. The fused ``query_key_value`` rows are laid out per KV group as (q_1..q_g, k, v),
 which for ``num_key_value_heads == num_attention_heads`` is exactly GPT-NeoX's own layout."""
@@ -31,7 +33,9 @@ class GPTNeoXGQAConfig(GPTNeoXConfig):
         )
         rotary = int(self.head_dim * self.rope_parameters.get("partial_rotary_factor", 1.0))
         if rotary % 2:
-            raise ValueError(f"rotary dims {rotary} (head_dim * partial_rotary_factor) must be even")
+            raise ValueError(
+                f"rotary dims {rotary} (head_dim * partial_rotary_factor) must be even"
+            )
 
 
 __all__ = ["GPTNeoXGQAConfig"]

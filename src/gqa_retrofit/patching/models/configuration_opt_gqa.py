@@ -1,3 +1,5 @@
+# mypy: disable-error-code="arg-type,operator,union-attr,misc"
+# (transformers style: optional config fields are filled in __post_init__)
 """OPT with decoupled-head grouped-query attention: adds ``num_key_value_heads`` and
 ``head_dim`` (``num_attention_heads * head_dim`` need not equal ``hidden_size``)."""
 

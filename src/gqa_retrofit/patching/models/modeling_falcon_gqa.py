@@ -1,3 +1,5 @@
+# mypy: disable-error-code="arg-type,operator,union-attr,misc"
+# (transformers style: optional config fields are filled in __post_init__)
 """Falcon with real grouped-query attention and decoupled heads.
 
 Only the attention differs from ``FalconForCausalLM``: ``query_key_value`` is ``d -> (n_h +
@@ -46,7 +48,9 @@ class FalconGQAAttention(FalconAttention):
         self.multi_query = config.multi_query
         out = (self.num_heads + 2 * self.num_kv_heads) * self.head_dim
         self.query_key_value = FalconLinear(self.hidden_size, out, bias=config.bias)
-        self.dense = FalconLinear(self.num_heads * self.head_dim, self.hidden_size, bias=config.bias)
+        self.dense = FalconLinear(
+            self.num_heads * self.head_dim, self.hidden_size, bias=config.bias
+        )
         self.attention_dropout = nn.Dropout(config.attention_dropout)
 
     def forward(

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="arg-type,operator,union-attr,misc"
+# (transformers style: optional config fields are filled in __post_init__)
 """GPT-NeoX with decoupled-head grouped-query attention.
 
 Only the attention differs from ``GPTNeoXForCausalLM``: ``query_key_value`` is ``d -> (n_h +
