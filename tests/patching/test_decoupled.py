@@ -57,6 +57,17 @@ def test_decoupled_builds_trains_and_generates(family: str) -> None:
     shapes = [tuple(p.shape) for n, p in model.named_parameters() if "layers.0." in n or ".0." in n]
     assert (HEADS * HEAD_DIM, 64) in shapes or (q_rows, 64) in shapes or (64, q_rows) in shapes
 
+    # left padding: the padded row's logits equal the same tokens run alone
+    model.eval()
+    ids = torch.tensor(IDS)
+    mask = torch.ones_like(ids)
+    mask[1, :3] = 0
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        padded = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+        alone = model(input_ids=ids[1:, 3:]).logits
+    torch.testing.assert_close(padded[1, 3:], alone[0], rtol=1e-4, atol=1e-5)
+
     model.train()
     model.activation_checkpointing_enable()
     batch = torch.tensor(IDS)

@@ -22,10 +22,13 @@ def test_smollm2_expanded_to_mha_and_pooled_back_keeps_perplexity(default_model:
     text = default_corpus().test  # Persuasion
 
     def perplexity() -> float:
-        return evaluate_perplexity(model, text, tokenizer=tokenizer, max_windows=4).perplexity
+        # 2 windows of 256 tokens keep this cheap; the full 16 x 512 reference run (36.6) is in
+        # benchmarks/patching_smollm2.py
+        result = evaluate_perplexity(model, text, tokenizer=tokenizer, max_windows=2, seq_len=256)
+        return result.perplexity
 
     reference = perplexity()
-    assert 20 < reference < 60  # 36.6 over the first 16 windows (assets.md); 4 windows here
+    assert 10 < reference < 100  # a sane language-model perplexity on Austen
     expanded = patch_model(model, kv_heads=9)
     assert model.model.layers[0].self_attn.k_proj.weight.shape == (9 * 64, 576)
     assert expanded.after.kv_heads == 9
