@@ -155,3 +155,41 @@ def test_quantized_model_is_refused() -> None:
 def test_llama_live_model_cannot_take_heads_not_dividing_hidden() -> None:
     with pytest.raises(ConfigError, match="use patch_config/convert, which write a mistral"):
         patch_model(tiny_model("llama"), heads=6, kv_heads=3, init="random")
+
+
+# Native families with a table entry but no tiny model in tests/tiny_models.py
+_EXTRA = {
+    "ministral": {"head_dim": 16},
+    "qwen3_moe": {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32},
+    "gemma": {},
+    "starcoder2": {},
+    "granite": {},
+    "cohere": {},
+    "smollm3": {},
+}
+
+
+@pytest.mark.parametrize("family", sorted(_EXTRA))
+def test_other_native_families_expand_and_pool_back_exactly(family: str) -> None:
+    from tiny_models import _BASE
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.for_model(family, **{**_BASE, **_EXTRA[family]})
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    ids, mask, positions = _inputs()
+    reference = _logits(model, ids, mask, positions)
+    assert patch_model(model, kv_heads=4).model_type_after == family
+    torch.testing.assert_close(_logits(model, ids, mask, positions), reference, rtol=0, atol=2e-6)
+    patch_model(model, kv_heads=2)
+    torch.testing.assert_close(_logits(model, ids, mask, positions), reference, rtol=0, atol=2e-6)
+
+
+def test_olmo2_layer_wide_k_norm_is_refused_not_dropped() -> None:
+    from tiny_models import _BASE
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model("olmo2", **_BASE))
+    with pytest.raises(ConfigError, match=r"k_norm.weight has shape \(32,\) tied to the head"):
+        patch_model(model, kv_heads=1)
+    assert patch_model(model).after.kv_heads == 2  # unchanged geometry is fine

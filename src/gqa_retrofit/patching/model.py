@@ -225,11 +225,15 @@ def patch_model(
             pooled = method.fn(weights, HeadTarget(kv_heads=after.kv_heads, heads=after.heads))
             merged = merge_attention(new_spec, new_config, pooled.weights)
             report.records.append({"layer": layer, **pooled.record})
-            extras = {
-                k: v
-                for k, v in old_state.items()
-                if k not in names and k in new.state_dict() and new.state_dict()[k].shape == v.shape
-            }
+            new_state = new.state_dict()
+            extras = {k: v for k, v in old_state.items() if k not in names and k in new_state}
+            for key, value in extras.items():
+                if new_state[key].shape != value.shape:
+                    # e.g. olmo2's k_norm spans all KV heads: no pooling method covers it
+                    raise ConfigError(
+                        f"{path}.{key} has shape {tuple(value.shape)} tied to the head count; "
+                        f"init={init!r} cannot carry it to {tuple(new_state[key].shape)}"
+                    )
             missing = set(target_names) - set(merged)
             if missing:
                 raise ConfigError(f"pooled weights lack {sorted(missing)} for {path}")
