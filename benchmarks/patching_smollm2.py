@@ -41,8 +41,9 @@ def kv_cache_bytes_per_token(model, seq: int = SEQ_LEN) -> int:
 
 def measure(model, tokenizer, text: Path, label: str, report=None) -> dict:
     start = time.perf_counter()
-    result = evaluate_perplexity(model, text, tokenizer=tokenizer, max_windows=WINDOWS,
-                                 seq_len=SEQ_LEN)
+    result = evaluate_perplexity(
+        model, text, tokenizer=tokenizer, max_windows=WINDOWS, seq_len=SEQ_LEN
+    )
     attn = model.model.layers[0].self_attn
     row = {
         "label": label,
@@ -80,15 +81,24 @@ def main() -> None:
     report = patch_model(model, kv_heads=1)
     rows.append(measure(model, tokenizer, text, "mean-pooled to 1 kv (MQA, no training)", report))
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({
-        "benchmark": "patching_smollm2",
-        "model": "SmolLM2-135M-Instruct (embedded default)",
-        "data": f"{text.name}, first {WINDOWS} windows of {SEQ_LEN} tokens",
-        "versions": {"gqa_retrofit": gqa_retrofit.__version__, "torch": torch.__version__,
-                     "transformers": transformers.__version__},
-        "machine": {"platform": platform.platform(), "threads": torch.get_num_threads()},
-        "results": rows,
-    }, indent=2) + "\n")
+    OUT.write_text(
+        json.dumps(
+            {
+                "benchmark": "patching_smollm2",
+                "model": "SmolLM2-135M-Instruct (embedded default)",
+                "data": f"{text.name}, first {WINDOWS} windows of {SEQ_LEN} tokens",
+                "versions": {
+                    "gqa_retrofit": gqa_retrofit.__version__,
+                    "torch": torch.__version__,
+                    "transformers": transformers.__version__,
+                },
+                "machine": {"platform": platform.platform(), "threads": torch.get_num_threads()},
+                "results": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

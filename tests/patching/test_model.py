@@ -171,8 +171,9 @@ _EXTRA = {
 
 @pytest.mark.parametrize("family", sorted(_EXTRA))
 def test_other_native_families_expand_and_pool_back_exactly(family: str) -> None:
-    from tiny_models import _BASE
     from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tiny_models import _BASE
 
     config = AutoConfig.for_model(family, **{**_BASE, **_EXTRA[family]})
     torch.manual_seed(0)
@@ -186,8 +187,9 @@ def test_other_native_families_expand_and_pool_back_exactly(family: str) -> None
 
 
 def test_olmo2_layer_wide_k_norm_is_refused_not_dropped() -> None:
-    from tiny_models import _BASE
     from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tiny_models import _BASE
 
     model = AutoModelForCausalLM.from_config(AutoConfig.for_model("olmo2", **_BASE))
     with pytest.raises(ConfigError, match=r"k_norm.weight has shape \(32,\) tied to the head"):
