@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._progress import progress
 from ..arch.layout import (
     AttentionGeometry,
     attention_geometry,
@@ -213,7 +214,7 @@ def patch_model(
     layers = old_config.num_hidden_layers
     names = attention_tensor_names(spec, old_config)
     target_names = attention_tensor_names(new_spec, new_config)
-    for layer in range(layers):
+    for layer in progress(range(layers), desc="patching attention", unit="layer", leave=False):
         path = _attention_path(model, spec, layer)
         old = model.get_submodule(path)
         reference = next(iter(old.parameters()))
