@@ -33,12 +33,17 @@ def true_loss(params: float, heads: int, kv_heads: int) -> float:
     return float((A / params) ** B + floor)
 
 
-def main(path: Path = Path(__file__).with_name("runs_synthetic.csv")) -> None:
+OUTPUT = Path(__file__).with_name("runs_synthetic.csv")
+
+
+def main(path: Path = OUTPUT) -> None:
     rng = np.random.default_rng(SEED)
     with path.open("w", newline="", encoding="utf-8") as f:
         f.write("# SYNTHETIC runs, not measured: drawn by examples/make_synthetic_runs.py from\n")
-        f.write(f"# loss = ({A:.0e}/N)^{B} + {E0} + {QH}*heads^-{PH} + {KV}*kv_heads^-{PKV}"
-                f" + N(0, {NOISE}^2), seed {SEED}\n")
+        f.write(
+            f"# loss = ({A:.0e}/N)^{B} + {E0} + {QH}*heads^-{PH} + {KV}*kv_heads^-{PKV}"
+            f" + N(0, {NOISE}^2), seed {SEED}\n"
+        )
         writer = csv.writer(f)
         writer.writerow(["heads", "kv_heads", "non_embedding_params", "loss", "context"])
         for heads in HEAD_COUNTS:

@@ -31,27 +31,58 @@ def register(subparsers: Any) -> None:
         "Z = lambda*M^alpha + (1-lambda)*C^beta.",
     )
     parser.add_argument(
-        "--runs", required=True, metavar="FILE.csv",
+        "--runs",
+        required=True,
+        metavar="FILE.csv",
         help="CSV with columns heads, kv_heads, non_embedding_params, loss[, context]",
     )
-    parser.add_argument("--context", required=True, type=context_length,
-                        help="deployment context length (e.g. 128k)")
+    parser.add_argument(
+        "--context",
+        required=True,
+        type=context_length,
+        help="deployment context length (e.g. 128k)",
+    )
     parser.add_argument("--target-loss", required=True, type=float, help="loss to reach")
-    parser.add_argument("--lambda", dest="lam", type=float, default=0.9,
-                        help="weight of memory in Z (default 0.9; 1 = memory only, 0 = FLOPs)")
+    parser.add_argument(
+        "--lambda",
+        dest="lam",
+        type=float,
+        default=0.9,
+        help="weight of memory in Z (default 0.9; 1 = memory only, 0 = FLOPs)",
+    )
     parser.add_argument("--alpha", type=float, default=0.5, help="memory exponent (default 0.5)")
-    parser.add_argument("--beta", type=float, default=1.0 / 3.0,
-                        help="FLOPs exponent (default 1/3)")
-    parser.add_argument("--baseline", metavar="HEADS:KV",
-                        help="configuration to report savings against, e.g. 32:8")
-    parser.add_argument("--candidates", type=_head_counts, metavar="LIST",
-                        help="head counts to consider for both heads and kv_heads "
-                        "(default: every configuration in the runs)")
-    parser.add_argument("--fit-context", type=context_length,
-                        help="fit only runs trained at this context (when the file mixes them)")
+    parser.add_argument(
+        "--beta", type=float, default=1.0 / 3.0, help="FLOPs exponent (default 1/3)"
+    )
+    parser.add_argument(
+        "--baseline", metavar="HEADS:KV", help="configuration to report savings against, e.g. 32:8"
+    )
+    parser.add_argument(
+        "--candidates",
+        type=_head_counts,
+        metavar="LIST",
+        help="head counts to consider for both heads and kv_heads "
+        "(default: every configuration in the runs)",
+    )
+    parser.add_argument(
+        "--fit-context",
+        type=context_length,
+        help="fit only runs trained at this context (when the file mixes them)",
+    )
     parser.add_argument("--head-dim", type=int, default=64, help="head size d_h (default 64)")
-    parser.add_argument("--skip-unfittable", action="store_true",
-                        help="leave out configurations whose fit is refused instead of failing")
+    parser.add_argument(
+        "--sizing",
+        choices=("interpolate", "table"),
+        default="interpolate",
+        help="shape (L, d) for N*: interpolate the paper's aspect ratio and "
+        "binary-search L (Appendix B.1, default) or take the nearest row of "
+        "the paper's table",
+    )
+    parser.add_argument(
+        "--skip-unfittable",
+        action="store_true",
+        help="leave out configurations whose fit is refused instead of failing",
+    )
     parser.add_argument("--top", type=int, default=0, help="rows in the table (default: all)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--plot", metavar="FILE", help="write the loss vs M, C, Z plot (png/svg)")
@@ -124,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         fit_context=args.fit_context,
         head_dim=args.head_dim,
         skip_unfittable=args.skip_unfittable,
+        sizing=args.sizing,
     )
     if args.plot:
         plot_recipe(result, args.plot)

@@ -13,10 +13,17 @@ monotonically with L and the binary search is exact.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from ..errors import ConfigError
+
+#: How a size N* becomes a shape: ``"interpolate"`` (Appendix B.1: interpolated d/L, binary
+#: search for L) or ``"table"`` (the nearest row of the paper's table, i.e. the paper's own
+#: trained shapes with their nominal sizes).
+Sizing = Literal["interpolate", "table"]
 
 
 @dataclass(frozen=True)
@@ -109,13 +116,53 @@ def aspect_ratio(params: float, table: tuple[AspectRow, ...] = PAPER_ASPECT_TABL
         return rows[0].ratio
     if params >= rows[-1].params:
         return rows[-1].ratio
-    for low, high in zip(rows, rows[1:]):
+    for low, high in itertools.pairwise(rows):
         if low.params <= params <= high.params:
             t = (math.log(params) - math.log(low.params)) / (
                 math.log(high.params) - math.log(low.params)
             )
             return low.ratio + t * (high.ratio - low.ratio)
     raise AssertionError("unreachable: params lies within the table")  # pragma: no cover
+
+
+def _check_heads(heads: int, kv_heads: int, head_dim: int) -> None:
+    if heads <= 0 or kv_heads <= 0 or head_dim <= 0:
+        raise ConfigError(
+            f"invalid head geometry heads={heads}, kv_heads={kv_heads}, head_dim={head_dim}: "
+            "all must be positive integers"
+        )
+    if kv_heads > heads:
+        raise ConfigError(f"kv_heads {kv_heads} exceeds heads {heads}: need kv_heads <= heads")
+
+
+def table_shape(
+    params: float,
+    heads: int,
+    kv_heads: int,
+    *,
+    head_dim: int = PAPER_HEAD_DIM,
+    table: tuple[AspectRow, ...] = PAPER_ASPECT_TABLE,
+) -> ModelShape:
+    """The (L, d) of the table row whose nominal size is nearest to ``params`` (in log N).
+
+    This reproduces the paper's own comparisons, which quote nominal sizes (e.g. 1.2B and 1.8B
+    are both 36 layers) rather than exact parameter counts.
+
+    Raises:
+        ConfigError: non-positive sizes or head counts, or ``kv_heads > heads``.
+    """
+    _check_heads(heads, kv_heads, head_dim)
+    if not params > 0 or not math.isfinite(params):
+        raise ConfigError(f"invalid parameter count {params!r}: must be a positive number")
+    row = min(table, key=lambda r: abs(math.log(r.params) - math.log(params)))
+    return ModelShape(
+        layers=row.layers,
+        hidden=row.hidden,
+        intermediate=ffn_size(row.hidden),
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=head_dim,
+    )
 
 
 def _width(ratio: float, layers: int) -> int:
@@ -139,13 +186,7 @@ def shape_for_params(
     Raises:
         ConfigError: non-positive sizes or head counts, or ``kv_heads > heads``.
     """
-    if heads <= 0 or kv_heads <= 0 or head_dim <= 0:
-        raise ConfigError(
-            f"invalid head geometry heads={heads}, kv_heads={kv_heads}, head_dim={head_dim}: "
-            "all must be positive integers"
-        )
-    if kv_heads > heads:
-        raise ConfigError(f"kv_heads {kv_heads} exceeds heads {heads}: need kv_heads <= heads")
+    _check_heads(heads, kv_heads, head_dim)
     ratio = aspect_ratio(params, table)
 
     def count(layers: int) -> int:
@@ -176,3 +217,24 @@ def shape_for_params(
         kv_heads=kv_heads,
         head_dim=head_dim,
     )
+
+
+def model_shape(
+    params: float,
+    heads: int,
+    kv_heads: int,
+    *,
+    sizing: Sizing = "interpolate",
+    head_dim: int = PAPER_HEAD_DIM,
+    table: tuple[AspectRow, ...] = PAPER_ASPECT_TABLE,
+) -> ModelShape:
+    """Shape for ``params`` by :func:`shape_for_params` or :func:`table_shape`.
+
+    Raises:
+        ConfigError: unknown ``sizing``, or invalid sizes or heads.
+    """
+    if sizing == "interpolate":
+        return shape_for_params(params, heads, kv_heads, head_dim=head_dim, table=table)
+    if sizing == "table":
+        return table_shape(params, heads, kv_heads, head_dim=head_dim, table=table)
+    raise ConfigError(f"invalid sizing {sizing!r}: use 'interpolate' or 'table'")

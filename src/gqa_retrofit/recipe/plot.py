@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from .aspect import shape_for_params
+from .aspect import model_shape
 from .search import RecipeResult, paper_costs
 
 _SUFFIXES = (".png", ".svg", ".pdf")
@@ -61,9 +61,12 @@ def plot_recipe(
         fit = result.fits[rec.config]
         mem, flops, z, loss = [], [], [], []
         for n in sizes:
-            shape = shape_for_params(float(n), rec.heads, rec.kv_heads, head_dim=head_dim)
-            cost = paper_costs(float(n), shape.layers, rec.heads, rec.kv_heads, result.context,
-                               head_dim=head_dim)
+            shape = model_shape(
+                float(n), rec.heads, rec.kv_heads, head_dim=head_dim, sizing=result.sizing
+            )
+            cost = paper_costs(
+                float(n), shape.layers, rec.heads, rec.kv_heads, result.context, head_dim=head_dim
+            )
             mem.append(cost.memory * rec.memory_bytes / rec.memory)
             flops.append(cost.flops)
             z.append(result.objective.z(cost.memory, cost.flops))
@@ -71,12 +74,15 @@ def plot_recipe(
         color = cmap(i / max(1, len(recs) - 1))
         best = rec.rank == 1
         label = f"{rec.heads}:{rec.kv_heads}" + (" (best)" if best else "")
-        for ax, xs, x_star in zip(
-            axes, (mem, flops, z), (rec.memory_bytes, rec.flops, rec.z)
-        ):
+        for ax, xs, x_star in zip(axes, (mem, flops, z), (rec.memory_bytes, rec.flops, rec.z)):
             ax.plot(xs, loss, color=color, lw=2.4 if best else 1.1, label=label)
-            ax.plot([x_star], [rec.predicted_loss], marker="*" if best else "o",
-                    color=color, ms=14 if best else 4)
+            ax.plot(
+                [x_star],
+                [rec.predicted_loss],
+                marker="*" if best else "o",
+                color=color,
+                ms=14 if best else 4,
+            )
     titles = (
         "inference memory M (bytes, weights + KV cache)",
         "decode FLOPs per token C",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
-from .aspect import PAPER_HEAD_DIM
+from .aspect import PAPER_HEAD_DIM, Sizing
 from .runs import Run, fit_runs, read_runs, select_context
 from .search import HeadConfig, Objective, RecipeResult, search
 
@@ -24,6 +24,7 @@ def recommend(
     head_dim: int = PAPER_HEAD_DIM,
     bytes_per_value: float = 2.0,
     skip_unfittable: bool = False,
+    sizing: Sizing = "interpolate",
 ) -> RecipeResult:
     """Fit each head configuration's runs, size and cost every candidate at ``context``, rank
     by ``Z = λ·M^α + (1−λ)·C^β``.
@@ -40,6 +41,8 @@ def recommend(
         bytes_per_value: for ``memory_bytes`` (2 = bf16).
         skip_unfittable: leave out configurations whose fit is refused (listed in
             ``refused_fits``) instead of failing.
+        sizing: ``"interpolate"`` (Appendix B.1, default) or ``"table"`` (nearest row of the
+            paper's aspect table).
 
     Returns:
         The ranked result, best first.
@@ -62,6 +65,7 @@ def recommend(
         baseline=base,
         head_dim=head_dim,
         bytes_per_value=bytes_per_value,
+        sizing=sizing,
     )
     result.refused_fits = refused
     return result

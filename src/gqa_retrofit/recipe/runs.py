@@ -73,12 +73,15 @@ def read_runs(path: str | os.PathLike[str]) -> list[Run]:
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"runs file {name!r} cannot be read: {err}") from None
     numbered = [
-        (i, line) for i, line in enumerate(text.splitlines(), start=1)
+        (i, line)
+        for i, line in enumerate(text.splitlines(), start=1)
         if line.strip() and not line.lstrip().startswith("#")
     ]
     if not numbered:
-        raise DataError(f"runs file {name!r} is empty: expected a header row "
-                        f"({', '.join(REQUIRED_COLUMNS)}[, context]) and runs")
+        raise DataError(
+            f"runs file {name!r} is empty: expected a header row "
+            f"({', '.join(REQUIRED_COLUMNS)}[, context]) and runs"
+        )
     reader = csv.DictReader(io.StringIO("\n".join(line for _, line in numbered)))
     header = [h.strip() for h in reader.fieldnames or []]
     reader.fieldnames = header

@@ -87,7 +87,7 @@ def _jacobian(theta: np.ndarray, log_n: np.ndarray, loss: np.ndarray) -> np.ndar
     return np.stack([term * b, term * (log_a - log_n), np.ones_like(term)], axis=1)
 
 
-def _initial_guess(log_n: np.ndarray, loss: np.ndarray) -> np.ndarray:
+def _initial_guess(log_n: np.ndarray, loss: np.ndarray, label: str) -> np.ndarray:
     """Best log-log line ``log(loss − E) = b·log a − b·log N`` over a grid of floors E."""
     best: tuple[float, np.ndarray] | None = None
     low = float(loss.min())
@@ -103,7 +103,7 @@ def _initial_guess(log_n: np.ndarray, loss: np.ndarray) -> np.ndarray:
             best = (sse, theta)
     if best is None:
         raise DataError(
-            "loss does not decrease with model size in these runs: a power law "
+            f"{label}: loss does not decrease with model size: a power law "
             "(a/N)^b + E with b > 0 cannot fit them"
         )
     return best[1]
@@ -152,7 +152,7 @@ def fit_scaling_law(
         raise DataError(f"{label}: all losses are equal ({y[0]}): no size dependence to fit")
 
     log_n = np.log(n)
-    theta0 = _initial_guess(log_n, y)
+    theta0 = _initial_guess(log_n, y, label)
     noise = max(float(np.std(y)) * 0.05, 1e-4)
     lower = [-np.inf, 1e-6, 0.0]
     upper = [np.inf, 10.0, float(y.min())]

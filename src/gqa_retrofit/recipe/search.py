@@ -23,7 +23,7 @@ from typing import Any
 
 from ..cost.paper import c_infer, m_infer, z_objective
 from ..errors import ConfigError, DataError
-from .aspect import PAPER_ASPECT_TABLE, PAPER_HEAD_DIM, AspectRow, shape_for_params
+from .aspect import PAPER_ASPECT_TABLE, PAPER_HEAD_DIM, AspectRow, Sizing, model_shape
 from .scaling import ScalingFit
 
 #: The paper's candidate head counts (Section 4.1): powers of two up to 32.
@@ -62,9 +62,7 @@ class HeadConfig:
         """
         parts = text.strip().split(":")
         if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-            raise ConfigError(
-                f"invalid head configuration {text!r}: use HEADS:KV_HEADS, e.g. 32:8"
-            )
+            raise ConfigError(f"invalid head configuration {text!r}: use HEADS:KV_HEADS, e.g. 32:8")
         return cls(int(parts[0]), int(parts[1]))
 
 
@@ -110,8 +108,13 @@ class CostPoint:
 
 
 def paper_costs(
-    params: float, layers: int, heads: int, kv_heads: int, context: int,
-    *, head_dim: int = PAPER_HEAD_DIM,
+    params: float,
+    layers: int,
+    heads: int,
+    kv_heads: int,
+    context: int,
+    *,
+    head_dim: int = PAPER_HEAD_DIM,
 ) -> CostPoint:
     """C_infer and M_infer of the paper (eqs. 3, 4) through :mod:`gqa_retrofit.cost.paper`."""
     return CostPoint(
@@ -188,6 +191,7 @@ class RecipeResult:
     objective: Objective
     baseline: Recommendation | None = None
     fits: dict[HeadConfig, ScalingFit] = field(default_factory=dict)
+    sizing: Sizing = "interpolate"
     refused_fits: dict[str, str] = field(default_factory=dict)  # label -> why no fit
 
     @property
@@ -205,6 +209,7 @@ class RecipeResult:
             },
             "memory_unit": "values (paper eq. 4); memory_bytes = values x bytes per value",
             "flops_unit": "FLOPs per decoded token at position T (paper eq. 3, 2 per MAC)",
+            "sizing": self.sizing,
             "baseline": None if self.baseline is None else self.baseline.config.label,
             "recommendations": [r.to_dict() for r in self.recommendations],
             "unreachable": self.unreachable,
@@ -223,6 +228,7 @@ def evaluate_candidate(
     head_dim: int = PAPER_HEAD_DIM,
     bytes_per_value: float = 2.0,
     table: tuple[AspectRow, ...] = PAPER_ASPECT_TABLE,
+    sizing: Sizing = "interpolate",
 ) -> Recommendation | None:
     """Cost one candidate: N* from its fit, (L, d) from the table, M, C and Z at ``context``.
 
@@ -231,9 +237,12 @@ def evaluate_candidate(
     n_star = fit.params_for_loss(target_loss)
     if n_star is None:
         return None
-    shape = shape_for_params(n_star, config.heads, config.kv_heads, head_dim=head_dim, table=table)
-    cost = paper_costs(n_star, shape.layers, config.heads, config.kv_heads, context,
-                       head_dim=head_dim)
+    shape = model_shape(
+        n_star, config.heads, config.kv_heads, sizing=sizing, head_dim=head_dim, table=table
+    )
+    cost = paper_costs(
+        n_star, shape.layers, config.heads, config.kv_heads, context, head_dim=head_dim
+    )
     return Recommendation(
         heads=config.heads,
         kv_heads=config.kv_heads,
@@ -278,6 +287,7 @@ def search(
     head_dim: int = PAPER_HEAD_DIM,
     bytes_per_value: float = 2.0,
     table: tuple[AspectRow, ...] = PAPER_ASPECT_TABLE,
+    sizing: Sizing = "interpolate",
 ) -> RecipeResult:
     """Rank the candidates with a fit by Z at ``context`` (best first), mark the Pareto front
     in (memory, FLOPs) and the savings against ``baseline``.
@@ -289,6 +299,8 @@ def search(
         objective: λ, α, β of Z.
         candidates: restrict the search to these configurations (default: every fitted one).
         baseline: a fitted configuration to compare against (``savings`` in percent).
+        sizing: ``"interpolate"`` (Appendix B.1) or ``"table"`` (nearest row of the paper's
+            table, for the paper's nominal-size comparisons).
 
     Raises:
         ConfigError: invalid target or context, a baseline or candidate list with no fit.
@@ -310,7 +322,11 @@ def search(
             f"{', '.join(c.label for c in sorted(fits))}"
         )
     kwargs: dict[str, Any] = dict(
-        objective=objective, head_dim=head_dim, bytes_per_value=bytes_per_value, table=table
+        objective=objective,
+        head_dim=head_dim,
+        bytes_per_value=bytes_per_value,
+        table=table,
+        sizing=sizing,
     )
     ranked: list[Recommendation] = []
     unreachable: dict[str, str] = {}
@@ -358,4 +374,5 @@ def search(
         objective=objective,
         baseline=base,
         fits=dict(fits),
+        sizing=sizing,
     )
