@@ -23,7 +23,7 @@ def test_json_contract_matches_the_python_api(capsys: pytest.CaptureFixture[str]
     for item, rec in zip(recs, expected.recommendations):
         for key in ("heads", "kv_heads", "params", "layers", "hidden", "memory", "flops", "z"):
             assert item[key] == getattr(rec, key)
-        assert item["savings"] == rec.savings
+        assert item["change_percent"] == rec.change_percent
     assert [r["z"] for r in recs] == sorted(r["z"] for r in recs)
     assert data["context"] == 131072 and data["baseline"] == "32:8"
     assert data["objective"] == {"lambda": 0.9, "alpha": 0.5, "beta": pytest.approx(1 / 3)}
@@ -38,7 +38,7 @@ def test_table_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         f"best: heads {best.heads}, kv_heads {best.kv_heads}, N* {best.params:.4g} "
         f"(L {best.layers}, d {best.hidden}, head_dim 64)"
     ) in out
-    assert "savings (d %) against the baseline 32:8" in out
+    assert "dM, dC, dZ: % change against the baseline 32:8 (negative = cheaper)" in out
     ranked_rows = [line for line in out.splitlines() if line[:4].strip() in {"1", "2", "3", "4"}]
     assert [row.split()[0] for row in ranked_rows] == ["1", "2", "3"]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

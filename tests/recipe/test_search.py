@@ -135,15 +135,17 @@ def test_paper_headline_flops_saving_through_the_recipe_path() -> None:
     assert ours.params == pytest.approx(1.8e9)
     assert result.baseline is not None and result.baseline.params == pytest.approx(1.2e9)
     assert (ours.layers, ours.hidden, result.baseline.layers) == (36, 2048, 36)
-    assert ours.savings is not None
-    assert ours.savings["flops"] == pytest.approx(-57.7, abs=0.5)  # paper: -57.8 %
+    assert ours.change_percent is not None
+    assert ours.change_percent["flops"] == pytest.approx(-57.7, abs=0.5)  # paper: -57.8 %
     # memory by eq. 4 (values): -60.1 %; the paper reports -50.8 % with unstated accounting
-    assert ours.savings["memory"] == pytest.approx(-60.1, abs=0.1)
+    assert ours.change_percent["memory"] == pytest.approx(-60.1, abs=0.1)
     # with Appendix B.1 sizing under our exact parameter count both land at L = 40 instead
     interpolated = search(fits, target, 131072, baseline=HeadConfig(24, 8))
     rec = next(r for r in interpolated.recommendations if r.config == HeadConfig(8, 1))
     assert (rec.layers, interpolated.baseline.layers) == (40, 40)  # type: ignore[union-attr]
-    assert rec.savings is not None and rec.savings["flops"] == pytest.approx(-58.6, abs=0.1)
+    assert rec.change_percent is not None and rec.change_percent["flops"] == pytest.approx(
+        -58.6, abs=0.1
+    )
 
 
 def test_pareto_front_and_savings() -> None:
@@ -158,12 +160,12 @@ def test_pareto_front_and_savings() -> None:
             for o in recs
         )
         assert rec.pareto == (not dominated)
-        assert rec.savings is not None
-        assert rec.savings["memory"] == pytest.approx(
+        assert rec.change_percent is not None
+        assert rec.change_percent["memory"] == pytest.approx(
             (rec.memory / result.baseline.memory - 1) * 100  # type: ignore[union-attr]
         )
     base = next(r for r in recs if r.config == HeadConfig(32, 8))
-    assert base.savings == {"params": 0.0, "memory": 0.0, "flops": 0.0, "z": 0.0}
+    assert base.change_percent == {"params": 0.0, "memory": 0.0, "flops": 0.0, "z": 0.0}
 
 
 def test_unreachable_targets_and_bad_options() -> None:

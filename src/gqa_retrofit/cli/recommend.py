@@ -123,10 +123,13 @@ def _table(result: Any, shown: list[Any]) -> str:
             f"{rec.z:>10.1f} {'*' if rec.pareto else '':>6}"
         )
         if savings:
-            row += "".join(f" {rec.savings[k]:>+7.1f}" for k in ("memory", "flops", "z"))
+            row += "".join(f" {rec.change_percent[k]:>+7.1f}" for k in ("memory", "flops", "z"))
         lines.append(row)
     if savings:
-        lines.append(f"savings (d %) against the baseline {result.baseline.config.label}")
+        lines.append(
+            f"dM, dC, dZ: % change against the baseline {result.baseline.config.label} "
+            "(negative = cheaper)"
+        )
     for label, reason in {**result.unreachable, **result.refused_fits}.items():
         lines.append(f"left out {label}: {reason}")
     best = result.best

@@ -150,7 +150,7 @@ class Recommendation:
     extrapolation: float  # N* / largest fitted size (> 1: beyond the runs)
     pareto: bool = False
     rank: int = 0
-    savings: dict[str, float] | None = None  # percent change against the baseline
+    change_percent: dict[str, float] | None = None  # vs the baseline, negative = cheaper
 
     @property
     def config(self) -> HeadConfig:
@@ -175,7 +175,7 @@ class Recommendation:
             "predicted_loss": self.predicted_loss,
             "extrapolation": self.extrapolation,
             "pareto": self.pareto,
-            "savings": self.savings,
+            "change_percent": self.change_percent,
             "fit": self.fit.to_dict(),
         }
 
@@ -298,7 +298,7 @@ def search(
         context: deployment context length T.
         objective: λ, α, β of Z.
         candidates: restrict the search to these configurations (default: every fitted one).
-        baseline: a fitted configuration to compare against (``savings`` in percent).
+        baseline: a fitted configuration to compare against (``change_percent``: percent change, negative = cheaper).
         sizing: ``"interpolate"`` (Appendix B.1) or ``"table"`` (nearest row of the paper's
             table, for the paper's nominal-size comparisons).
 
@@ -360,7 +360,7 @@ def search(
                 f"E = {fits[baseline].e:.4f}): choose another baseline or a higher target"
             )
         for rec in ranked:
-            rec.savings = {
+            rec.change_percent = {
                 "params": percent_change(rec.params, base.params),
                 "memory": percent_change(rec.memory, base.memory),
                 "flops": percent_change(rec.flops, base.flops),
