@@ -298,7 +298,8 @@ def search(
         context: deployment context length T.
         objective: λ, α, β of Z.
         candidates: restrict the search to these configurations (default: every fitted one).
-        baseline: a fitted configuration to compare against (``change_percent``: percent change, negative = cheaper).
+        baseline: a fitted configuration to compare against (``change_percent``: percent
+            change, negative = cheaper).
         sizing: ``"interpolate"`` (Appendix B.1) or ``"table"`` (nearest row of the paper's
             table, for the paper's nominal-size comparisons).
 
