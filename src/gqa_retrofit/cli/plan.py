@@ -50,20 +50,38 @@ def register(subparsers: Any) -> None:
         "Pareto front and the budget, and print the convert command for the chosen one.",
     )
     parser.add_argument("model", metavar="MODEL", help="model dir, config.json or Hub id")
-    parser.add_argument("--context", required=True, type=context_length,
-                        help="deployment context length (e.g. 128k)")
-    parser.add_argument("--memory-budget", type=byte_size, metavar="SIZE",
-                        help="weights + KV cache must fit, e.g. 16GiB")
-    parser.add_argument("--max-flops", type=flops_value, metavar="FLOPS",
-                        help="largest decode FLOPs per token at --context, e.g. 2e9 or 2G")
-    parser.add_argument("--min-heads", type=int, default=None,
-                        help="fewest query heads the chosen configuration may keep (default: "
-                        "all, i.e. only KV heads change)")
-    parser.add_argument("--lambda", dest="lam", type=float, default=0.9,
-                        help="weight of memory in Z (default 0.9)")
+    parser.add_argument(
+        "--context",
+        required=True,
+        type=context_length,
+        help="deployment context length (e.g. 128k)",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=byte_size,
+        metavar="SIZE",
+        help="weights + KV cache must fit, e.g. 16GiB",
+    )
+    parser.add_argument(
+        "--max-flops",
+        type=flops_value,
+        metavar="FLOPS",
+        help="largest decode FLOPs per token at --context, e.g. 2e9 or 2G",
+    )
+    parser.add_argument(
+        "--min-heads",
+        type=int,
+        default=None,
+        help="fewest query heads the chosen configuration may keep (default: "
+        "all, i.e. only KV heads change)",
+    )
+    parser.add_argument(
+        "--lambda", dest="lam", type=float, default=0.9, help="weight of memory in Z (default 0.9)"
+    )
     parser.add_argument("--alpha", type=float, default=0.5, help="memory exponent (default 0.5)")
-    parser.add_argument("--beta", type=float, default=1.0 / 3.0,
-                        help="FLOPs exponent (default 1/3)")
+    parser.add_argument(
+        "--beta", type=float, default=1.0 / 3.0, help="FLOPs exponent (default 1/3)"
+    )
     parser.add_argument("--dtype", default="bf16", help="weights and KV dtype (default bf16)")
     parser.add_argument("--out", default=None, help="OUT directory in the printed command")
     parser.add_argument("--revision", default=None, help="Hub revision for Hub ids")
@@ -97,6 +115,11 @@ def _table(plan: Any) -> str:
             f"{prior:>11}"
         )
     lines.append("")
+    if plan.options[0].beyond_max_position:
+        lines.append(
+            f"note: context {plan.context:,} is beyond the model's max_position_embeddings "
+            "(costed anyway)"
+        )
     lines.append(f"prior dloss: {plan.prior_label}")
     if plan.chosen is None:
         lines.append(

@@ -77,6 +77,7 @@ class PlanOption:
     within_budget: bool = True
     rank: int = 0
     prior_loss_delta: float | None = None  # paper's Appendix I law, query heads only
+    beyond_max_position: bool = False  # the context exceeds the model's trained length
 
     @property
     def config(self) -> HeadConfig:
@@ -102,6 +103,7 @@ class PlanOption:
             "pareto": self.pareto,
             "within_budget": self.within_budget,
             "paper_prior_loss_delta": self.prior_loss_delta,
+            "beyond_max_position": self.beyond_max_position,
         }
 
 
@@ -255,6 +257,7 @@ def plan_retrofit(
                 within_budget=(memory_budget is None or cost.memory_bytes <= memory_budget)
                 and (max_flops is None or cost.decode_flops <= max_flops),
                 prior_loss_delta=delta,
+                beyond_max_position=cost.beyond_max_position,
             )
         )
     # best Z first; among equal Z keep more heads (less quality risk)
