@@ -28,6 +28,14 @@ _EXPORTS: dict[str, str] = {
     "default_corpus": "gqa_retrofit.assets",
     "evaluate_perplexity": "gqa_retrofit.evaluation.perplexity",
     "PerplexityResult": "gqa_retrofit.evaluation.perplexity",
+    "recommend": "gqa_retrofit.recipe",
+    "plan_retrofit": "gqa_retrofit.recipe",
+    "fit_scaling_law": "gqa_retrofit.recipe",
+    "recommendation_to_geometry": "gqa_retrofit.recipe",
+    "HeadConfig": "gqa_retrofit.recipe",
+    "ScalingFit": "gqa_retrofit.recipe",
+    "RecipeResult": "gqa_retrofit.recipe",
+    "RetrofitPlan": "gqa_retrofit.recipe",
 }
 
 

@@ -18,6 +18,10 @@ from .aspect import (
     shape_for_params,
     table_shape,
 )
+from .geometry import load_recommendation, recommendation_to_geometry
+from .plan import PlanOption, RetrofitPlan, plan_retrofit, reachable_head_configs
+from .plot import plot_recipe
+from .prior import PAPER_HEADS_LAWS, HeadsLaw
 from .recommend import recommend
 from .runs import Run, fit_runs, read_runs
 from .scaling import ScalingFit, fit_scaling_law
@@ -36,13 +40,17 @@ from .search import (
 
 __all__ = [
     "PAPER_ASPECT_TABLE",
+    "PAPER_HEADS_LAWS",
     "PAPER_HEAD_COUNTS",
     "AspectRow",
     "HeadConfig",
+    "HeadsLaw",
     "ModelShape",
     "Objective",
+    "PlanOption",
     "RecipeResult",
     "Recommendation",
+    "RetrofitPlan",
     "Run",
     "ScalingFit",
     "aspect_ratio",
@@ -50,12 +58,17 @@ __all__ = [
     "evaluate_candidate",
     "fit_runs",
     "fit_scaling_law",
+    "load_recommendation",
     "model_shape",
     "non_embedding_params",
     "paper_costs",
     "pareto_mask",
+    "plan_retrofit",
+    "plot_recipe",
+    "reachable_head_configs",
     "read_runs",
     "recommend",
+    "recommendation_to_geometry",
     "search",
     "shape_for_params",
     "table_shape",
