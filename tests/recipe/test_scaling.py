@@ -92,3 +92,21 @@ def test_degenerate_inputs_are_refused(
         fit_scaling_law(sizes, losses, label="head configuration 8:2")
     assert message in str(err.value)
     assert str(err.value).startswith("head configuration 8:2: ")
+
+
+def test_uncertainty_of_n_star_matches_the_spread_over_noise_draws() -> None:
+    # the delta-method sigma of log N* agrees with the scatter of N* over repeated noisy fits
+    target = 2.2
+    logs, sigmas = [], []
+    for seed in range(40):
+        fit = fit_scaling_law(SIZES, _losses(0.005, 100 + seed))
+        n_star = fit.params_for_loss(target)
+        sigma = fit.params_log_stderr(target)
+        assert n_star is not None and sigma is not None
+        logs.append(math.log(n_star))
+        sigmas.append(sigma)
+    spread = float(np.std(logs))
+    assert 0.6 < float(np.median(sigmas)) / spread < 1.6
+    true_log = math.log(TRUE_A / (target - TRUE_E) ** (1 / TRUE_B))
+    assert abs(float(np.mean(logs)) - true_log) < 2 * spread
+    assert fit.params_log_stderr(fit.e - 0.1) is None

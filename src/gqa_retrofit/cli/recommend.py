@@ -110,15 +110,16 @@ def _table(result: Any, shown: list[Any]) -> str:
         )
     savings = result.baseline is not None
     head = (
-        f"{'rank':>4} {'heads:kv':>9} {'N*':>9} {'L':>4} {'d':>6} {'memory GB':>10} "
+        f"{'rank':>4} {'heads:kv':>9} {'N*':>9} {'±%':>4} {'L':>4} {'d':>6} {'memory GB':>10} "
         f"{'FLOPs/tok':>10} {'Z':>10} {'pareto':>6}"
     )
     if savings:
         head += f" {'dM %':>7} {'dC %':>7} {'dZ %':>7}"
     lines += ["", head]
     for rec in shown:
+        sigma = "" if rec.params_log_stderr is None else f"{100 * rec.params_log_stderr:.0f}"
         row = (
-            f"{rec.rank:>4} {rec.config.label:>9} {_fmt(rec.params):>9} {rec.layers:>4} "
+            f"{rec.rank:>4} {rec.config.label:>9} {_fmt(rec.params):>9} {sigma:>4} {rec.layers:>4} "
             f"{rec.hidden:>6} {rec.memory_bytes / 1e9:>10.3f} {_fmt(rec.flops):>10} "
             f"{rec.z:>10.1f} {'*' if rec.pareto else '':>6}"
         )
@@ -133,6 +134,7 @@ def _table(result: Any, shown: list[Any]) -> str:
     for label, reason in {**result.unreachable, **result.refused_fits}.items():
         lines.append(f"left out {label}: {reason}")
     best = result.best
+    lines.append("±%: one-sigma uncertainty of N* from the fit (delta method)")
     lines.append(
         f"best: heads {best.heads}, kv_heads {best.kv_heads}, N* {best.params:.4g} "
         f"(L {best.layers}, d {best.hidden}, head_dim {best.head_dim})"

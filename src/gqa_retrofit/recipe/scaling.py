@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,7 @@ class ScalingFit:
         rmse: root mean square residual (loss units).
         points: number of runs fitted.
         min_params, max_params: the range of N the fit has seen (beyond it is extrapolation).
+        covariance: 3×3 covariance of ``(log a, b, E)`` (row-major), for propagated errors.
     """
 
     a: float
@@ -56,6 +58,7 @@ class ScalingFit:
     points: int
     min_params: float
     max_params: float
+    covariance: tuple[tuple[float, ...], ...] | None = None
 
     def loss(self, params: float) -> float:
         """Predicted loss at ``params`` non-embedding parameters."""
@@ -72,8 +75,25 @@ class ScalingFit:
             return None
         return self.a / gap ** (1.0 / self.b)
 
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+    def params_log_stderr(self, target: float) -> float | None:
+        """One-sigma uncertainty of ``log N*`` at ``target`` by the delta method.
+
+        ``log N* = log a − log(g)/b`` with ``g = target − E`` has the gradient
+        ``(1, log(g)/b², 1/(b·g))`` in ``(log a, b, E)``; the variance is ``∇ᵀ Σ ∇``.
+
+        Returns ``None`` when the target is unreachable or no covariance is known.
+        """
+        gap = target - self.e
+        if gap <= 0 or self.covariance is None:
+            return None
+        grad = np.array([1.0, math.log(gap) / self.b**2, 1.0 / (self.b * gap)])
+        var = float(grad @ np.array(self.covariance) @ grad)
+        return math.sqrt(max(var, 0.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("covariance")
+        return data
 
 
 def _residuals(theta: np.ndarray, log_n: np.ndarray, loss: np.ndarray) -> np.ndarray:
@@ -199,4 +219,5 @@ def fit_scaling_law(
         points=len(y),
         min_params=float(n.min()),
         max_params=float(n.max()),
+        covariance=tuple(tuple(float(v) for v in row) for row in cov),
     )

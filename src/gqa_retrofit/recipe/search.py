@@ -148,6 +148,7 @@ class Recommendation:
     predicted_loss: float  # the fit at N* (equals the target up to rounding)
     fit: ScalingFit
     extrapolation: float  # N* / largest fitted size (> 1: beyond the runs)
+    params_log_stderr: float | None = None  # one-sigma uncertainty of log N* from the fit
     pareto: bool = False
     rank: int = 0
     change_percent: dict[str, float] | None = None  # vs the baseline, negative = cheaper
@@ -174,6 +175,7 @@ class Recommendation:
             "z": self.z,
             "predicted_loss": self.predicted_loss,
             "extrapolation": self.extrapolation,
+            "params_log_stderr": self.params_log_stderr,
             "pareto": self.pareto,
             "change_percent": self.change_percent,
             "fit": self.fit.to_dict(),
@@ -260,6 +262,7 @@ def evaluate_candidate(
         predicted_loss=fit.loss(n_star),
         fit=fit,
         extrapolation=n_star / fit.max_params,
+        params_log_stderr=fit.params_log_stderr(target_loss),
     )
 
 
