@@ -7,6 +7,8 @@ instantiation confirms the result.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .spec import FamilySpec
 
 FAMILIES: dict[str, FamilySpec] = {
@@ -127,7 +129,25 @@ FAMILIES: dict[str, FamilySpec] = {
             norm_has_bias=True,
             decoupled="custom",
             decoupled_type="falcon_gqa",
+            gqa_key="new_decoder_architecture",
+            mqa_key="multi_query",
             notes="new_decoder_architecture caches all heads; multi_query caches one",
         ),
     ]
 }
+
+# The custom decoupled-head types of gqa_retrofit.patching keep their base family's tensor
+# names and layout (interleaved layouts generalise to KV groups) and honour n_kv and d_h.
+for _base in ("gpt2", "gpt_neox", "opt", "falcon"):
+    FAMILIES[f"{_base}_gqa"] = replace(
+        FAMILIES[_base],
+        model_type=f"{_base}_gqa",
+        honours_kv_heads=True,
+        honours_head_dim=True,
+        kv_heads_keys=("num_key_value_heads", "num_kv_heads"),
+        gqa_key=None,
+        mqa_key=None,
+        decoupled="custom",
+        decoupled_type=f"{_base}_gqa",
+        notes=f"gqa_retrofit custom type of {_base}: import gqa_retrofit or trust_remote_code",
+    )
