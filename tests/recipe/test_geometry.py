@@ -66,3 +66,31 @@ def test_bad_recommendations_are_refused(tmp_path: Path) -> None:
         load_recommendation(path, rank=3)
     with pytest.raises(ConfigError, match="does not exist"):
         load_recommendation(tmp_path / "none.json")
+
+
+def test_from_scratch_config_builds_the_recommended_model() -> None:
+    pytest.importorskip("gqa_retrofit.patching.config", reason="patching has not landed yet")
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from gqa_retrofit.recipe.geometry import from_scratch_config
+
+    best = recommend(EXAMPLE, context=131072, target_loss=2.6).best  # 32:1, 25 x 1344
+    template = AutoConfig.from_pretrained(Path(__file__).parent / "fixtures" / "smollm2-135m")
+    config = from_scratch_config(template, best)
+    assert (config.num_hidden_layers, config.hidden_size, config.intermediate_size) == (
+        best.layers,
+        best.hidden,
+        best.intermediate,
+    )
+    assert (config.num_attention_heads, config.num_key_value_heads, config.head_dim) == (
+        best.heads,
+        best.kv_heads,
+        64,
+    )
+    assert config.vocab_size == 49152 and config.tie_word_embeddings
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    total = sum(p.numel() for p in model.parameters())
+    assert total - 49152 * best.hidden == best.params_shape  # tied: one embedding matrix
+    assert template.num_hidden_layers == 30  # the template is not mutated

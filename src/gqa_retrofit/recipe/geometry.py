@@ -98,3 +98,61 @@ def load_recommendation(path: str | os.PathLike[str], rank: int = 1) -> dict[str
         )
     item: dict[str, Any] = items[rank - 1]
     return item
+
+
+def from_scratch_config(template: Any, recommendation: Recommendation | Mapping[str, Any]) -> Any:
+    """A transformers config of the recommended model, for training from scratch.
+
+    Everything but the geometry comes from ``template`` (family, vocabulary, positions, norms,
+    rotary settings); depth, width, FFN size, heads, KV heads and head size come from the
+    recommendation. The head geometry goes through :func:`gqa_retrofit.patching.patch_config`,
+    so families that cannot express ``n_h·d_h ≠ d`` natively get their decoupled type. The FFN
+    size is the paper's SwiGLU width also for families with an ungated MLP.
+
+    Args:
+        template: a transformers ``PretrainedConfig`` of a patchable family.
+        recommendation: a :class:`Recommendation` or one item of ``recommend --json`` output.
+
+    Raises:
+        ConfigError: an invalid recommendation or a geometry the family cannot express.
+        UnsupportedFamilyError: the template's family cannot be patched.
+    """
+    from transformers import AutoConfig
+
+    from ..arch import get_family
+    from ..patching.config import patch_config
+
+    geometry = recommendation_to_geometry(recommendation)
+    spec = get_family(template.model_type)
+    values = template.to_dict()
+
+    def key(options: tuple[str, ...]) -> str:
+        return next((k for k in options if k in values), options[0])
+
+    values[key(spec.layers_keys)] = geometry["num_hidden_layers"]
+    values[key(spec.hidden_keys)] = geometry["hidden_size"]
+    values[key(spec.intermediate_keys)] = geometry["intermediate_size"]
+    # one head while resizing, so configs that check hidden % heads accept any width;
+    # patch_config then sets the real head geometry
+    values[key(spec.heads_keys)] = 1
+    for kv_key in spec.kv_heads_keys:
+        if kv_key in values:
+            values[kv_key] = 1
+    if "head_dim" in values:
+        values["head_dim"] = geometry["head_dim"]
+    if isinstance(values.get("layer_types"), list):
+        values.pop("layer_types")  # per-layer list of the old depth: rebuilt by the config
+    for stale in ("model_type", "transformers_version", "architectures"):
+        values.pop(stale, None)
+    try:
+        resized = AutoConfig.for_model(template.model_type, **values)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(
+            f"{template.model_type} rejects the recommended shape: {err}".splitlines()[0]
+        ) from None
+    return patch_config(
+        resized,
+        heads=geometry["num_attention_heads"],
+        kv_heads=geometry["num_key_value_heads"],
+        head_dim=geometry["head_dim"],
+    )
