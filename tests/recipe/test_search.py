@@ -174,6 +174,9 @@ def test_unreachable_targets_and_bad_options() -> None:
     assert "1:1" in result.unreachable
     assert "fitted floor E = 2.1700" in result.unreachable["1:1"]
     assert all(r.config.label not in result.unreachable for r in result.recommendations)
+    near_floor = {**fits, HeadConfig(64, 64): law(1e8, 0.28, 2.5999)}  # N* ~ 1e22
+    result = search(near_floor, 2.6, 131072)
+    assert result.unreachable["64:64"].startswith("no model shape for N*: parameter count")
     with pytest.raises(DataError, match=r"target loss 1\.7 is unreachable"):
         search(fits, 1.7, 131072)
     with pytest.raises(ConfigError, match="baseline 24:8 has no runs to fit"):

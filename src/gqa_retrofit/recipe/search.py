@@ -335,7 +335,11 @@ def search(
     ranked: list[Recommendation] = []
     unreachable: dict[str, str] = {}
     for config in chosen:
-        rec = evaluate_candidate(config, fits[config], target_loss, context, **kwargs)
+        try:
+            rec = evaluate_candidate(config, fits[config], target_loss, context, **kwargs)
+        except ConfigError as err:  # N* too large for any shape of the table
+            unreachable[config.label] = f"no model shape for N*: {err}"
+            continue
         if rec is None:
             unreachable[config.label] = (
                 f"target loss {target_loss} is at or below the fitted floor "
@@ -346,8 +350,9 @@ def search(
     if not ranked:
         floor = min(fits[c].e for c in chosen)
         raise DataError(
-            f"target loss {target_loss} is unreachable: it is at or below the fitted floor E of "
-            f"every candidate (lowest E = {floor:.4f}); choose a target above it"
+            f"target loss {target_loss} is unreachable: every candidate's fitted floor E is at "
+            f"or above it, or it needs a model beyond the aspect table (lowest E = "
+            f"{floor:.4f}); choose a higher target"
         )
     ranked.sort(key=lambda r: (r.z, r.flops, r.heads, r.kv_heads))
     for rank, (rec, on_front) in enumerate(
