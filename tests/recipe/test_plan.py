@@ -14,8 +14,6 @@ from gqa_retrofit.recipe.plan import plan_retrofit, reachable_head_configs
 from gqa_retrofit.recipe.prior import PAPER_HEADS_LAWS
 from gqa_retrofit.recipe.search import HeadConfig
 
-pytest.importorskip("gqa_retrofit.cost.report", reason="the estimator has not landed yet")
-
 SMOLLM2 = Path(__file__).parent / "fixtures" / "smollm2-135m"  # llama, 30 x 576, 9 q / 3 kv
 REPO = Path(__file__).parents[2]
 
