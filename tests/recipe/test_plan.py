@@ -132,3 +132,17 @@ def test_budget_and_min_heads_steer_the_choice(tmp_path: Path) -> None:
     assert [o.config.label for o in mqa.options][-1] == "9:1"  # the most expensive
     with pytest.raises(ConfigError, match=r"invalid min_heads 12: must lie in 1\.\.9"):
         plan_retrofit(SMOLLM2, context=4096, min_heads=12)
+
+
+@pytest.mark.integration
+def test_plan_on_the_embedded_model_equals_the_fixture() -> None:
+    from gqa_retrofit.assets import default_model_dir
+
+    real = plan_retrofit(default_model_dir(), context=131072)
+    fixture = plan_retrofit(SMOLLM2, context=131072)
+    assert [(o.config, o.params_total, o.memory_bytes, o.decode_flops) for o in real.options] == [
+        (o.config, o.params_total, o.memory_bytes, o.decode_flops) for o in fixture.options
+    ]
+    assert real.options[-1].params_total == 134_515_008  # SmolLM2-135M, 9 q / 3 kv (current)
+    assert real.chosen is not None and real.chosen.config == HeadConfig(9, 1)
+    assert real.command is not None and real.command.endswith("--kv-heads 1")
