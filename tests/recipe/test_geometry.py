@@ -69,7 +69,6 @@ def test_bad_recommendations_are_refused(tmp_path: Path) -> None:
 
 
 def test_from_scratch_config_builds_the_recommended_model() -> None:
-    pytest.importorskip("gqa_retrofit.patching.config", reason="patching has not landed yet")
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
