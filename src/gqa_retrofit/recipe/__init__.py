@@ -18,7 +18,7 @@ from .aspect import (
     shape_for_params,
     table_shape,
 )
-from .geometry import load_recommendation, recommendation_to_geometry
+from .geometry import from_scratch_config, load_recommendation, recommendation_to_geometry
 from .plan import PlanOption, RetrofitPlan, plan_retrofit, reachable_head_configs
 from .plot import plot_recipe
 from .prior import PAPER_HEADS_LAWS, HeadsLaw
@@ -58,6 +58,7 @@ __all__ = [
     "evaluate_candidate",
     "fit_runs",
     "fit_scaling_law",
+    "from_scratch_config",
     "load_recommendation",
     "model_shape",
     "non_embedding_params",
