@@ -32,7 +32,7 @@ except ImportError:
         return d, n_h, n_kv, d_h
 
     def _check(spec: FamilySpec) -> None:
-        if spec.qkv_layout != "separate":
+        if spec.qkv_layout != "separate" or spec.decoupled == "custom":
             raise UnsupportedFamilyError(
                 f"layout {spec.qkv_layout!r} of {spec.model_type!r} is not supported yet"
             )
