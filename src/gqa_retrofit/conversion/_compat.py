@@ -51,8 +51,9 @@ except ImportError:
             names.append(f"{spec.o_name}.bias")
         return names
 
-    def split_attention(spec: FamilySpec, config: Any,
-                        tensors: dict[str, torch.Tensor]) -> AttentionWeights:
+    def split_attention(
+        spec: FamilySpec, config: Any, tensors: dict[str, torch.Tensor]
+    ) -> AttentionWeights:
         _check(spec)
         d, n_h, n_kv, d_h = _geometry(config, spec)
 
@@ -65,12 +66,15 @@ except ImportError:
             k=tensors[f"{spec.k_name}.weight"].reshape(n_kv, d_h, d),
             v=tensors[f"{spec.v_name}.weight"].reshape(n_kv, d_h, d),
             o=tensors[f"{spec.o_name}.weight"].reshape(d, n_h, d_h),
-            q_bias=bias(spec.q_name, n_h), k_bias=bias(spec.k_name, n_kv),
-            v_bias=bias(spec.v_name, n_kv), o_bias=tensors.get(f"{spec.o_name}.bias"),
+            q_bias=bias(spec.q_name, n_h),
+            k_bias=bias(spec.k_name, n_kv),
+            v_bias=bias(spec.v_name, n_kv),
+            o_bias=tensors.get(f"{spec.o_name}.bias"),
         )
 
-    def merge_attention(spec: FamilySpec, config: Any,
-                        weights: AttentionWeights) -> dict[str, torch.Tensor]:
+    def merge_attention(
+        spec: FamilySpec, config: Any, weights: AttentionWeights
+    ) -> dict[str, torch.Tensor]:
         _check(spec)
         n_h, d_h, d = weights.q.shape
         out = {
@@ -79,8 +83,11 @@ except ImportError:
             f"{spec.v_name}.weight": weights.v.reshape(-1, d),
             f"{spec.o_name}.weight": weights.o.reshape(d, n_h * d_h),
         }
-        for name, bias in ((spec.q_name, weights.q_bias), (spec.k_name, weights.k_bias),
-                           (spec.v_name, weights.v_bias)):
+        for name, bias in (
+            (spec.q_name, weights.q_bias),
+            (spec.k_name, weights.k_bias),
+            (spec.v_name, weights.v_bias),
+        ):
             if bias is not None:
                 out[f"{name}.bias"] = bias.reshape(-1)
         if weights.o_bias is not None:
@@ -92,11 +99,17 @@ try:  # pragma: no cover - depends on what is merged
     from ..patching import patch_config  # type: ignore[attr-defined,unused-ignore]
 except ImportError:
 
-    def patch_config(config: Any, *, heads: int | None = None, kv_heads: int | None = None,
-                     head_dim: int | None = None) -> Any:
+    def patch_config(
+        config: Any,
+        *,
+        heads: int | None = None,
+        kv_heads: int | None = None,
+        head_dim: int | None = None,
+    ) -> Any:
         new = copy.deepcopy(config)
-        d_h = int(getattr(config, "head_dim", None)
-                  or config.hidden_size // config.num_attention_heads)
+        d_h = int(
+            getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        )
         if heads is not None:
             new.num_attention_heads = heads
         if kv_heads is not None:

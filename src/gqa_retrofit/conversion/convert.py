@@ -18,6 +18,7 @@ calibration activations).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -70,10 +71,18 @@ DEFAULT_CALIBRATED_METHOD = "mean"
 DEFAULT_CALIBRATION_TOKENS = 16_384
 
 DTYPES: dict[str, torch.dtype | None] = {
-    "keep": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32,
+    "keep": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+    "fp32": torch.float32,
 }
-_DTYPE_ALIASES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32",
-                  "float": "fp32"}
+_DTYPE_ALIASES = {
+    "bfloat16": "bf16",
+    "float16": "fp16",
+    "half": "fp16",
+    "float32": "fp32",
+    "float": "fp32",
+}
 # Small files that travel with the weights (tokenizer, generation settings, chat template).
 SIDE_FILES = [name for name in CHECKPOINT_SIDE_FILES if name != "config.json"]
 
@@ -106,12 +115,17 @@ class ConversionReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "output": str(self.output), "source": self.source, "model_type": self.model_type,
+            "output": str(self.output),
+            "source": self.source,
+            "model_type": self.model_type,
             "method": self.method,
             "heads": {"before": self.heads_before, "after": self.heads_after},
             "kv_heads": {"before": self.kv_heads_before, "after": self.kv_heads_after},
-            "head_dim": self.head_dim, "layers": self.layers, "files": self.files,
-            "tensors": self.tensors, "bytes": self.bytes_written,
+            "head_dim": self.head_dim,
+            "layers": self.layers,
+            "files": self.files,
+            "tensors": self.tensors,
+            "bytes": self.bytes_written,
             "seconds": round(self.seconds, 3),
         }
 
@@ -135,14 +149,22 @@ def _first(config: Any, keys: Sequence[str]) -> Any:
 
 def model_geometry(spec: FamilySpec, config: Any) -> Geometry:
     """Layers, hidden size and head geometry of ``config``, read through the family's keys."""
-    layers, hidden, heads = (_first(config, spec.layers_keys), _first(config, spec.hidden_keys),
-                             _first(config, spec.heads_keys))
+    layers, hidden, heads = (
+        _first(config, spec.layers_keys),
+        _first(config, spec.hidden_keys),
+        _first(config, spec.heads_keys),
+    )
     if layers is None or hidden is None or heads is None:
         raise ConfigError(f"config of {spec.model_type!r} lacks layers/hidden size/heads fields")
     kv = _first(config, spec.kv_heads_keys) if spec.honours_kv_heads else None
     head_dim = getattr(config, "head_dim", None) if spec.honours_head_dim else None
-    return Geometry(int(layers), int(hidden), int(heads), int(kv or heads),
-                    int(head_dim or int(hidden) // int(heads)))
+    return Geometry(
+        int(layers),
+        int(hidden),
+        int(heads),
+        int(kv or heads),
+        int(head_dim or int(hidden) // int(heads)),
+    )
 
 
 def _natural_key(name: str) -> list[Any]:
@@ -156,6 +178,11 @@ def _resolve_dtype(dtype: str) -> torch.dtype | None:
     return DTYPES[key]
 
 
+def _stored_dtype(source: torch.dtype, out_dtype: torch.dtype | None) -> torch.dtype:
+    """The dtype written for a tensor: ``out_dtype`` for floating-point tensors, else kept."""
+    return out_dtype if out_dtype is not None and source.is_floating_point else source
+
+
 def _meta_weights(like: AttentionWeights, heads: int, kv_heads: int) -> AttentionWeights:
     """Meta tensors of the target geometry with the same biases as ``like``."""
     d_h, d, dt = like.head_dim, like.hidden, like.q.dtype
@@ -164,7 +191,9 @@ def _meta_weights(like: AttentionWeights, heads: int, kv_heads: int) -> Attentio
         return torch.empty(shape, dtype=dt, device="meta")
 
     return AttentionWeights(
-        q=meta(heads, d_h, d), k=meta(kv_heads, d_h, d), v=meta(kv_heads, d_h, d),
+        q=meta(heads, d_h, d),
+        k=meta(kv_heads, d_h, d),
+        v=meta(kv_heads, d_h, d),
         o=meta(d, heads, d_h),
         q_bias=None if like.q_bias is None else meta(heads, d_h),
         k_bias=None if like.k_bias is None else meta(kv_heads, d_h),
@@ -189,10 +218,8 @@ def _load_config(src_dir: Path) -> tuple[FamilySpec, Any]:
             f"model type {model_type!r} cannot be converted; supported: "
             + ", ".join(sorted(k for k, s in FAMILIES.items() if s.supports_conversion))
         )
-    try:  # registers the custom GQA model types of families without native GQA, when present
+    with contextlib.suppress(ImportError):  # registers custom GQA types (families w/o GQA)
         import gqa_retrofit.patching  # noqa: F401
-    except ImportError:  # pragma: no cover
-        pass
     from transformers import AutoConfig
 
     return spec, AutoConfig.from_pretrained(src_dir)
@@ -224,9 +251,17 @@ class _LayerPlan:
 class _AttentionConverter:
     """Converts one decoder layer's attention at a time, in layer order."""
 
-    def __init__(self, spec: FamilySpec, config: Any, new_config: Any, reader: CheckpointReader,
-                 method: PoolingMethod, target: HeadTarget, out_dtype: torch.dtype | None,
-                 session: Any | None) -> None:
+    def __init__(
+        self,
+        spec: FamilySpec,
+        config: Any,
+        new_config: Any,
+        reader: CheckpointReader,
+        method: PoolingMethod,
+        target: HeadTarget,
+        out_dtype: torch.dtype | None,
+        session: Any | None,
+    ) -> None:
         self.spec, self.config, self.new_config = spec, config, new_config
         self.reader, self.method, self.target = reader, method, target
         self.out_dtype, self.session = out_dtype, session
@@ -272,7 +307,7 @@ def convert_checkpoint(
     revision: str | None = None,
     token: str | bool | None = None,
 ) -> ConversionReport:
-    """Rewrite checkpoint ``src`` with ``kv_heads`` KV heads (and ``heads`` query heads) into ``out``.
+    """Rewrite ``src`` with ``kv_heads`` KV heads (and ``heads`` query heads) into ``out``.
 
     Args:
         src: local checkpoint directory or Hub id (only config, safetensors, index, tokenizer and
@@ -328,14 +363,21 @@ def convert_checkpoint(
         )
     target = HeadTarget(kv_heads=int(kv_heads), heads=None if heads is None else new_heads)
     meta_src = AttentionWeights(
-        *(torch.empty(s, device="meta") for s in (
-            (geo.heads, geo.head_dim, geo.hidden), (geo.kv_heads, geo.head_dim, geo.hidden),
-            (geo.kv_heads, geo.head_dim, geo.hidden), (geo.hidden, geo.heads, geo.head_dim)))
+        *(
+            torch.empty(s, device="meta")
+            for s in (
+                (geo.heads, geo.head_dim, geo.hidden),
+                (geo.kv_heads, geo.head_dim, geo.hidden),
+                (geo.kv_heads, geo.head_dim, geo.hidden),
+                (geo.hidden, geo.heads, geo.head_dim),
+            )
+        )
     )
     check_target(meta_src, target)
 
-    method_name = method or (DEFAULT_CALIBRATED_METHOD if calibration is not None
-                             else DEFAULT_METHOD)
+    method_name = method or (
+        DEFAULT_CALIBRATED_METHOD if calibration is not None else DEFAULT_METHOD
+    )
     pooling = get_pooling(method_name)
     if calibration is not None and not pooling.needs_calibration:
         raise ConfigError(
@@ -347,10 +389,12 @@ def convert_checkpoint(
     text_paths = _calibration_paths(calibration) if pooling.needs_calibration else []
 
     with CheckpointReader(src_dir) as reader:
-        plan, layer_plans, owner = _plan_output(spec, config, geo, new_heads, int(kv_heads),
-                                                reader, out_dtype, max_shard_size)
-        new_config = patch_config(config, heads=new_heads if heads is not None else None,
-                                  kv_heads=int(kv_heads))
+        plan, layer_plans, owner = _plan_output(
+            spec, config, geo, new_heads, int(kv_heads), reader, out_dtype, max_shard_size
+        )
+        new_config = patch_config(
+            config, heads=new_heads if heads is not None else None, kv_heads=int(kv_heads)
+        )
         if out_dtype is not None:
             new_config.dtype = out_dtype
         session = None
@@ -360,11 +404,17 @@ def convert_checkpoint(
                 CalibrationSession,
             )
 
-            session = CalibrationSession(src_dir, config, [str(p) for p in text_paths],
-                                         tokens=calibration_tokens, dtype=torch.float32)
+            session = CalibrationSession(
+                src_dir,
+                config,
+                [str(p) for p in text_paths],
+                tokens=calibration_tokens,
+                dtype=torch.float32,
+            )
         calib_setup = time.perf_counter() - calib_started
-        converter = _AttentionConverter(spec, config, new_config, reader, pooling, target,
-                                        out_dtype, session)
+        converter = _AttentionConverter(
+            spec, config, new_config, reader, pooling, target, out_dtype, session
+        )
         plan_seconds = time.perf_counter() - started
         files: dict[str, dict[str, int]] = {}
         with atomic_output_dir(out, overwrite=overwrite, source=src_dir) as tmp:
@@ -391,34 +441,65 @@ def convert_checkpoint(
                     "bytes": reader.total_bytes,
                     "tensors": len(reader.names()),
                 },
-                method={"name": pooling.name, "needs_calibration": pooling.needs_calibration,
-                        "summary": pooling.summary, "reference": pooling.reference},
-                heads_before={"heads": geo.heads, "kv_heads": geo.kv_heads,
-                              "head_dim": geo.head_dim},
-                heads_after={"heads": new_heads, "kv_heads": int(kv_heads),
-                             "head_dim": geo.head_dim},
+                method={
+                    "name": pooling.name,
+                    "needs_calibration": pooling.needs_calibration,
+                    "summary": pooling.summary,
+                    "reference": pooling.reference,
+                },
+                heads_before={
+                    "heads": geo.heads,
+                    "kv_heads": geo.kv_heads,
+                    "head_dim": geo.head_dim,
+                },
+                heads_after={
+                    "heads": new_heads,
+                    "kv_heads": int(kv_heads),
+                    "head_dim": geo.head_dim,
+                },
                 layers=converter.records,
                 files=files,
                 dtype=dtype,
                 model_type=str(new_config.model_type),
-                calibration=(calibration_fingerprint(text_paths, calibration_tokens)
-                             if pooling.needs_calibration else None),
-                timings={"total_seconds": seconds, "plan_seconds": plan_seconds,
-                         "attention_seconds": converter.seconds,
-                         "calibration_setup_seconds": calib_setup},
+                calibration=(
+                    calibration_fingerprint(text_paths, calibration_tokens)
+                    if pooling.needs_calibration
+                    else None
+                ),
+                timings={
+                    "total_seconds": seconds,
+                    "plan_seconds": plan_seconds,
+                    "attention_seconds": converter.seconds,
+                    "calibration_setup_seconds": calib_setup,
+                },
             )
             write_manifest(tmp, manifest)
     return ConversionReport(
-        output=Path(out), source=src_str, model_type=str(new_config.model_type),
-        method=pooling.name, heads_before=geo.heads, kv_heads_before=geo.kv_heads,
-        heads_after=new_heads, kv_heads_after=int(kv_heads), head_dim=geo.head_dim,
-        layers=geo.layers, files=files, seconds=seconds, manifest=manifest,
+        output=Path(out),
+        source=src_str,
+        model_type=str(new_config.model_type),
+        method=pooling.name,
+        heads_before=geo.heads,
+        kv_heads_before=geo.kv_heads,
+        heads_after=new_heads,
+        kv_heads_after=int(kv_heads),
+        head_dim=geo.head_dim,
+        layers=geo.layers,
+        files=files,
+        seconds=seconds,
+        manifest=manifest,
     )
 
 
 def _plan_output(
-    spec: FamilySpec, config: Any, geo: Geometry, new_heads: int, new_kv: int,
-    reader: CheckpointReader, out_dtype: torch.dtype | None, max_shard_size: int | str,
+    spec: FamilySpec,
+    config: Any,
+    geo: Geometry,
+    new_heads: int,
+    new_kv: int,
+    reader: CheckpointReader,
+    out_dtype: torch.dtype | None,
+    max_shard_size: int | str,
 ) -> tuple[ShardPlan, dict[int, _LayerPlan], dict[str, int]]:
     """Output names, shapes, dtypes and shard files, computed on meta tensors."""
     relative = attention_tensor_names(spec, config)
@@ -433,14 +514,17 @@ def _plan_output(
         for full in source_names.values():
             if full not in reader:
                 raise ConversionError(
-                    f"tensor {full!r} is missing from the checkpoint in "
-                    f"{str(reader.directory)!r}"
+                    f"tensor {full!r} is missing from the checkpoint in {str(reader.directory)!r}"
                 )
         infos = {rel: reader.info(full) for rel, full in source_names.items()}
-        src_meta = split_attention(spec, config, {
-            rel: torch.empty(info.shape, dtype=info.dtype, device="meta")
-            for rel, info in infos.items()
-        })
+        src_meta = split_attention(
+            spec,
+            config,
+            {
+                rel: torch.empty(info.shape, dtype=info.dtype, device="meta")
+                for rel, info in infos.items()
+            },
+        )
         merged = merge_attention(spec, new_config_meta, _meta_weights(src_meta, new_heads, new_kv))
         dtype = infos[relative[0]].dtype
         layer_plans[layer] = _LayerPlan(
@@ -457,15 +541,19 @@ def _plan_output(
         if name in replaced:
             continue
         info = reader.info(name)
-        cast = out_dtype is not None and info.dtype.is_floating_point
-        entries.append((name, info.shape, out_dtype if cast else info.dtype))  # type: ignore[misc]
+        entries.append((name, info.shape, _stored_dtype(info.dtype, out_dtype)))
     entries.sort(key=lambda e: _natural_key(e[0]))
     return plan_shards(entries, max_shard_size), layer_plans, owner
 
 
 def _write_shards(
-    tmp: Path, plan: ShardPlan, reader: CheckpointReader, converter: _AttentionConverter,
-    layer_plans: dict[int, _LayerPlan], owner: dict[str, int], out_dtype: torch.dtype | None,
+    tmp: Path,
+    plan: ShardPlan,
+    reader: CheckpointReader,
+    converter: _AttentionConverter,
+    layer_plans: dict[int, _LayerPlan],
+    owner: dict[str, int],
+    out_dtype: torch.dtype | None,
     files: dict[str, dict[str, int]],
 ) -> None:
     shapes: dict[str, tuple[int, ...]] = {}
@@ -476,34 +564,39 @@ def _write_shards(
             dtypes[full] = out_dtype or layer_plans[layer].dtype
     pending: dict[int, dict[str, torch.Tensor]] = {}
     next_layer = 0
-    bar = progress(total=plan.total_size, unit="B", unit_scale=True, unit_divisor=1024,
-                   desc="convert")
+    bar = progress(
+        total=plan.total_size, unit="B", unit_scale=True, unit_divisor=1024, desc="convert"
+    )
     try:
         for file_name, names in plan.files.items():
-            entries = []
+            entries: list[tuple[str, tuple[int, ...], torch.dtype]] = []
             for name in names:
                 if name in owner:
                     entries.append((name, shapes[name], dtypes[name]))
                 else:
                     info = reader.info(name)
-                    cast = out_dtype is not None and info.dtype.is_floating_point
-                    entries.append((name, info.shape, out_dtype if cast else info.dtype))
-            writer = SafetensorsStreamWriter(tmp / file_name, entries)  # type: ignore[arg-type]
+                    entries.append((name, info.shape, _stored_dtype(info.dtype, out_dtype)))
+            writer = SafetensorsStreamWriter(tmp / file_name, entries)
             try:
                 for name, shape, dt in entries:
                     if name in owner:
                         layer = owner[name]
                         while layer not in pending:  # layers strictly in order (calibration)
-                            pending[next_layer] = converter.convert(next_layer,
-                                                                    layer_plans[next_layer])
+                            pending[next_layer] = converter.convert(
+                                next_layer, layer_plans[next_layer]
+                            )
                             next_layer += 1
                         writer.write(name, pending[layer].pop(name))
                         if not pending[layer]:
                             del pending[layer]
                     else:
                         info = reader.info(name)
-                        copy_tensor(reader, name, writer,
-                                    dtype=out_dtype if info.dtype.is_floating_point else None)
+                        copy_tensor(
+                            reader,
+                            name,
+                            writer,
+                            dtype=out_dtype if info.dtype.is_floating_point else None,
+                        )
                     size = int(torch.Size(shape).numel()) * dt.itemsize
                     bar.update(size)
                 writer.close()

@@ -29,14 +29,18 @@ def hub_revision(directory: str | os.PathLike[str]) -> str | None:
     """The commit hash of a Hub snapshot directory (``.../snapshots/<commit>``), else None."""
     path = Path(directory).resolve()
     name = path.name
-    if path.parent.name == "snapshots" and len(name) == 40 and all(
-        c in "0123456789abcdef" for c in name
+    if (
+        path.parent.name == "snapshots"
+        and len(name) == 40
+        and all(c in "0123456789abcdef" for c in name)
     ):
         return name
     return None
 
 
-def source_fingerprint(directory: str | os.PathLike[str], shard_files: Sequence[str]) -> dict[str, Any]:
+def source_fingerprint(
+    directory: str | os.PathLike[str], shard_files: Sequence[str]
+) -> dict[str, Any]:
     """A cheap content fingerprint of a local checkpoint.
 
     SHA-256 over ``config.json`` and, for each shard, its name, size and full safetensors header
@@ -71,8 +75,9 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def calibration_fingerprint(text_paths: Sequence[str | os.PathLike[str]],
-                            tokens: int) -> dict[str, Any]:
+def calibration_fingerprint(
+    text_paths: Sequence[str | os.PathLike[str]], tokens: int
+) -> dict[str, Any]:
     """Identify calibration data: per-file SHA-256 and size, the token budget, one digest."""
     files = []
     digest = hashlib.sha256(f"tokens={tokens}\0".encode())

@@ -20,6 +20,7 @@ with spaces to a multiple of 8), then the tensor bytes, contiguous, in offset or
 from __future__ import annotations
 
 import errno
+import io
 import json
 import math
 import os
@@ -41,10 +42,18 @@ _MAX_HEADER_BYTES = 100 * 1024**2  # the safetensors spec's own limit
 
 # safetensors dtype strings <-> torch dtypes
 ST_TO_TORCH: dict[str, torch.dtype] = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-    "U8": torch.uint8, "BOOL": torch.bool,
-    "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E5M2": torch.float8_e5m2,
 }
 TORCH_TO_ST: dict[torch.dtype, str] = {v: k for k, v in ST_TO_TORCH.items()}
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
@@ -70,8 +79,9 @@ class TensorInfo:
         return math.prod(self.shape)
 
 
-def read_safetensors_header(path: str | os.PathLike[str]) -> tuple[dict[str, TensorInfo],
-                                                                   dict[str, str]]:
+def read_safetensors_header(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, TensorInfo], dict[str, str]]:
     """Parse a safetensors file's header without reading any tensor data.
 
     Returns:
@@ -161,7 +171,9 @@ def weight_files(directory: str | os.PathLike[str]) -> tuple[dict[str, str], Pat
     has_bin = any(directory.glob("*.bin"))
     hint = (
         ": only PyTorch .bin weights found; re-save them as safetensors first "
-        "(model.save_pretrained(dir))" if has_bin else ""
+        "(model.save_pretrained(dir))"
+        if has_bin
+        else ""
     )
     raise ConversionError(
         f"no safetensors weights ({SINGLE_NAME} or {INDEX_NAME}) in {str(directory)!r}{hint}"
@@ -197,7 +209,7 @@ class CheckpointReader:
                 )
             self._infos[name] = info
         self.shard_files = list(headers)
-        self._handle: IO[bytes] | None = None
+        self._handle: io.BufferedReader | None = None
         self._handle_path: Path | None = None
 
     # --- metadata -------------------------------------------------------------------------
@@ -219,7 +231,7 @@ class CheckpointReader:
         return sum(info.nbytes for info in self._infos.values())
 
     # --- data -----------------------------------------------------------------------------
-    def _file(self, path: Path) -> IO[bytes]:
+    def _file(self, path: Path) -> io.BufferedReader:
         if self._handle_path != path:
             self.close()
             self._handle = path.open("rb")
@@ -330,8 +342,10 @@ def plan_shards(
     """
     from huggingface_hub import split_torch_state_dict_into_shards
 
-    meta = {name: torch.empty(tuple(shape), dtype=dtype, device="meta")
-            for name, shape, dtype in entries}
+    meta = {
+        name: torch.empty(tuple(shape), dtype=dtype, device="meta")
+        for name, shape, dtype in entries
+    }
     split = split_torch_state_dict_into_shards(
         meta, max_shard_size=parse_shard_size(max_shard_size), filename_pattern=SHARD_PATTERN
     )
@@ -356,7 +370,7 @@ def tensor_bytes(tensor: torch.Tensor) -> memoryview:
     flat = tensor.detach().contiguous().reshape(-1)
     if flat.numel() == 0:
         return memoryview(b"")
-    return memoryview(flat.view(torch.uint8).numpy())
+    return flat.view(torch.uint8).numpy().data
 
 
 class SafetensorsStreamWriter:
@@ -371,9 +385,12 @@ class SafetensorsStreamWriter:
             :meth:`close`, or a full disk.
     """
 
-    def __init__(self, path: str | os.PathLike[str],
-                 entries: Sequence[tuple[str, Sequence[int], torch.dtype]],
-                 metadata: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        entries: Sequence[tuple[str, Sequence[int], torch.dtype]],
+        metadata: dict[str, str] | None = None,
+    ) -> None:
         self.path = Path(path)
         header: dict[str, Any] = {"__metadata__": dict(metadata or {"format": "pt"})}
         self._sizes: list[tuple[str, int]] = []
@@ -382,8 +399,11 @@ class SafetensorsStreamWriter:
             if dtype not in TORCH_TO_ST:
                 raise ConversionError(f"tensor {name!r} has unsupported dtype {dtype}")
             size = math.prod(shape) * dtype.itemsize
-            header[name] = {"dtype": TORCH_TO_ST[dtype], "shape": [int(s) for s in shape],
-                            "data_offsets": [offset, offset + size]}
+            header[name] = {
+                "dtype": TORCH_TO_ST[dtype],
+                "shape": [int(s) for s in shape],
+                "data_offsets": [offset, offset + size],
+            }
             self._sizes.append((name, size))
             offset += size
         blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
@@ -454,9 +474,14 @@ class SafetensorsStreamWriter:
             self._f = None
 
 
-def copy_tensor(reader: CheckpointReader, name: str, writer: SafetensorsStreamWriter,
-                out_name: str | None = None, dtype: torch.dtype | None = None,
-                chunk_bytes: int = COPY_CHUNK_BYTES) -> None:
+def copy_tensor(
+    reader: CheckpointReader,
+    name: str,
+    writer: SafetensorsStreamWriter,
+    out_name: str | None = None,
+    dtype: torch.dtype | None = None,
+    chunk_bytes: int = COPY_CHUNK_BYTES,
+) -> None:
     """Stream tensor ``name`` from ``reader`` into ``writer`` in bounded chunks.
 
     Same dtype: the raw bytes are copied through, never decoded. Otherwise rows are read in

@@ -19,6 +19,7 @@ the report lists all problems at once.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -62,8 +63,11 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "directory": str(self.directory), "ok": self.ok, "tensors": self.tensors,
-            "bytes": self.bytes, "seconds": round(self.seconds, 3),
+            "directory": str(self.directory),
+            "ok": self.ok,
+            "tensors": self.tensors,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
             "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
         }
 
@@ -133,8 +137,9 @@ def _source_family(config: Any) -> str:
     return model_type
 
 
-def verify_checkpoint(directory: str | os.PathLike[str], *, load: bool = True,
-                      forward_tokens: int = 8) -> VerifyReport:
+def verify_checkpoint(
+    directory: str | os.PathLike[str], *, load: bool = True, forward_tokens: int = 8
+) -> VerifyReport:
     """Verify the checkpoint written by ``convert_checkpoint`` in ``directory``.
 
     Args:
@@ -162,8 +167,11 @@ def verify_checkpoint(directory: str | os.PathLike[str], *, load: bool = True,
         else:
             report.checks.append(VerifyCheck(name, True, ok_detail))
 
-    add("manifest", _check_manifest_files(path, manifest),
-        f"{len(manifest['output']['files'])} weight file(s) as listed")
+    add(
+        "manifest",
+        _check_manifest_files(path, manifest),
+        f"{len(manifest['output']['files'])} weight file(s) as listed",
+    )
 
     reader: CheckpointReader | None = None
     try:
@@ -175,23 +183,29 @@ def verify_checkpoint(directory: str | os.PathLike[str], *, load: bool = True,
         report.bytes = reader.total_bytes
         problems = []
         if report.tensors != manifest["output"].get("tensors"):
-            problems.append(f"{report.tensors} tensors, the manifest says "
-                            f"{manifest['output'].get('tensors')}")
-        add("shards", problems, f"{report.tensors} tensors readable"
-            + (f" through {INDEX_NAME}" if reader.index_path else ""))
+            problems.append(
+                f"{report.tensors} tensors, the manifest says {manifest['output'].get('tensors')}"
+            )
+        add(
+            "shards",
+            problems,
+            f"{report.tensors} tensors readable"
+            + (f" through {INDEX_NAME}" if reader.index_path else ""),
+        )
 
     from transformers import AutoConfig
 
-    try:
-        import gqa_retrofit.patching  # noqa: F401  (registers custom GQA model types)
-    except ImportError:  # pragma: no cover
-        pass
+    with contextlib.suppress(ImportError):  # registers custom GQA model types
+        import gqa_retrofit.patching  # noqa: F401
     config = AutoConfig.from_pretrained(path)
     after = manifest.get("heads", {}).get("after", {})
     try:
         actual = _heads_of(config)
-        diff = [f"{k}={actual[k]} in config.json, {after.get(k)} in the manifest"
-                for k in ("heads", "kv_heads", "head_dim") if actual[k] != after.get(k)]
+        diff = [
+            f"{k}={actual[k]} in config.json, {after.get(k)} in the manifest"
+            for k in ("heads", "kv_heads", "head_dim")
+            if actual[k] != after.get(k)
+        ]
     except GQARetrofitError as err:
         diff = [str(err)]
     add("config", diff, ", ".join(f"{k}={v}" for k, v in after.items()))
@@ -204,10 +218,15 @@ def verify_checkpoint(directory: str | os.PathLike[str], *, load: bool = True,
                 if name not in tied:
                     problems.append(f"{name} missing")
             elif reader.info(name).shape != shape:
-                problems.append(f"{name} has shape {list(reader.info(name).shape)}, the config "
-                                f"needs {list(shape)}")
-        problems += [f"{name} is not a parameter of the model"
-                     for name in reader.names() if name not in expected]
+                problems.append(
+                    f"{name} has shape {list(reader.info(name).shape)}, the config "
+                    f"needs {list(shape)}"
+                )
+        problems += [
+            f"{name} is not a parameter of the model"
+            for name in reader.names()
+            if name not in expected
+        ]
         add("shapes", problems, f"{len(expected)} parameters match the config")
 
         bad = [name for name in reader.names() if _nonfinite(reader, name)]
@@ -227,7 +246,7 @@ def _forward_problems(path: Path, config: Any, tokens: int) -> list[str]:
 
     try:
         model = AutoModelForCausalLM.from_pretrained(path)
-    except Exception as err:  # noqa: BLE001 - reported as a failed check
+    except Exception as err:  # reported as a failed check
         return [f"from_pretrained failed: {type(err).__name__}: {str(err).splitlines()[0]}"]
     vocab = int(getattr(config.get_text_config(), "vocab_size", 2) or 2)
     ids = (torch.arange(tokens) * 7 % vocab).unsqueeze(0)
