@@ -27,6 +27,10 @@ _EXPORTS: dict[str, str] = {
     "default_model_dir": "gqa_retrofit.assets",
     "default_corpus": "gqa_retrofit.assets",
     "evaluate_perplexity": "gqa_retrofit.evaluation.perplexity",
+    "convert_checkpoint": "gqa_retrofit.conversion.convert",
+    "ConversionReport": "gqa_retrofit.conversion.convert",
+    "verify_checkpoint": "gqa_retrofit.conversion.verify",
+    "VerifyReport": "gqa_retrofit.conversion.verify",
     "PerplexityResult": "gqa_retrofit.evaluation.perplexity",
 }
 

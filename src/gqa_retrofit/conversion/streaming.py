@@ -19,6 +19,7 @@ with spaces to a multiple of 8), then the tensor bytes, contiguous, in offset or
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -28,7 +29,7 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 
@@ -211,6 +212,7 @@ class CheckpointReader:
         self.shard_files = list(headers)
         self._handle: io.BufferedReader | None = None
         self._handle_path: Path | None = None
+        self._scratch = bytearray()  # reused by chunked reads: no fresh pages per chunk
 
     # --- metadata -------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -233,7 +235,7 @@ class CheckpointReader:
     # --- data -----------------------------------------------------------------------------
     def _file(self, path: Path) -> io.BufferedReader:
         if self._handle_path != path:
-            self.close()
+            self._close_handle()
             self._handle = path.open("rb")
             self._handle_path = path
         assert self._handle is not None
@@ -250,17 +252,42 @@ class CheckpointReader:
             )
         return buf
 
-    def iter_bytes(self, name: str, chunk_bytes: int = COPY_CHUNK_BYTES) -> Iterator[bytearray]:
-        """The raw bytes of tensor ``name``, in chunks of at most ``chunk_bytes``."""
+    def _read_scratch(self, info: TensorInfo, start: int, length: int) -> memoryview:
+        """Read into the reader's reusable buffer; valid until the next scratch read."""
+        if len(self._scratch) < length:
+            self._scratch = bytearray(length)
+        view = memoryview(self._scratch)[:length]
+        f = self._file(info.file)
+        f.seek(start)
+        if f.readinto(view) != length:
+            raise ConversionError(
+                f"shard {info.file.name!r} ended early while reading tensor {info.name!r}"
+            )
+        return view
+
+    def fileno(self, name: str) -> int:
+        """OS file descriptor of the (now open) shard holding ``name``."""
+        return self._file(self.info(name).file).fileno()
+
+    def iter_bytes(self, name: str, chunk_bytes: int = COPY_CHUNK_BYTES) -> Iterator[memoryview]:
+        """The raw bytes of tensor ``name``, in chunks of at most ``chunk_bytes``.
+
+        Each chunk is a view of a buffer the reader reuses: consume it (write it out) before
+        asking for the next one.
+        """
         info = self.info(name)
         pos = info.start
         while pos < info.end:
             n = min(chunk_bytes, info.end - pos)
-            yield self._read_exact(info, pos, n)
+            yield self._read_scratch(info, pos, n)
             pos += n
 
-    def read_rows(self, name: str, start: int, stop: int) -> torch.Tensor:
-        """Rows ``start:stop`` of the first dimension of ``name`` (like ``get_slice``)."""
+    def read_rows(self, name: str, start: int, stop: int, *, scratch: bool = False) -> torch.Tensor:
+        """Rows ``start:stop`` of the first dimension of ``name`` (like ``get_slice``).
+
+        With ``scratch=True`` the tensor views the reader's reusable buffer and is only valid
+        until the next chunked read (for streaming casts that copy it at once).
+        """
         info = self.info(name)
         if not info.shape:
             return self.read(name)
@@ -271,7 +298,12 @@ class CheckpointReader:
         count = max(0, stop - start)
         if count == 0 or row_bytes == 0:
             return torch.empty((count, *row_shape), dtype=info.dtype)
-        buf = self._read_exact(info, info.start + start * row_bytes, count * row_bytes)
+        offset, length = info.start + start * row_bytes, count * row_bytes
+        buf = (
+            self._read_scratch(info, offset, length)
+            if scratch
+            else self._read_exact(info, offset, length)
+        )
         return torch.frombuffer(buf, dtype=info.dtype).reshape(count, *row_shape)
 
     def read(self, name: str) -> torch.Tensor:
@@ -282,11 +314,16 @@ class CheckpointReader:
         buf = self._read_exact(info, info.start, info.nbytes)
         return torch.frombuffer(buf, dtype=info.dtype).reshape(info.shape)
 
-    def close(self) -> None:
+    def _close_handle(self) -> None:
         if self._handle is not None:
             self._handle.close()
         self._handle = None
         self._handle_path = None
+
+    def close(self) -> None:
+        """Close the open shard and free the read buffer (the reader stays usable)."""
+        self._close_handle()
+        self._scratch = bytearray()
 
     def __enter__(self) -> CheckpointReader:
         return self
@@ -376,9 +413,10 @@ def tensor_bytes(tensor: torch.Tensor) -> memoryview:
 class SafetensorsStreamWriter:
     """Write one safetensors file tensor by tensor, the header being known in advance.
 
-    ``entries`` fixes the names, dtypes, shapes and order; :meth:`write` then receives each
-    tensor's bytes (a tensor or raw chunks, possibly in several calls) in that order. The file
-    is complete only after :meth:`close` checked that every byte arrived.
+    ``entries`` fixes the names, dtypes, shapes and order; :meth:`write` (bytes or a tensor,
+    possibly in several calls per tensor) and :meth:`copy_from` (a byte range of another file,
+    copied inside the kernel) then fill the tensors in that order. The file is complete only
+    after :meth:`close` checked that every byte arrived.
 
     Raises:
         ConversionError: bytes for the wrong tensor or too many bytes, a missing tensor at
@@ -408,59 +446,116 @@ class SafetensorsStreamWriter:
             offset += size
         blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
         blob += b" " * (-len(blob) % 8)
+        head = struct.pack("<Q", len(blob)) + blob
         self._current = 0  # index into self._sizes of the tensor being filled
         self._filled = 0  # bytes of that tensor written so far
+        self._pos = 0  # absolute file offset of the next byte
         self.bytes_written = 0
-        self._f: IO[bytes] | None = None
-        self._guard(lambda: self._open_and_write(struct.pack("<Q", len(blob)) + blob))
+        self._fd: int | None = None
+        with self._disk_errors():
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            # Size the file up front (as safetensors does): the writes then fill an allocated
+            # file instead of extending it.
+            os.ftruncate(self._fd, len(head) + offset)
+            self._pwrite(memoryview(head))
 
-    def _open_and_write(self, head: bytes) -> None:
-        self._f = self.path.open("wb")
-        self._f.write(head)
-
-    def _guard(self, action: Any) -> None:
+    @contextlib.contextmanager
+    def _disk_errors(self) -> Iterator[None]:
         try:
-            action()
+            yield
         except OSError as err:
             converted = disk_error(err, self.path)
             if converted is not None:
                 raise converted from None
             raise
 
-    def _skip_empty(self) -> None:
+    def _pwrite(self, buf: memoryview) -> None:
+        assert self._fd is not None
+        buf = buf.cast("B") if buf.format != "B" or buf.ndim != 1 else buf
+        done = 0
+        while done < buf.nbytes:
+            done += os.pwrite(self._fd, buf[done:], self._pos + done)
+        self._pos += done
+
+    def _claim(self, name: str, nbytes: int) -> None:
+        """Check that ``nbytes`` of tensor ``name`` may come next and account for them."""
         while self._current < len(self._sizes) and self._sizes[self._current][1] == 0:
             self._current += 1
-
-    def write(self, name: str, data: torch.Tensor | bytes | bytearray | memoryview) -> None:
-        """Append bytes of tensor ``name`` (the next one in order, or the one being filled)."""
-        buf = tensor_bytes(data) if isinstance(data, torch.Tensor) else memoryview(data)
-        self._skip_empty()
         if self._current >= len(self._sizes):
             raise ConversionError(f"{self.path.name}: unexpected data for {name!r} (file full)")
         expected, size = self._sizes[self._current]
         if name != expected:
             raise ConversionError(f"{self.path.name}: got {name!r}, expected {expected!r} next")
-        if self._filled + buf.nbytes > size:
+        if self._filled + nbytes > size:
             raise ConversionError(
-                f"{self.path.name}: tensor {name!r} got {self._filled + buf.nbytes} bytes, "
+                f"{self.path.name}: tensor {name!r} got {self._filled + nbytes} bytes, "
                 f"its header says {size}"
             )
-        assert self._f is not None
-        f = self._f
-        self._guard(lambda: f.write(buf))
-        self._filled += buf.nbytes
-        self.bytes_written += buf.nbytes
+        if self._fd is None:
+            raise ConversionError(f"{self.path.name}: writer is closed")
+        self._filled += nbytes
+        self.bytes_written += nbytes
         if self._filled == size:
             self._current += 1
             self._filled = 0
 
+    def write(self, name: str, data: torch.Tensor | bytes | bytearray | memoryview) -> None:
+        """Append bytes of tensor ``name`` (the next one in order, or the one being filled)."""
+        buf = tensor_bytes(data) if isinstance(data, torch.Tensor) else memoryview(data)
+        self._claim(name, buf.nbytes)
+        with self._disk_errors():
+            self._pwrite(buf)
+
+    def copy_from(self, name: str, src_fd: int, offset: int, length: int) -> None:
+        """Append ``length`` bytes of file ``src_fd`` at ``offset`` as bytes of tensor ``name``.
+
+        Uses ``os.copy_file_range`` (the kernel copies page-cache to page-cache; nothing passes
+        through this process) and falls back to bounded read/write where it is unavailable.
+        """
+        self._claim(name, length)
+        assert self._fd is not None
+        with self._disk_errors():
+            done = 0
+            copy_range = getattr(os, "copy_file_range", None)
+            while done < length and copy_range is not None:
+                try:
+                    n = copy_range(
+                        src_fd,
+                        self._fd,
+                        min(length - done, 1 << 30),
+                        offset + done,
+                        self._pos + done,
+                    )
+                except OSError as err:
+                    if err.errno not in (
+                        errno.EXDEV,
+                        errno.ENOSYS,
+                        errno.EINVAL,
+                        errno.EOPNOTSUPP,
+                        errno.EPERM,
+                    ):
+                        raise
+                    break
+                if n == 0:
+                    raise ConversionError(f"source ended early while copying {name!r}")
+                done += n
+            self._pos += done
+            while done < length:  # fallback: bounded chunks through user space
+                chunk = os.pread(src_fd, min(length - done, COPY_CHUNK_BYTES), offset + done)
+                if not chunk:
+                    raise ConversionError(f"source ended early while copying {name!r}")
+                self._pwrite(memoryview(chunk))
+                done += len(chunk)
+
     def close(self) -> None:
-        """Flush and close; raises when a tensor is missing or incomplete."""
-        self._skip_empty()
-        if self._f is None:
+        """Close the file; raises when a tensor is missing or incomplete."""
+        while self._current < len(self._sizes) and self._sizes[self._current][1] == 0:
+            self._current += 1
+        if self._fd is None:
             return
-        f, self._f = self._f, None
-        self._guard(f.close)
+        fd, self._fd = self._fd, None
+        with self._disk_errors():
+            os.close(fd)
         if self._current < len(self._sizes):
             name, size = self._sizes[self._current]
             raise ConversionError(
@@ -469,9 +564,9 @@ class SafetensorsStreamWriter:
 
     def abort(self) -> None:
         """Close without checks (the caller discards the file)."""
-        if self._f is not None:
-            self._f.close()
-            self._f = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def copy_tensor(
@@ -482,16 +577,15 @@ def copy_tensor(
     dtype: torch.dtype | None = None,
     chunk_bytes: int = COPY_CHUNK_BYTES,
 ) -> None:
-    """Stream tensor ``name`` from ``reader`` into ``writer`` in bounded chunks.
+    """Stream tensor ``name`` from ``reader`` into ``writer`` without holding it.
 
-    Same dtype: the raw bytes are copied through, never decoded. Otherwise rows are read in
-    chunks of about ``chunk_bytes``, cast, and written.
+    Same dtype: the raw bytes are copied file to file by the kernel, never decoded. Otherwise
+    rows are read in chunks of about ``chunk_bytes``, cast, and written.
     """
     info = reader.info(name)
     target = out_name or name
     if dtype is None or dtype == info.dtype:
-        for chunk in reader.iter_bytes(name, chunk_bytes):
-            writer.write(target, chunk)
+        writer.copy_from(target, reader.fileno(name), info.start, info.nbytes)
         return
     if not info.shape:
         writer.write(target, reader.read(name).to(dtype))
@@ -499,7 +593,7 @@ def copy_tensor(
     row_bytes = max(1, math.prod(info.shape[1:]) * info.dtype.itemsize)
     step = max(1, chunk_bytes // row_bytes)
     for start in range(0, info.shape[0], step):
-        writer.write(target, reader.read_rows(name, start, start + step).to(dtype))
+        writer.write(target, reader.read_rows(name, start, start + step, scratch=True).to(dtype))
 
 
 def write_index(directory: Path, plan: ShardPlan) -> None:

@@ -110,7 +110,7 @@ def _nonfinite(reader: CheckpointReader, name: str) -> bool:
     row_bytes = max(1, math.prod(info.shape[1:]) * info.dtype.itemsize)
     step = max(1, _SCAN_CHUNK // row_bytes)
     for start in range(0, info.shape[0], step):
-        rows = reader.read_rows(name, start, start + step)
+        rows = reader.read_rows(name, start, start + step, scratch=True)
         if not bool(torch.isfinite(rows.float() if rows.dtype.itemsize < 2 else rows).all()):
             return True
     return False
@@ -243,7 +243,12 @@ def verify_checkpoint(
 
 def _forward_problems(path: Path, config: Any, tokens: int) -> list[str]:
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    from .._progress import is_quiet
+
+    if is_quiet():  # --quiet also silences transformers' weight-loading bar
+        hf_logging.disable_progress_bar()
     try:
         model = AutoModelForCausalLM.from_pretrained(path)
     except Exception as err:  # reported as a failed check
