@@ -9,13 +9,13 @@ from typing import Any
 import torch
 
 from gqa_retrofit.arch import get_family
-from gqa_retrofit.conversion._compat import (
+from gqa_retrofit.arch.layout import (
     attention_prefix,
     attention_tensor_names,
     merge_attention,
-    patch_config,
     split_attention,
 )
+from gqa_retrofit.conversion._compat import patch_config
 from gqa_retrofit.conversion.pooling import HeadTarget, get_pooling
 
 

@@ -15,13 +15,13 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from gqa_retrofit.arch import get_family
-from gqa_retrofit.conversion._compat import (
+from gqa_retrofit.arch.layout import (
     attention_prefix,
     attention_tensor_names,
     merge_attention,
-    patch_config,
     split_attention,
 )
+from gqa_retrofit.conversion._compat import patch_config
 from gqa_retrofit.conversion.convert import convert_checkpoint
 from gqa_retrofit.conversion.pooling import HeadTarget, get_pooling
 from gqa_retrofit.conversion.streaming import INDEX_NAME, SafetensorsStreamWriter
@@ -47,7 +47,7 @@ def _load_dir(path: Path) -> dict[str, torch.Tensor]:
 
 def _convertible(model_type: str) -> bool:
     try:
-        attention_tensor_names(get_family(model_type), tiny_model(model_type).config)
+        patch_config(tiny_model(model_type).config, kv_heads=1)
     except UnsupportedFamilyError:
         return False
     return True

@@ -34,16 +34,17 @@ import torch
 from .._fs import atomic_output_dir, check_output_location
 from .._progress import progress
 from ..arch import get_family
-from ..arch.spec import FamilySpec
-from ..errors import ConfigError, ConversionError, DataError, UnsupportedFamilyError
-from ..hub.resolve import CHECKPOINT_SIDE_FILES, resolve_checkpoint_dir
-from ._compat import (
+from ..arch.layout import (
+    attention_geometry,
     attention_prefix,
     attention_tensor_names,
     merge_attention,
-    patch_config,
     split_attention,
 )
+from ..arch.spec import FamilySpec
+from ..errors import ConfigError, ConversionError, DataError, UnsupportedFamilyError
+from ..hub.resolve import CHECKPOINT_SIDE_FILES, resolve_checkpoint_dir
+from ._compat import patch_config
 from .canonical import AttentionWeights
 from .manifest import (
     build_manifest,
@@ -148,23 +149,12 @@ def _first(config: Any, keys: Sequence[str]) -> Any:
 
 
 def model_geometry(spec: FamilySpec, config: Any) -> Geometry:
-    """Layers, hidden size and head geometry of ``config``, read through the family's keys."""
-    layers, hidden, heads = (
-        _first(config, spec.layers_keys),
-        _first(config, spec.hidden_keys),
-        _first(config, spec.heads_keys),
-    )
-    if layers is None or hidden is None or heads is None:
-        raise ConfigError(f"config of {spec.model_type!r} lacks layers/hidden size/heads fields")
-    kv = _first(config, spec.kv_heads_keys) if spec.honours_kv_heads else None
-    head_dim = getattr(config, "head_dim", None) if spec.honours_head_dim else None
-    return Geometry(
-        int(layers),
-        int(hidden),
-        int(heads),
-        int(kv or heads),
-        int(head_dim or int(hidden) // int(heads)),
-    )
+    """Layers, hidden size and head geometry of ``config``, as the model really builds it."""
+    layers = _first(config, spec.layers_keys)
+    if layers is None:
+        raise ConfigError(f"config of {spec.model_type!r} has no number of layers")
+    geo = attention_geometry(spec, config)
+    return Geometry(int(layers), geo.hidden, geo.heads, geo.kv_heads, geo.head_dim)
 
 
 def _natural_key(name: str) -> list[Any]:
