@@ -24,7 +24,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,7 @@ from .streaming import (
 # The method used when none is named: mean pooling without calibration data; the best
 # data-aware method (chosen by measurement, see docs/convert.md) when calibration text is given.
 DEFAULT_METHOD = "mean"
-DEFAULT_CALIBRATED_METHOD = "mean"
+DEFAULT_CALIBRATED_METHOD = "pca-refit"  # registered by conversion.methods (convmethods)
 DEFAULT_CALIBRATION_TOKENS = 16_384
 
 DTYPES: dict[str, torch.dtype | None] = {
@@ -230,6 +230,16 @@ def _calibration_paths(calibration: Any) -> list[Path]:
     return paths
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @dataclass
 class _LayerPlan:
     source_names: dict[str, str]  # relative -> full name in the source
@@ -259,6 +269,13 @@ class _AttentionConverter:
         self.seconds = 0.0
 
     def convert(self, layer: int, plan: _LayerPlan) -> dict[str, torch.Tensor]:
+        # Weight-only methods touch one layer's small tensors: one thread is faster than waking
+        # a pool for each tiny op (markedly so on a busy machine). Data-aware methods keep all.
+        threads = 1 if self.session is None else torch.get_num_threads()
+        with _torch_threads(threads):
+            return self._convert(layer, plan)
+
+    def _convert(self, layer: int, plan: _LayerPlan) -> dict[str, torch.Tensor]:
         start = time.perf_counter()
         tensors = {rel: self.reader.read(full) for rel, full in plan.source_names.items()}
         weights = split_attention(self.spec, self.config, tensors).to(torch.float32)

@@ -24,6 +24,7 @@ import errno
 import io
 import json
 import math
+import mmap
 import os
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -38,7 +39,8 @@ from ..errors import ConfigError, ConversionError
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
 SHARD_PATTERN = "model{suffix}.safetensors"
-COPY_CHUNK_BYTES = 64 * 1024**2  # bytes per read/write when streaming a tensor through
+COPY_CHUNK_BYTES = 64 * 1024**2  # bytes per read/cast/write step when a tensor is cast
+MMAP_COPY_BYTES = 128 * 1024**2  # source window mapped at a time when copying raw bytes
 _MAX_HEADER_BYTES = 100 * 1024**2  # the safetensors spec's own limit
 
 # safetensors dtype strings <-> torch dtypes
@@ -509,43 +511,31 @@ class SafetensorsStreamWriter:
     def copy_from(self, name: str, src_fd: int, offset: int, length: int) -> None:
         """Append ``length`` bytes of file ``src_fd`` at ``offset`` as bytes of tensor ``name``.
 
-        Uses ``os.copy_file_range`` (the kernel copies page-cache to page-cache; nothing passes
-        through this process) and falls back to bounded read/write where it is unavailable.
+        The source is memory-mapped in windows of :data:`MMAP_COPY_BYTES` and each window is
+        written with one ``pwrite`` (no decoding, no copy in user space; measured faster than
+        ``os.copy_file_range``, which splices 64 KB at a time). Only one window is mapped at a
+        time, so resident memory stays bounded.
         """
         self._claim(name, length)
-        assert self._fd is not None
+        gran = mmap.ALLOCATIONGRANULARITY
+        done = 0
         with self._disk_errors():
-            done = 0
-            copy_range = getattr(os, "copy_file_range", None)
-            while done < length and copy_range is not None:
+            while done < length:
+                start = offset + done
+                aligned = start - start % gran
+                n = min(MMAP_COPY_BYTES, length - done)
+                window = mmap.mmap(
+                    src_fd, n + start - aligned, offset=aligned, access=mmap.ACCESS_READ
+                )
                 try:
-                    n = copy_range(
-                        src_fd,
-                        self._fd,
-                        min(length - done, 1 << 30),
-                        offset + done,
-                        self._pos + done,
-                    )
-                except OSError as err:
-                    if err.errno not in (
-                        errno.EXDEV,
-                        errno.ENOSYS,
-                        errno.EINVAL,
-                        errno.EOPNOTSUPP,
-                        errno.EPERM,
-                    ):
-                        raise
-                    break
-                if n == 0:
-                    raise ConversionError(f"source ended early while copying {name!r}")
+                    view = memoryview(window)
+                    try:
+                        self._pwrite(view[start - aligned :])
+                    finally:
+                        view.release()
+                finally:
+                    window.close()
                 done += n
-            self._pos += done
-            while done < length:  # fallback: bounded chunks through user space
-                chunk = os.pread(src_fd, min(length - done, COPY_CHUNK_BYTES), offset + done)
-                if not chunk:
-                    raise ConversionError(f"source ended early while copying {name!r}")
-                self._pwrite(memoryview(chunk))
-                done += len(chunk)
 
     def close(self) -> None:
         """Close the file; raises when a tensor is missing or incomplete."""
@@ -579,7 +569,8 @@ def copy_tensor(
 ) -> None:
     """Stream tensor ``name`` from ``reader`` into ``writer`` without holding it.
 
-    Same dtype: the raw bytes are copied file to file by the kernel, never decoded. Otherwise
+    Same dtype: the raw bytes are copied file to file (:meth:`SafetensorsStreamWriter.copy_from`),
+    never decoded. Otherwise
     rows are read in chunks of about ``chunk_bytes``, cast, and written.
     """
     info = reader.info(name)
