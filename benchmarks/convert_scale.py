@@ -120,10 +120,13 @@ def _status_bytes(field: str) -> int:
 
 def arm(kind: str, src: Path, out: Path) -> dict[str, float | int]:
     """One measured run, in this (fresh) process."""
-    import torch  # noqa: F401  (imports count in the baseline, not in the work)
-    import transformers  # noqa: F401
+    # Library imports belong to the interpreter baseline of both arms, not to the work:
+    # transformers' config classes alone pull in torch.distributed (~3 s on a busy machine).
+    import torch  # noqa: F401
     from safetensors.torch import load_file, save_file
+    from transformers import AutoConfig, LlamaConfig  # noqa: F401
 
+    import gqa_retrofit.patching  # noqa: F401
     from gqa_retrofit.conversion.convert import convert_checkpoint
 
     baseline = _status_bytes("VmRSS")
@@ -133,10 +136,12 @@ def arm(kind: str, src: Path, out: Path) -> dict[str, float | int]:
         for file in sorted(src.glob("*.safetensors")):
             save_file(load_file(file), out / file.name, metadata={"format": "pt"})
         shutil.copyfile(src / "model.safetensors.index.json", out / "model.safetensors.index.json")
+        timings = {}
     else:
-        convert_checkpoint(
+        report = convert_checkpoint(
             src, out, kv_heads=TARGET_KV_HEADS, method="mean", max_shard_size=SHARD_BYTES
         )
+        timings = report.manifest["timings"]
     seconds = time.perf_counter() - start
     peak = _status_bytes("VmHWM")
     return {
@@ -144,6 +149,7 @@ def arm(kind: str, src: Path, out: Path) -> dict[str, float | int]:
         "baseline_rss_bytes": baseline,
         "peak_rss_bytes": peak,
         "peak_rss_above_baseline_bytes": peak - baseline,
+        "converter_timings": timings,
     }
 
 
