@@ -15,8 +15,8 @@ from gqa_retrofit.arch.layout import (
     merge_attention,
     split_attention,
 )
-from gqa_retrofit.conversion._compat import patch_config
 from gqa_retrofit.conversion.pooling import HeadTarget, get_pooling
+from gqa_retrofit.patching import patch_config
 
 
 def reference_conversion(
@@ -27,6 +27,7 @@ def reference_conversion(
     spec = get_family(config.model_type)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     new_config = patch_config(config, kv_heads=kv_heads)
+    new_spec = get_family(new_config.model_type)  # e.g. gpt2 -> gpt2_gqa
     relative = attention_tensor_names(spec, config)
     i = 0
     while all(attention_prefix(spec, i) + r in state for r in relative):
@@ -34,8 +35,9 @@ def reference_conversion(
         src_dtype = state[prefix + relative[0]].dtype
         weights = split_attention(spec, config, {r: state.pop(prefix + r) for r in relative})
         result = get_pooling(method).fn(weights.to(torch.float32), HeadTarget(kv_heads), None)
-        for rel, tensor in merge_attention(spec, new_config, result.weights).items():
-            state[prefix + rel] = tensor.to(dtype or src_dtype)
+        out_prefix = attention_prefix(new_spec, i)
+        for rel, tensor in merge_attention(new_spec, new_config, result.weights).items():
+            state[out_prefix + rel] = tensor.to(dtype or src_dtype)
         i += 1
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}

@@ -44,7 +44,8 @@ from ..arch.layout import (
 from ..arch.spec import FamilySpec
 from ..errors import ConfigError, ConversionError, DataError, UnsupportedFamilyError
 from ..hub.resolve import CHECKPOINT_SIDE_FILES, resolve_checkpoint_dir
-from ._compat import patch_config
+from ..patching import patch_config
+from ..patching.custom_types import CUSTOM_TYPES, custom_classes
 from .canonical import AttentionWeights
 from .manifest import (
     build_manifest,
@@ -208,11 +209,25 @@ def _load_config(src_dir: Path) -> tuple[FamilySpec, Any]:
             f"model type {model_type!r} cannot be converted; supported: "
             + ", ".join(sorted(k for k, s in FAMILIES.items() if s.supports_conversion))
         )
-    with contextlib.suppress(ImportError):  # registers custom GQA types (families w/o GQA)
-        import gqa_retrofit.patching  # noqa: F401
     from transformers import AutoConfig
 
     return spec, AutoConfig.from_pretrained(src_dir)
+
+
+def _save_config(config: Any, directory: Path) -> None:
+    """``config.json``; for custom types also the defining code files and ``auto_map``.
+
+    The custom ``<family>_gqa`` types then load anywhere with ``trust_remote_code=True``, and
+    without it where gqa_retrofit is imported (it registers them with the Auto classes).
+    """
+    if config.model_type in CUSTOM_TYPES:
+        from transformers.dynamic_module_utils import custom_object_save
+
+        _, model_class = custom_classes(config.model_type)
+        with torch.device("meta"):
+            model = model_class(config)
+        custom_object_save(model, directory, config=config)
+    config.save_pretrained(directory)
 
 
 def _calibration_paths(calibration: Any) -> list[Path]:
@@ -263,6 +278,7 @@ class _AttentionConverter:
         session: Any | None,
     ) -> None:
         self.spec, self.config, self.new_config = spec, config, new_config
+        self.new_spec = get_family(str(new_config.model_type))
         self.reader, self.method, self.target = reader, method, target
         self.out_dtype, self.session = out_dtype, session
         self.records: list[dict[str, Any]] = []
@@ -283,7 +299,7 @@ class _AttentionConverter:
         result: PoolResult = self.method.fn(weights, self.target, calibration)
         if self.session is not None:
             self.session.advance(layer, result.weights)
-        merged = merge_attention(self.spec, self.new_config, result.weights)
+        merged = merge_attention(self.new_spec, self.new_config, result.weights)
         dtype = self.out_dtype or plan.dtype
         out: dict[str, torch.Tensor] = {}
         for rel, full in plan.output_names.items():
@@ -396,7 +412,7 @@ def convert_checkpoint(
     text_paths = _calibration_paths(calibration) if pooling.needs_calibration else []
 
     with CheckpointReader(src_dir) as reader:
-        plan, layer_plans, owner = _plan_output(
+        plan, layer_plans, owner, sources = _plan_output(
             spec, config, geo, new_heads, int(kv_heads), reader, out_dtype, max_shard_size
         )
         new_config = patch_config(
@@ -426,9 +442,11 @@ def convert_checkpoint(
         files: dict[str, dict[str, int]] = {}
         with atomic_output_dir(out, overwrite=overwrite, source=src_dir) as tmp:
             try:
-                _write_shards(tmp, plan, reader, converter, layer_plans, owner, out_dtype, files)
+                _write_shards(
+                    tmp, plan, reader, converter, layer_plans, owner, sources, out_dtype, files
+                )
                 write_index(tmp, plan)
-                new_config.save_pretrained(tmp)
+                _save_config(new_config, tmp)
                 for name in SIDE_FILES:
                     if (src_dir / name).is_file():
                         shutil.copyfile(src_dir / name, tmp / name)
@@ -507,7 +525,7 @@ def _plan_output(
     reader: CheckpointReader,
     out_dtype: torch.dtype | None,
     max_shard_size: int | str,
-) -> tuple[ShardPlan, dict[int, _LayerPlan], dict[str, int]]:
+) -> tuple[ShardPlan, dict[int, _LayerPlan], dict[str, int], dict[str, str]]:
     """Output names, shapes, dtypes and shard files, computed on meta tensors."""
     relative = attention_tensor_names(spec, config)
     layer_plans: dict[int, _LayerPlan] = {}
@@ -515,8 +533,10 @@ def _plan_output(
     replaced: set[str] = set()
     entries: list[tuple[str, tuple[int, ...], torch.dtype]] = []
     new_config_meta = patch_config(config, heads=new_heads, kv_heads=new_kv)
+    new_spec = get_family(str(new_config_meta.model_type))  # e.g. gpt2 -> gpt2_gqa
     for layer in range(geo.layers):
         prefix = attention_prefix(spec, layer)
+        out_prefix = attention_prefix(new_spec, layer)
         source_names = {rel: prefix + rel for rel in relative}
         for full in source_names.values():
             if full not in reader:
@@ -532,25 +552,64 @@ def _plan_output(
                 for rel, info in infos.items()
             },
         )
-        merged = merge_attention(spec, new_config_meta, _meta_weights(src_meta, new_heads, new_kv))
+        merged = merge_attention(
+            new_spec, new_config_meta, _meta_weights(src_meta, new_heads, new_kv)
+        )
         dtype = infos[relative[0]].dtype
         layer_plans[layer] = _LayerPlan(
             source_names=source_names,
-            output_names={rel: prefix + rel for rel in merged},
+            output_names={rel: out_prefix + rel for rel in merged},
             output_shapes={rel: tuple(t.shape) for rel, t in merged.items()},
             dtype=dtype,
         )
         replaced.update(source_names.values())
         for rel, tensor in merged.items():
-            owner[prefix + rel] = layer
-            entries.append((prefix + rel, tuple(tensor.shape), out_dtype or dtype))
-    for name in reader.names():
-        if name in replaced:
-            continue
+            owner[out_prefix + rel] = layer
+            entries.append((out_prefix + rel, tuple(tensor.shape), out_dtype or dtype))
+    copied = [name for name in reader.names() if name not in replaced]
+    renames = _output_renames(copied, config, new_config_meta)
+    sources: dict[str, str] = {}  # output name -> source name of tensors copied unchanged
+    for name in copied:
         info = reader.info(name)
-        entries.append((name, info.shape, _stored_dtype(info.dtype, out_dtype)))
+        sources[renames.get(name, name)] = name
+        entries.append((renames.get(name, name), info.shape, _stored_dtype(info.dtype, out_dtype)))
     entries.sort(key=lambda e: _natural_key(e[0]))
-    return plan_shards(entries, max_shard_size), layer_plans, owner
+    return plan_shards(entries, max_shard_size), layer_plans, owner, sources
+
+
+def _output_renames(names: list[str], config: Any, new_config: Any) -> dict[str, str]:
+    """Renames needed when the output model type reads different names than the source's.
+
+    transformers renames some legacy checkpoint names while loading, keyed by architecture
+    (gpt_neox stores ``embed_out.weight`` and loads it as ``lm_head.weight``). A custom
+    ``<family>_gqa`` output type has no such mapping, so names the output model would not find
+    are renamed here by the source architecture's own renaming rules.
+    """
+    if new_config.model_type == config.model_type:
+        return {}
+    from transformers import AutoModelForCausalLM
+    from transformers.conversion_mapping import get_checkpoint_conversion_mapping
+    from transformers.core_model_loading import WeightRenaming
+
+    with torch.device("meta"):
+        expected = set(AutoModelForCausalLM.from_config(new_config).state_dict())
+    rules: list[tuple[str, str]] = []
+    for key in [*(getattr(config, "architectures", None) or []), str(config.model_type)]:
+        for transform in get_checkpoint_conversion_mapping(key) or []:
+            if type(transform) is WeightRenaming:
+                sources = getattr(transform, "_original_source_patterns", transform.source_patterns)
+                targets = getattr(transform, "_original_target_patterns", transform.target_patterns)
+                rules += list(zip(sources, targets))
+    renames = {}
+    for name in names:
+        for pattern, replacement in rules:
+            if name in expected:
+                break
+            renamed = re.sub(pattern, replacement, name)
+            if renamed != name and renamed in expected:
+                renames[name] = renamed
+                break
+    return renames
 
 
 def _write_shards(
@@ -560,6 +619,7 @@ def _write_shards(
     converter: _AttentionConverter,
     layer_plans: dict[int, _LayerPlan],
     owner: dict[str, int],
+    sources: dict[str, str],
     out_dtype: torch.dtype | None,
     files: dict[str, dict[str, int]],
 ) -> None:
@@ -581,7 +641,7 @@ def _write_shards(
                 if name in owner:
                     entries.append((name, shapes[name], dtypes[name]))
                 else:
-                    info = reader.info(name)
+                    info = reader.info(sources[name])
                     entries.append((name, info.shape, _stored_dtype(info.dtype, out_dtype)))
             writer = SafetensorsStreamWriter(tmp / file_name, entries)
             try:
@@ -597,11 +657,12 @@ def _write_shards(
                         if not pending[layer]:
                             del pending[layer]
                     else:
-                        info = reader.info(name)
+                        info = reader.info(sources[name])
                         copy_tensor(
                             reader,
-                            name,
+                            sources[name],
                             writer,
+                            out_name=name,
                             dtype=out_dtype if info.dtype.is_floating_point else None,
                         )
                     size = int(torch.Size(shape).numel()) * dt.itemsize

@@ -19,7 +19,6 @@ the report lists all problems at once.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
@@ -120,21 +119,8 @@ def _heads_of(config: Any) -> dict[str, int]:
     from ..arch import get_family
     from .convert import model_geometry
 
-    geo = model_geometry(get_family(_source_family(config)), config)
+    geo = model_geometry(get_family(str(config.model_type)), config)
     return {"heads": geo.heads, "kv_heads": geo.kv_heads, "head_dim": geo.head_dim}
-
-
-def _source_family(config: Any) -> str:
-    """Family entry for a config, custom ``<family>_gqa`` types mapping to their family."""
-    from ..arch import FAMILIES
-
-    model_type = str(config.model_type)
-    if model_type in FAMILIES:
-        return model_type
-    for name, spec in FAMILIES.items():
-        if spec.decoupled_type == model_type:
-            return name
-    return model_type
 
 
 def verify_checkpoint(
@@ -195,8 +181,8 @@ def verify_checkpoint(
 
     from transformers import AutoConfig
 
-    with contextlib.suppress(ImportError):  # registers custom GQA model types
-        import gqa_retrofit.patching  # noqa: F401
+    import gqa_retrofit.patching  # noqa: F401  (registers the custom GQA model types)
+
     config = AutoConfig.from_pretrained(path)
     after = manifest.get("heads", {}).get("after", {})
     try:
