@@ -231,7 +231,7 @@ def llama_src(tmp_path: Path) -> Path:
         ({"kv_heads": 2, "method": "nope"}, ConfigError, "unknown pooling method 'nope'"),
         ({"kv_heads": 2, "max_shard_size": "lots"}, ConfigError, "invalid shard size 'lots'"),
         (
-            {"kv_heads": 2, "calibration": "x.txt"},
+            {"kv_heads": 2, "method": "mean", "calibration": "x.txt"},
             ConfigError,
             "method 'mean' uses no calibration data",
         ),
