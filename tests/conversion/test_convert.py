@@ -286,3 +286,17 @@ def test_bad_sources_and_outputs_are_refused(llama_src: Path, tmp_path: Path) ->
     ):
         convert_checkpoint(gap, tmp_path / "o4", kv_heads=2)
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 5))
+
+
+def test_bf16_source_pools_like_the_fp32_reference(tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    src = save_tiny_model(tmp_path / "src", "mistral")
+    convert_checkpoint(src, tmp_path / "bf16", kv_heads=2, dtype="bf16")  # same heads, cast
+    convert_checkpoint(tmp_path / "bf16", tmp_path / "out", kv_heads=1)  # bf16 in, bf16 out
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "bf16", dtype=torch.bfloat16)
+    _, expected = reference_conversion(model, 1)  # pools in fp32, casts back to bf16
+    got = _load_dir(tmp_path / "out")
+    assert all(t.dtype == torch.bfloat16 for t in got.values())
+    for name, tensor in got.items():
+        assert torch.equal(tensor, expected[name]), name

@@ -294,7 +294,10 @@ class _AttentionConverter:
     def _convert(self, layer: int, plan: _LayerPlan) -> dict[str, torch.Tensor]:
         start = time.perf_counter()
         tensors = {rel: self.reader.read(full) for rel, full in plan.source_names.items()}
-        weights = split_attention(self.spec, self.config, tensors).to(torch.float32)
+        weights = split_attention(self.spec, self.config, tensors)
+        if self.session is not None:  # data-aware methods get fp32; weight-only ones (mean)
+            weights = weights.to(torch.float32)  # compute in fp32 internally, saving the casts
+
         calibration = self.session.layer(layer, weights) if self.session is not None else None
         result: PoolResult = self.method.fn(weights, self.target, calibration)
         if self.session is not None:
