@@ -46,6 +46,14 @@ _EXPORTS: dict[str, str] = {
     "read_config": "gqa_retrofit.cost",
     "plot_reports": "gqa_retrofit.cost",
     "reports_to_markdown": "gqa_retrofit.cost",
+    "recommend": "gqa_retrofit.recipe",
+    "plan_retrofit": "gqa_retrofit.recipe",
+    "fit_scaling_law": "gqa_retrofit.recipe",
+    "recommendation_to_geometry": "gqa_retrofit.recipe",
+    "HeadConfig": "gqa_retrofit.recipe",
+    "ScalingFit": "gqa_retrofit.recipe",
+    "RecipeResult": "gqa_retrofit.recipe",
+    "RetrofitPlan": "gqa_retrofit.recipe",
 }
 
 
