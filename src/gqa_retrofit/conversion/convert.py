@@ -414,15 +414,15 @@ def convert_checkpoint(
         raise ConfigError(f"calibration_tokens={calibration_tokens} must be positive")
     text_paths = _calibration_paths(calibration) if pooling.needs_calibration else []
 
+    new_config = patch_config(
+        config, heads=new_heads if heads is not None else None, kv_heads=int(kv_heads)
+    )
+    if out_dtype is not None:
+        new_config.dtype = out_dtype
     with CheckpointReader(src_dir) as reader:
         plan, layer_plans, owner, sources = _plan_output(
-            spec, config, geo, new_heads, int(kv_heads), reader, out_dtype, max_shard_size
+            spec, config, new_config, geo, reader, out_dtype, max_shard_size
         )
-        new_config = patch_config(
-            config, heads=new_heads if heads is not None else None, kv_heads=int(kv_heads)
-        )
-        if out_dtype is not None:
-            new_config.dtype = out_dtype
         session = None
         calib_started = time.perf_counter()
         if pooling.needs_calibration:
@@ -522,9 +522,8 @@ def convert_checkpoint(
 def _plan_output(
     spec: FamilySpec,
     config: Any,
+    new_config: Any,
     geo: Geometry,
-    new_heads: int,
-    new_kv: int,
     reader: CheckpointReader,
     out_dtype: torch.dtype | None,
     max_shard_size: int | str,
@@ -535,8 +534,8 @@ def _plan_output(
     owner: dict[str, int] = {}  # output attention tensor name -> layer
     replaced: set[str] = set()
     entries: list[tuple[str, tuple[int, ...], torch.dtype]] = []
-    new_config_meta = patch_config(config, heads=new_heads, kv_heads=new_kv)
-    new_spec = get_family(str(new_config_meta.model_type))  # e.g. gpt2 -> gpt2_gqa
+    new_spec = get_family(str(new_config.model_type))  # e.g. gpt2 -> gpt2_gqa
+    new_geo = attention_geometry(new_spec, new_config)
     for layer in range(geo.layers):
         prefix = attention_prefix(spec, layer)
         out_prefix = attention_prefix(new_spec, layer)
@@ -556,7 +555,7 @@ def _plan_output(
             },
         )
         merged = merge_attention(
-            new_spec, new_config_meta, _meta_weights(src_meta, new_heads, new_kv)
+            new_spec, new_config, _meta_weights(src_meta, new_geo.heads, new_geo.kv_heads)
         )
         dtype = infos[relative[0]].dtype
         layer_plans[layer] = _LayerPlan(
@@ -570,7 +569,7 @@ def _plan_output(
             owner[out_prefix + rel] = layer
             entries.append((out_prefix + rel, tuple(tensor.shape), out_dtype or dtype))
     copied = [name for name in reader.names() if name not in replaced]
-    renames = _output_renames(copied, config, new_config_meta)
+    renames = _output_renames(copied, config, new_config)
     sources: dict[str, str] = {}  # output name -> source name of tensors copied unchanged
     for name in copied:
         info = reader.info(name)
