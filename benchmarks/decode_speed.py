@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
-    from gqa_retrofit.conversion.convert import convert_checkpoint
 
     from gqa_retrofit.assets import default_model_dir
+    from gqa_retrofit.conversion.convert import convert_checkpoint
     from gqa_retrofit.evaluation.bench import benchmark_decode
 
     if args.threads:

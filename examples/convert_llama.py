@@ -29,7 +29,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from gqa_retrofit.conversion.convert import convert_checkpoint
     from gqa_retrofit.conversion.verify import verify_checkpoint
-
     from gqa_retrofit.cost import estimate
 
     report = convert_checkpoint(
