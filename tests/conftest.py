@@ -25,3 +25,22 @@ def tiny_llama_dir(tmp_path: Path) -> Path:
     from tiny_models import save_tiny_model
 
     return save_tiny_model(tmp_path / "tiny-llama", "llama")
+
+
+@pytest.fixture
+def hub_server(monkeypatch: pytest.MonkeyPatch):
+    """A loopback Hub stand-in (see ``tests/hub_server.py``) with this process's client on it.
+
+    ``HF_ENDPOINT`` and ``HF_TOKEN`` (a write token) are set in the environment, so subprocesses
+    started with ``os.environ`` reach it too. The test fails if the client sent any request the
+    stand-in does not understand. The server stops at teardown (and by itself after 10 minutes).
+    """
+    from hub_server import serve
+
+    server = serve(time_limit=600)
+    server.patch_client(monkeypatch)
+    try:
+        yield server
+    finally:
+        server.stop()
+    assert not server.unhandled, f"requests the Hub stand-in did not understand: {server.unhandled}"
