@@ -169,6 +169,17 @@ def _model_index_errors(index: Any) -> list[str]:
     return []
 
 
+def _card_data(readme: bytes | None) -> dict[str, Any] | None:
+    """The parsed YAML header of a README.md, as the Hub reports it in ``cardData``."""
+    if readme is None:
+        return None
+    text = readme.decode("utf-8", "replace")
+    if not text.startswith("---") or validate_card_yaml(text):
+        return None
+    meta = yaml.safe_load(text.split("\n---", 1)[0][3:])
+    return meta if isinstance(meta, dict) else None
+
+
 class HubStandIn:
     """The stand-in server: state (repos, records) plus the HTTP server thread."""
 
@@ -176,7 +187,13 @@ class HubStandIn:
         self.repos: dict[str, Repo] = {}
         self.requests: list[RecordedRequest] = []
         self.unhandled: list[str] = []
-        self.fail_commits: int = 0  # answer the next N commit requests with 500 (then recover)
+        # Simulated interruption: after this many successful commits, the next commit request
+        # hangs (``commit_hanging`` is set) until ``release_commit`` is set, then its connection
+        # is closed without committing, as when the uploading process is killed mid-commit.
+        self.hang_commit_after: int | None = None
+        self.commit_hanging = threading.Event()
+        self.release_commit = threading.Event()
+        self._commits_seen = 0
         self.lock = threading.RLock()
         self._counter = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
@@ -480,6 +497,7 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
                 "sha": commit.oid, "private": repo.private, "gated": False, "disabled": False,
                 "lastModified": "2026-01-01T00:00:00.000Z", "tags": [], "library_name": None,
                 "siblings": [{"rfilename": p} for p in sorted(commit.files)],
+                "cardData": _card_data(commit.files.get("README.md")),
             })
 
         def _tree(self, repo_id: str, revision: str, prefix: str, query: dict[str, list[str]],
@@ -531,10 +549,13 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
             repo = self._repo(repo_id, write=True)
             create_pr = query.get("create_pr", ["0"])[0] == "1"
             base = self._commit_or_404(repo, revision)
-            if hub.fail_commits > 0:
-                hub.fail_commits -= 1
-                raise _HubError(500, "Internal Error - We're working hard to fix this as soon "
-                                "as possible!")
+            if hub.hang_commit_after is not None and hub._commits_seen >= hub.hang_commit_after:
+                hub.hang_commit_after = None
+                hub.commit_hanging.set()
+                hub.release_commit.wait(timeout=120)
+                record.status = 0  # no answer
+                self.close_connection = True
+                return
             if not items or items[0]["key"] != "header":
                 raise _HubError(400, "The first line of the payload must be the commit header")
             header = items[0]["value"]
@@ -571,6 +592,7 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
             elif revision not in repo.refs:
                 raise _HubError(400, f"Cannot commit to {revision}: not a branch")
             oid = hub._commit(repo, ref, files, header.get("summary", ""))
+            hub._commits_seen += 1
             record.status = 200
             self._send(200, {"success": True, "commitOid": oid,
                              "commitUrl": f"{hub.endpoint}/{repo_id}/commit/{oid}",

@@ -28,6 +28,9 @@ _EXPORTS: dict[str, str] = {
     "default_corpus": "gqa_retrofit.assets",
     "evaluate_perplexity": "gqa_retrofit.evaluation.perplexity",
     "PerplexityResult": "gqa_retrofit.evaluation.perplexity",
+    "render_card": "gqa_retrofit.hub.card",
+    "write_card": "gqa_retrofit.hub.card",
+    "push_to_hub": "gqa_retrofit.hub.push",
 }
 
 

@@ -149,31 +149,30 @@ def _hub_datasets(manifest: dict[str, Any]) -> list[str]:
 
 
 def source_license(source: str, *, revision: str | None = None) -> str | None:
-    """The ``license`` in the source model's card (local ``README.md`` or the Hub), if any.
+    """The ``license`` of the source model's card (a local ``README.md``, or the Hub's
+    ``cardData`` for a Hub id), or None when unknown.
 
-    A Hub source is asked for its README.md through ``huggingface_hub`` (HF cache, offline mode
-    and ``HF_ENDPOINT`` honoured); when it cannot be reached the license stays unknown.
+    The Hub is asked once, without retries (``HF_ENDPOINT``, ``HF_TOKEN`` and
+    ``HF_HUB_OFFLINE`` honoured); when it cannot be reached the license stays unknown and the
+    card says to check the base model's license.
     """
-    from huggingface_hub import ModelCard
-
     path = Path(source)
-    readme: Path | None = None
     if path.is_dir():
-        readme = path / CARD_FILENAME if (path / CARD_FILENAME).is_file() else None
+        readme = path / CARD_FILENAME
+        if not readme.is_file():
+            return None
+        meta, _ = _split(readme.read_text(encoding="utf-8", errors="replace"))
+        value = meta.get("license")
     elif _HUB_ID.match(source):
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import HfApi
 
         try:
-            readme = Path(hf_hub_download(source, CARD_FILENAME, revision=revision))
-        except Exception:  # noqa: BLE001 - unreachable/missing card: the license is unknown
-            readme = None
-    if readme is None:
+            info = HfApi().model_info(source, revision=revision)
+        except Exception:  # noqa: BLE001 - offline, unreachable, private: license unknown
+            return None
+        value = info.card_data.get("license") if info.card_data is not None else None
+    else:
         return None
-    try:
-        data = ModelCard.load(readme, ignore_metadata_errors=True).data.to_dict()
-    except Exception:  # noqa: BLE001 - a malformed source card gives no license
-        return None
-    value = data.get("license")
     return value if isinstance(value, str) else None
 
 

@@ -139,21 +139,19 @@ def push_to_hub(
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
     endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
-    card_path = folder / CARD_FILENAME
-    if not card_path.exists():
-        write_card(folder, repo_id=repo_id)
-    elif has_markers(card_path.read_text(encoding="utf-8")):
-        write_card(folder, repo_id=repo_id)  # refresh our section; user text is kept
-
     api = HfApi(endpoint=endpoint, token=token)
     message = commit_message or f"Upload {folder.resolve().name} retrofitted with gqa-retrofit"
     quiet = is_quiet()
     if quiet:
         disable_progress_bars()
     try:
+        # Talk to the Hub first: a bad token, no access or no network fail before any work.
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision not in (None, "main"):
             api.create_branch(repo_id, branch=str(revision), exist_ok=True)
+        card_path = folder / CARD_FILENAME
+        if not card_path.exists() or has_markers(card_path.read_text(encoding="utf-8")):
+            write_card(folder, repo_id=repo_id)  # new, or our section refreshed (user text kept)
         info: Any = api.upload_folder(
             repo_id=repo_id,
             folder_path=folder,
