@@ -199,7 +199,9 @@ class HubStandIn:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._timer = threading.Timer(time_limit, self.stop)
         self._timer.daemon = True
 
@@ -215,10 +217,18 @@ class HubStandIn:
         self._server.shutdown()
         self._server.server_close()
 
-    def patch_client(self, monkeypatch: Any, *, token: str | None = WRITE_TOKEN) -> None:
-        """Point this process's huggingface_hub (and subprocesses, via env) at the stand-in."""
+    def patch_client(
+        self, monkeypatch: Any, *, token: str | None = WRITE_TOKEN, cache_dir: Any = None
+    ) -> None:
+        """Point this process's huggingface_hub (and subprocesses, via env) at the stand-in.
+
+        With ``cache_dir``, this process also downloads into that (empty) HF hub cache, so
+        recorded downloads are not hidden by files another test already cached.
+        """
         from huggingface_hub import constants
 
+        if cache_dir is not None:
+            monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache_dir))
         monkeypatch.setenv("HF_ENDPOINT", self.endpoint)
         monkeypatch.setattr(constants, "ENDPOINT", self.endpoint)
         monkeypatch.setattr(

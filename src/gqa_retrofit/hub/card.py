@@ -251,8 +251,11 @@ def _fmt_bytes(n: float) -> str:
 
 
 def _fmt_number(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, float):
-        return f"{value:,.2f}" if abs(value) < 1e5 else f"{value:.4g}"
+        tiny_or_huge = value != 0 and (abs(value) < 0.01 or abs(value) >= 1e5)
+        return f"{value:.4g}" if tiny_or_huge else f"{value:,.2f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
