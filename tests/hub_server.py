@@ -127,7 +127,8 @@ def validate_card_yaml(content: str) -> list[str]:
     for key in ("tags", "datasets", "language"):
         value = meta.get(key)
         if value is not None and not (
-            isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+            isinstance(value, str)
+            or (isinstance(value, list) and all(isinstance(v, str) for v in value))
         ):
             errors.append(f'"{key}" must be a string or a list of strings')
     base = meta.get("base_model")
@@ -268,9 +269,9 @@ class HubStandIn:
         """Every file path sent in successful commit payloads to ``repo_id``, in order."""
         out = []
         for r in self.requests:
-            if r.method == "POST" and r.path.startswith(f"/api/models/{repo_id}/commit/"):
-                if r.status == 200:
-                    out += [item["path"] for item in r.body if "path" in item]
+            is_commit = r.method == "POST" and r.path.startswith(f"/api/models/{repo_id}/commit/")
+            if is_commit and r.status == 200:
+                out += [item["path"] for item in r.body if "path" in item]
         return out
 
     def clear_records(self) -> None:
@@ -332,7 +333,9 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
             if self._token() != WRITE_TOKEN:
                 raise _HubError(403, "This token does not have write access")
             if namespace not in (USER, *ORGS):
-                raise _HubError(403, f"You don't have the rights to create a model under {namespace}")
+                raise _HubError(
+                    403, f"You don't have the rights to create a model under {namespace}"
+                )
 
         def _send(
             self,
@@ -359,8 +362,9 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
             segments = [unquote(s) for s in split.path.split("/")[1:]]
             query = parse_qs(split.query)
             body = self._body() if method in ("POST", "PUT") else b""
-            record = RecordedRequest(method, "/".join([""] + segments), query,
-                                     self._token() is not None, 0)
+            record = RecordedRequest(
+                method, "/".join(["", *segments]), query, self._token() is not None, 0
+            )
             try:
                 with hub.lock:
                     self._route(method, segments, query, body, record)
@@ -369,9 +373,10 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
                 if err.code:
                     headers["X-Error-Code"] = err.code
                 record.status = err.status
-                self._send(err.status, {"error": err.message}, headers=headers,
-                           head=method == "HEAD")
-            except Exception as err:  # noqa: BLE001 - a stand-in bug must fail the test loudly
+                self._send(
+                    err.status, {"error": err.message}, headers=headers, head=method == "HEAD"
+                )
+            except Exception as err:
                 hub.unhandled.append(f"{method} {self.path}: {type(err).__name__}: {err}")
                 record.status = 500
                 self._send(500, {"error": f"stand-in failure: {err}"}, head=method == "HEAD")
@@ -395,8 +400,14 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
 
         # -- routing -------------------------------------------------------------------------
 
-        def _route(self, method: str, seg: list[str], query: dict[str, list[str]], body: bytes,
-                   record: RecordedRequest) -> None:
+        def _route(
+            self,
+            method: str,
+            seg: list[str],
+            query: dict[str, list[str]],
+            body: bytes,
+            record: RecordedRequest,
+        ) -> None:
             if seg[:1] == ["api"]:
                 if method == "GET" and seg[1:] == ["agent-harnesses"]:
                     record.status = 200  # the client's user-agent registry (best effort)
@@ -408,18 +419,23 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
                 if method == "POST" and seg[1:] == ["validate-yaml"]:
                     return self._validate_yaml(json.loads(body), record)
                 if len(seg) >= 4 and seg[1] == "models":
-                    return self._model_api(method, seg[2] + "/" + seg[3], seg[4:], query, body,
-                                           record)
+                    return self._model_api(
+                        method, seg[2] + "/" + seg[3], seg[4:], query, body, record
+                    )
             elif len(seg) >= 5 and seg[2] == "resolve" and method in ("GET", "HEAD"):
-                return self._resolve(method, seg[0] + "/" + seg[1], seg[3], "/".join(seg[4:]),
-                                     record)
+                return self._resolve(
+                    method, seg[0] + "/" + seg[1], seg[3], "/".join(seg[4:]), record
+                )
             self._unhandled(method, record)
 
         def _unhandled(self, method: str, record: RecordedRequest) -> None:
             hub.unhandled.append(f"{method} {self.path}")
             record.status = 501
-            self._send(501, {"error": f"stand-in does not implement {method} {self.path}"},
-                       head=method == "HEAD")
+            self._send(
+                501,
+                {"error": f"stand-in does not implement {method} {self.path}"},
+                head=method == "HEAD",
+            )
 
         def _repo(self, repo_id: str, *, write: bool = False) -> Repo:
             repo = hub.repos.get(repo_id)
@@ -442,13 +458,22 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
         def _whoami(self, record: RecordedRequest) -> None:
             self._user(required=True)
             record.status = 200
-            self._send(200, {
-                "type": "user", "name": USER, "fullname": "Stand-in Tester",
-                "orgs": [{"name": org, "type": "org"} for org in ORGS],
-                "auth": {"type": "access_token", "accessToken": {
-                    "displayName": "stand-in",
-                    "role": "write" if self._token() == WRITE_TOKEN else "read"}},
-            })
+            self._send(
+                200,
+                {
+                    "type": "user",
+                    "name": USER,
+                    "fullname": "Stand-in Tester",
+                    "orgs": [{"name": org, "type": "org"} for org in ORGS],
+                    "auth": {
+                        "type": "access_token",
+                        "accessToken": {
+                            "displayName": "stand-in",
+                            "role": "write" if self._token() == WRITE_TOKEN else "read",
+                        },
+                    },
+                },
+            )
 
         def _create_repo(self, payload: dict[str, Any], record: RecordedRequest) -> None:
             record.body = payload
@@ -461,12 +486,19 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
             if repo_id in hub.repos:
                 record.status = 409
                 message = "You already created this model repo"
-                return self._send(409, {"error": message, "url": url},
-                                  headers={"X-Error-Message": message})
-            repo = Repo(repo_id, payload.get("visibility") == "private" or bool(payload.get("private")))
+                return self._send(
+                    409, {"error": message, "url": url}, headers={"X-Error-Message": message}
+                )
+            repo = Repo(
+                repo_id, payload.get("visibility") == "private" or bool(payload.get("private"))
+            )
             hub.repos[repo_id] = repo
-            hub._commit(repo, "main", {".gitattributes": b"*.safetensors filter=lfs diff=lfs "
-                                       b"merge=lfs -text\n"}, "initial commit")
+            hub._commit(
+                repo,
+                "main",
+                {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"},
+                "initial commit",
+            )
             record.status = 200
             self._send(200, {"url": url, "name": repo_id, "id": repo_id})
 
@@ -477,8 +509,15 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
             record.status = status
             self._send(status, {"errors": [{"message": e} for e in errors], "warnings": []})
 
-        def _model_api(self, method: str, repo_id: str, rest: list[str],
-                       query: dict[str, list[str]], body: bytes, record: RecordedRequest) -> None:
+        def _model_api(
+            self,
+            method: str,
+            repo_id: str,
+            rest: list[str],
+            query: dict[str, list[str]],
+            body: bytes,
+            record: RecordedRequest,
+        ) -> None:
             if method == "GET" and not rest:
                 return self._info(repo_id, "main", record)
             if method == "GET" and len(rest) == 2 and rest[0] == "revision":
@@ -501,17 +540,33 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
             repo = self._repo(repo_id)
             commit = self._commit_or_404(repo, revision)
             record.status = 200
-            self._send(200, {
-                "_id": hashlib.md5(repo_id.encode()).hexdigest()[:24],
-                "id": repo_id, "modelId": repo_id, "author": repo_id.split("/")[0],
-                "sha": commit.oid, "private": repo.private, "gated": False, "disabled": False,
-                "lastModified": "2026-01-01T00:00:00.000Z", "tags": [], "library_name": None,
-                "siblings": [{"rfilename": p} for p in sorted(commit.files)],
-                "cardData": _card_data(commit.files.get("README.md")),
-            })
+            self._send(
+                200,
+                {
+                    "_id": hashlib.md5(repo_id.encode()).hexdigest()[:24],
+                    "id": repo_id,
+                    "modelId": repo_id,
+                    "author": repo_id.split("/")[0],
+                    "sha": commit.oid,
+                    "private": repo.private,
+                    "gated": False,
+                    "disabled": False,
+                    "lastModified": "2026-01-01T00:00:00.000Z",
+                    "tags": [],
+                    "library_name": None,
+                    "siblings": [{"rfilename": p} for p in sorted(commit.files)],
+                    "cardData": _card_data(commit.files.get("README.md")),
+                },
+            )
 
-        def _tree(self, repo_id: str, revision: str, prefix: str, query: dict[str, list[str]],
-                  record: RecordedRequest) -> None:
+        def _tree(
+            self,
+            repo_id: str,
+            revision: str,
+            prefix: str,
+            query: dict[str, list[str]],
+            record: RecordedRequest,
+        ) -> None:
             repo = self._repo(repo_id)
             commit = self._commit_or_404(repo, revision)
             recursive = query.get("recursive", ["False"])[0].lower() == "true"
@@ -525,18 +580,34 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
                 for depth in range(1, len(parts)):
                     folder = base + "/".join(parts[:depth])
                     if recursive or depth == 1:
-                        entries.setdefault(folder, {"type": "directory", "path": folder,
-                                                    "oid": hashlib.sha1(folder.encode()).hexdigest()})
+                        entries.setdefault(
+                            folder,
+                            {
+                                "type": "directory",
+                                "path": folder,
+                                "oid": hashlib.sha1(folder.encode()).hexdigest(),
+                            },
+                        )
                 if recursive or len(parts) == 1:
-                    entries[path] = {"type": "file", "path": path, "size": len(data),
-                                     "oid": git_blob_oid(data)}
+                    entries[path] = {
+                        "type": "file",
+                        "path": path,
+                        "size": len(data),
+                        "oid": git_blob_oid(data),
+                    }
             if prefix and not entries:
                 raise _HubError(404, f"Entry not found: {prefix}", "EntryNotFound")
             record.status = 200
             self._send(200, list(entries.values()))
 
-        def _preupload(self, repo_id: str, revision: str, payload: dict[str, Any],
-                       query: dict[str, list[str]], record: RecordedRequest) -> None:
+        def _preupload(
+            self,
+            repo_id: str,
+            revision: str,
+            payload: dict[str, Any],
+            query: dict[str, list[str]],
+            record: RecordedRequest,
+        ) -> None:
             record.body = {"files": [f["path"] for f in payload["files"]]}
             repo = self._repo(repo_id, write=True)
             commit = self._commit_or_404(repo, revision)
@@ -549,8 +620,14 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
             record.status = 200
             self._send(200, {"files": files, "commitOid": commit.oid})
 
-        def _commit(self, repo_id: str, revision: str, body: bytes,
-                    query: dict[str, list[str]], record: RecordedRequest) -> None:
+        def _commit(
+            self,
+            repo_id: str,
+            revision: str,
+            body: bytes,
+            query: dict[str, list[str]],
+            record: RecordedRequest,
+        ) -> None:
             items = [json.loads(line) for line in body.splitlines() if line.strip()]
             record.body = [
                 {"key": i["key"], **({"path": i["value"]["path"]} if "path" in i["value"] else {})}
@@ -580,8 +657,7 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
                     files[value["path"]] = base64.b64decode(value["content"])
                 elif key == "deletedFile":
                     if value["path"] not in files:
-                        raise _HubError(404, "A file with this name doesn't exist",
-                                        "EntryNotFound")
+                        raise _HubError(404, "A file with this name doesn't exist", "EntryNotFound")
                     del files[value["path"]]
                 elif key == "deletedFolder":
                     prefix = value["path"].rstrip("/") + "/"
@@ -604,12 +680,19 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
             oid = hub._commit(repo, ref, files, header.get("summary", ""))
             hub._commits_seen += 1
             record.status = 200
-            self._send(200, {"success": True, "commitOid": oid,
-                             "commitUrl": f"{hub.endpoint}/{repo_id}/commit/{oid}",
-                             "pullRequestUrl": pr_url})
+            self._send(
+                200,
+                {
+                    "success": True,
+                    "commitOid": oid,
+                    "commitUrl": f"{hub.endpoint}/{repo_id}/commit/{oid}",
+                    "pullRequestUrl": pr_url,
+                },
+            )
 
-        def _create_branch(self, repo_id: str, branch: str, payload: dict[str, Any],
-                           record: RecordedRequest) -> None:
+        def _create_branch(
+            self, repo_id: str, branch: str, payload: dict[str, Any], record: RecordedRequest
+        ) -> None:
             record.body = payload
             repo = self._repo(repo_id, write=True)
             if branch in repo.refs:
@@ -640,22 +723,36 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
                 raise _HubError(404, "Discussion not found")
             item = repo.discussions[num - 1]
             record.status = 200
-            self._send(200, {
-                "num": num, "title": item["title"], "status": "draft", "isPullRequest": True,
-                "author": {"name": USER}, "createdAt": "2026-01-01T00:00:00.000Z",
-                "repo": {"name": repo_id, "type": "model"}, "events": [],
-                "changes": {"base": item["base"]}, "filesWithConflicts": [], "diff": "",
-            })
+            self._send(
+                200,
+                {
+                    "num": num,
+                    "title": item["title"],
+                    "status": "draft",
+                    "isPullRequest": True,
+                    "author": {"name": USER},
+                    "createdAt": "2026-01-01T00:00:00.000Z",
+                    "repo": {"name": repo_id, "type": "model"},
+                    "events": [],
+                    "changes": {"base": item["base"]},
+                    "filesWithConflicts": [],
+                    "diff": "",
+                },
+            )
 
-        def _resolve(self, method: str, repo_id: str, revision: str, path: str,
-                     record: RecordedRequest) -> None:
+        def _resolve(
+            self, method: str, repo_id: str, revision: str, path: str, record: RecordedRequest
+        ) -> None:
             repo = self._repo(repo_id)
             commit = self._commit_or_404(repo, revision)
             if path not in commit.files:
                 raise _HubError(404, "Entry not found", "EntryNotFound")
             data = commit.files[path]
-            headers = {"X-Repo-Commit": commit.oid, "ETag": f'"{git_blob_oid(data)}"',
-                       "Accept-Ranges": "bytes"}
+            headers = {
+                "X-Repo-Commit": commit.oid,
+                "ETag": f'"{git_blob_oid(data)}"',
+                "Accept-Ranges": "bytes",
+            }
             status = 200
             range_header = self.headers.get("Range")
             if range_header and range_header.startswith("bytes=") and method == "GET":

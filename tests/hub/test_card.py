@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from hub_server import USER, validate_card_yaml
 
 from gqa_retrofit.errors import ConversionError, ModelSourceError
 from gqa_retrofit.hub.card import BEGIN_MARKER, END_MARKER, render_card, write_card
+from hub_server import USER, validate_card_yaml
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -42,7 +42,9 @@ def test_card_parses_validates_and_carries_base_model_and_results(converted_dir,
     # model-index holds this model's own result only (the source's is in the body table)
     [result] = card.data.eval_results
     assert (result.metric_type, result.metric_value, result.dataset_name) == (
-        "perplexity", 78.7, "persuasion"
+        "perplexity",
+        78.7,
+        "persuasion",
     )
     assert "| persuasion | perplexity | 36.60 | 78.70 |" in text
     assert "| key/value heads | 2 | 1 |" in text
@@ -69,8 +71,11 @@ def test_rewriting_is_idempotent_and_keeps_user_text(converted_dir):
     text = first.decode()
     header_end = text.index("\n---\n") + len("\n---\n")
     edited = (
-        "---\nlanguage: en\n" + text[4:header_end]  # a user YAML key
-        + "\nMy introduction.\n\n" + text[header_end:] + "\n## Notes\n\nWritten by hand.\n"
+        "---\nlanguage: en\n"
+        + text[4:header_end]  # a user YAML key
+        + "\nMy introduction.\n\n"
+        + text[header_end:]
+        + "\n## Notes\n\nWritten by hand.\n"
     )
     path.write_text(edited)
     _set_manifest(converted_dir, method={"name": "pca"})  # something our section shows changes
@@ -118,8 +123,14 @@ def test_training_datasets_and_custom_code(converted_dir):
 
     _set_manifest(
         converted_dir,
-        training={"steps": 60, "tokens": 61440, "teacher": "tester/tiny-llama", "lr": 0.0003,
-                  "dataset_id": "tester/austen", "command": "gqa-retrofit train A B --steps 60"},
+        training={
+            "steps": 60,
+            "tokens": 61440,
+            "teacher": "tester/tiny-llama",
+            "lr": 0.0003,
+            "dataset_id": "tester/austen",
+            "command": "gqa-retrofit train A B --steps 60",
+        },
         evaluations=[
             {"model": "source", "dataset": "persuasion", "metric": "perplexity", "value": 36.6},
             {"model": "converted", "dataset": "persuasion", "metric": "perplexity", "value": 78.7},
@@ -142,18 +153,20 @@ def test_training_datasets_and_custom_code(converted_dir):
 
 def test_custom_template(converted_dir, tmp_path):
     template = tmp_path / "mine.md.jinja"
-    template.write_text("---\n{{ card_data }}\n---\n# {{ facts.model_name }} from {{ facts.source }}\n")
+    template.write_text(
+        "---\n{{ card_data }}\n---\n# {{ facts.model_name }} from {{ facts.source }}\n"
+    )
     text = render_card(converted_dir, template=template)
     assert text.endswith("---\n# tiny-gqa from tester/tiny-llama\n")
-    with pytest.raises(ModelSourceError, match="card template .*nope.jinja' does not exist"):
+    with pytest.raises(ModelSourceError, match=r"card template .*nope\.jinja' does not exist"):
         render_card(converted_dir, template=tmp_path / "nope.jinja")
 
 
 def test_not_a_converted_checkpoint(converted_dir, tmp_path):
     (converted_dir / "gqa_retrofit.json").unlink()
-    with pytest.raises(ConversionError, match="has no gqa_retrofit.json"):
+    with pytest.raises(ConversionError, match=r"has no gqa_retrofit\.json"):
         render_card(converted_dir)
-    with pytest.raises(ModelSourceError, match="no config.json"):
+    with pytest.raises(ModelSourceError, match=r"no config\.json"):
         render_card(tmp_path / "missing")
 
 
@@ -162,16 +175,31 @@ def test_cli_card_writes_and_reports_bad_input(converted_dir, tmp_path):
 
     env = dict(os.environ, PYTHONPATH=SRC)
     run = subprocess.run(
-        [sys.executable, "-m", "gqa_retrofit.cli.main", "card", str(converted_dir),
-         "--repo-id", f"{USER}/x", "--context", "4k,8k"],
-        env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "gqa_retrofit.cli.main",
+            "card",
+            str(converted_dir),
+            "--repo-id",
+            f"{USER}/x",
+            "--context",
+            "4k,8k",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == str(converted_dir / "README.md")
     assert f'from_pretrained("{USER}/x")' in (converted_dir / "README.md").read_text()
     bad = subprocess.run(
         [sys.executable, "-m", "gqa_retrofit.cli.main", "card", str(tmp_path / "nowhere")],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [

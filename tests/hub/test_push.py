@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from hub_server import USER, WRITE_TOKEN
 
 from gqa_retrofit.errors import HubError, ModelSourceError
 from gqa_retrofit.hub.push import push_to_hub
+from hub_server import USER, WRITE_TOKEN
 
 REPO = f"{USER}/tiny-gqa"
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -56,7 +56,10 @@ def _remote_logits(server, tmp_path: Path, repo: str, revision: str = "") -> tor
     home = tmp_path / "fresh-hf-home"  # empty HF cache
     run = subprocess.run(
         [sys.executable, "-c", LOAD_AND_RUN, repo, str(out), revision],
-        env=_env(server, home=home), capture_output=True, text=True, timeout=120,
+        env=_env(server, home=home),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     return load_file(out)["logits"]
@@ -99,7 +102,9 @@ def test_rerun_after_killed_upload_sends_only_the_rest(
     proc = subprocess.Popen(
         [sys.executable, "-c", PUSH_ONE_FILE_PER_COMMIT, str(converted_dir), REPO],
         env=_env(hub_server, home=tmp_path / "home", token=WRITE_TOKEN),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -151,7 +156,7 @@ def test_refused_pushes_are_one_line_errors(hub_server, converted_dir, monkeypat
         push_to_hub(converted_dir, REPO, token="hf_wrong", verify=False)
     with pytest.raises(HubError, match="invalid repo id 'no-owner'"):
         push_to_hub(converted_dir, "no-owner", verify=False)
-    with pytest.raises(ModelSourceError, match="no config.json"):
+    with pytest.raises(ModelSourceError, match=r"no config\.json"):
         push_to_hub(converted_dir / "config.json", REPO, verify=False)
     monkeypatch.delenv("HF_TOKEN")
     monkeypatch.setenv("HF_TOKEN_PATH", str(converted_dir / "no-token-file"))
@@ -163,14 +168,18 @@ def test_refused_pushes_are_one_line_errors(hub_server, converted_dir, monkeypat
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gqa_retrofit.cli.main", *args],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def test_cli_push_prints_the_url_never_the_token(hub_server, converted_dir, tmp_path):
     env = _env(hub_server, home=tmp_path / "home")
-    run = _cli(["--quiet", "push", str(converted_dir), REPO, "--no-verify", "--token", WRITE_TOKEN],
-               env)
+    run = _cli(
+        ["--quiet", "push", str(converted_dir), REPO, "--no-verify", "--token", WRITE_TOKEN], env
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout == f"{hub_server.endpoint}/{REPO}\n"
     assert WRITE_TOKEN not in run.stdout + run.stderr
@@ -178,8 +187,9 @@ def test_cli_push_prints_the_url_never_the_token(hub_server, converted_dir, tmp_
 
 
 @pytest.mark.parametrize("failure", ["offline", "unreachable"])
-def test_cli_offline_and_unreachable_are_one_line_errors(hub_server, converted_dir, tmp_path,
-                                                          failure):
+def test_cli_offline_and_unreachable_are_one_line_errors(
+    hub_server, converted_dir, tmp_path, failure
+):
     import socket
 
     env = _env(hub_server, home=tmp_path / "home", token=WRITE_TOKEN)

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from hub_server import USER
 
 from gqa_retrofit.errors import ModelSourceError
 from gqa_retrofit.hub.resolve import resolve_checkpoint_dir, resolve_config_file
+from hub_server import USER
 
 REPO = f"{USER}/tiny-llama"
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -73,13 +73,19 @@ def test_offline_uses_the_cache_or_says_why(hub_server, tiny_llama_dir, tmp_path
         "except ModelSourceError as err:\n    print('error:', err)\n"
     )
     env = dict(os.environ, HF_HOME=str(home), PYTHONPATH=SRC)
-    online = subprocess.run([sys.executable, "-c", script, REPO], env=env, capture_output=True,
-                            text=True, timeout=60)
+    online = subprocess.run(
+        [sys.executable, "-c", script, REPO], env=env, capture_output=True, text=True, timeout=60
+    )
     assert online.stdout.startswith(str(home))
     env["HF_HUB_OFFLINE"] = "1"
     offline = [
-        subprocess.run([sys.executable, "-c", script, name], env=env, capture_output=True,
-                       text=True, timeout=60).stdout
+        subprocess.run(
+            [sys.executable, "-c", script, name],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
         for name in (REPO, f"{USER}/never-downloaded")
     ]
     assert offline[0] == online.stdout  # served from the HF cache

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
 from hub_server import READ_TOKEN, USER, WRITE_TOKEN, validate_card_yaml
 
 
@@ -73,7 +76,7 @@ def test_upload_download_listing_and_headers(hub_server, tmp_path):
     tree = {f.path: f for f in api.list_repo_tree(f"{USER}/files", recursive=True)}
     assert tree["sub/b.bin"].size == 1024
     path = hf_hub_download(f"{USER}/files", "sub/b.bin", cache_dir=tmp_path / "cache")
-    assert open(path, "rb").read() == bytes(range(256)) * 4
+    assert Path(path).read_bytes() == bytes(range(256)) * 4
     # the download is pinned to the commit the Hub reported
     assert f"/snapshots/{info.oid}/" in path
     assert hub_server.files(f"{USER}/files")["a.txt"] == b"alpha"
@@ -85,7 +88,7 @@ def test_bad_readme_yaml_is_rejected(hub_server):
     api = _api(hub_server)
     api.create_repo(f"{USER}/card")
     bad = b"---\nlicense: [unclosed\n---\n# card\n"
-    with pytest.raises(ValueError, match="Invalid metadata in README.md"):
+    with pytest.raises(ValueError, match=r"Invalid metadata in README\.md"):
         api.create_commit(
             f"{USER}/card", [CommitOperationAdd("README.md", bad)], commit_message="card"
         )

@@ -14,10 +14,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "token file (`hf auth login`) and is never printed. Re-running after an interrupted "
         "upload sends only what is missing.",
     )
-    parser.add_argument("checkpoint", metavar="OUT", help="checkpoint directory (convert/train output)")
+    parser.add_argument(
+        "checkpoint", metavar="OUT", help="checkpoint directory (convert/train output)"
+    )
     parser.add_argument("repo_id", metavar="REPO_ID", help="target repo, owner/name")
     parser.add_argument("--private", action="store_true", help="create the repo private")
-    parser.add_argument("--revision", metavar="BRANCH", help="branch to push to (created if missing)")
+    parser.add_argument(
+        "--revision", metavar="BRANCH", help="branch to push to (created if missing)"
+    )
     parser.add_argument("--commit-message", help="commit message")
     parser.add_argument("--create-pr", action="store_true", help="open a pull request instead")
     parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the HF token file)")

@@ -40,8 +40,14 @@ DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "def
 DEFAULT_CONTEXTS = (4096, 32768, 131072)
 # YAML keys the card owns; every other key of an existing card is kept as the user wrote it.
 OWNED_KEYS = (
-    "base_model", "base_model_relation", "library_name", "pipeline_tag", "tags", "datasets",
-    "model-index", "license",
+    "base_model",
+    "base_model_relation",
+    "library_name",
+    "pipeline_tag",
+    "tags",
+    "datasets",
+    "model-index",
+    "license",
 )
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 _HEADER = re.compile(r"\A---\n(.*?)\n---[ \t]*\n?", re.DOTALL)
@@ -168,7 +174,7 @@ def source_license(source: str, *, revision: str | None = None) -> str | None:
 
         try:
             info = HfApi().model_info(source, revision=revision)
-        except Exception:  # noqa: BLE001 - offline, unreachable, private: license unknown
+        except Exception:
             return None
         value = info.card_data.get("license") if info.card_data is not None else None
     else:
@@ -329,16 +335,18 @@ def card_data(facts: CardFacts) -> Any:
     )
 
 
-def cost_table(facts: CardFacts, config_path: Path,
-               contexts: tuple[int, ...] = DEFAULT_CONTEXTS) -> str:
+def cost_table(
+    facts: CardFacts, config_path: Path, contexts: tuple[int, ...] = DEFAULT_CONTEXTS
+) -> str:
     """The estimator's cost table: this model vs its source geometry at several contexts."""
     from ..cost import estimate
 
     before = facts.before
     what_if = []
     if before.heads and before.kv_heads:
-        what_if.append({"heads": before.heads, "kv_heads": before.kv_heads,
-                        "head_dim": before.head_dim})
+        what_if.append(
+            {"heads": before.heads, "kv_heads": before.kv_heads, "head_dim": before.head_dim}
+        )
     report = estimate(str(config_path), contexts=contexts, what_if=what_if)
     return str(report.to_markdown())
 
@@ -417,7 +425,8 @@ def render_card(
             evaluation_table=evaluation_table(facts.evaluations),
             commands=reproduce_commands(facts),
             kv_ratio=(facts.before.kv_heads / facts.after.kv_heads)
-            if facts.before.kv_heads and facts.after.kv_heads else None,
+            if facts.before.kv_heads and facts.after.kv_heads
+            else None,
             fmt=_fmt_number,
             fmt_bytes=_fmt_bytes,
         )

@@ -55,7 +55,9 @@ def hub_error(err: Exception, *, repo_id: str, endpoint: str) -> GQARetrofitErro
     if isinstance(err, OfflineModeIsEnabled):
         return HubError(f"cannot push {repo_id!r}: HF_HUB_OFFLINE is set; unset it to upload")
     if isinstance(err, (httpx2.ConnectError, httpx2.TimeoutException, ConnectionError)):
-        return HubError(f"cannot reach the Hub at {endpoint} to push {repo_id!r}: {_first_line(err)}")
+        return HubError(
+            f"cannot reach the Hub at {endpoint} to push {repo_id!r}: {_first_line(err)}"
+        )
     if isinstance(err, RevisionNotFoundError):
         return HubError(f"revision not found in Hub repo {repo_id!r}: give an existing branch")
     if isinstance(err, RepositoryNotFoundError):
@@ -162,7 +164,7 @@ def push_to_hub(
         )
     except GQARetrofitError:
         raise
-    except Exception as err:  # noqa: BLE001 - translated into one typed, one-line error
+    except Exception as err:
         raise hub_error(err, repo_id=repo_id, endpoint=endpoint) from err
     finally:
         if quiet:
