@@ -20,6 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--template", help="Jinja template to use instead of the packaged one")
     parser.add_argument("--repo-id", help="Hub id the card will live at (used in the load snippet)")
+    parser.add_argument(
+        "--base-model",
+        help="Hub id of the source model when it was converted from a local copy",
+    )
     parser.add_argument("--license", help="license id (default: inherited from the source card)")
     parser.add_argument(
         "--context",
@@ -38,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     contexts = tuple(args.context) if args.context else DEFAULT_CONTEXTS
     kwargs = dict(
-        template=args.template, repo_id=args.repo_id, license=args.license, contexts=contexts
+        template=args.template, repo_id=args.repo_id, license=args.license,
+        base_model=args.base_model, contexts=contexts
     )
     if args.stdout:
         print(render_card(args.checkpoint, **kwargs), end="")

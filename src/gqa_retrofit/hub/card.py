@@ -183,7 +183,10 @@ def source_license(source: str, *, revision: str | None = None) -> str | None:
 
 
 def gather_facts(
-    checkpoint_dir: str | os.PathLike[str], *, license: str | None = None
+    checkpoint_dir: str | os.PathLike[str],
+    *,
+    license: str | None = None,
+    base_model: str | None = None,
 ) -> CardFacts:
     """Read the manifest and config of a converted checkpoint into :class:`CardFacts`.
 
@@ -220,6 +223,12 @@ def gather_facts(
             setattr(after, name, getattr(from_config, name))
         if getattr(before, name) is None and name == "layers":
             before.layers = from_config.layers
+    if base_model is not None:
+        if not _HUB_ID.match(base_model):
+            raise ConfigError(f"base model {base_model!r} is not a Hub model id (owner/name)")
+        source = base_model
+    elif isinstance(manifest.get("base_model"), str):
+        source = manifest["base_model"]
     is_hub = bool(_HUB_ID.match(source)) and not Path(source).exists()
     if license is None:
         license = manifest.get("license") or source_license(source, revision=revision)
@@ -335,20 +344,44 @@ def card_data(facts: CardFacts) -> Any:
     )
 
 
+def cost_report(
+    facts: CardFacts, config_path: Path, contexts: tuple[int, ...] = DEFAULT_CONTEXTS
+) -> Any:
+    """The estimator's report of the source geometry, with this model as its what-if.
+
+    The source is costed from this checkpoint's config with the recorded pre-conversion head
+    geometry (every other dimension is unchanged by a retrofit), so no source download is needed
+    and the what-if's savings are those of the retrofit.
+
+    Raises:
+        ConfigError: the geometry before or after the conversion is unknown.
+    """
+    from ..cost import estimate
+
+    before, after = facts.before, facts.after
+    if not (before.heads and before.kv_heads and after.heads and after.kv_heads):
+        raise ConfigError(
+            "the manifest does not record the head counts before and after the conversion "
+            "(heads.before / heads.after): cannot cost the retrofit"
+        )
+    config = read_json(config_path)
+    config.update(
+        num_attention_heads=before.heads,
+        num_key_value_heads=before.kv_heads,
+    )
+    if before.head_dim:
+        config["head_dim"] = before.head_dim
+    report = estimate(
+        config, contexts=contexts, what_if=[(after.heads, after.kv_heads, after.head_dim)]
+    )
+    return report
+
+
 def cost_table(
     facts: CardFacts, config_path: Path, contexts: tuple[int, ...] = DEFAULT_CONTEXTS
 ) -> str:
-    """The estimator's cost table: this model vs its source geometry at several contexts."""
-    from ..cost import estimate
-
-    before = facts.before
-    what_if = []
-    if before.heads and before.kv_heads:
-        what_if.append(
-            {"heads": before.heads, "kv_heads": before.kv_heads, "head_dim": before.head_dim}
-        )
-    report = estimate(str(config_path), contexts=contexts, what_if=what_if)
-    return str(report.to_markdown())
+    """Markdown cost table: the source and this model at each context, savings in percent."""
+    return str(cost_report(facts, config_path, contexts).to_markdown())
 
 
 def reproduce_commands(facts: CardFacts) -> list[str]:
@@ -381,6 +414,7 @@ def render_card(
     template: str | os.PathLike[str] | None = None,
     repo_id: str | None = None,
     license: str | None = None,
+    base_model: str | None = None,
     contexts: tuple[int, ...] = DEFAULT_CONTEXTS,
 ) -> str:
     """Render the model card of a retrofitted checkpoint (the text of its ``README.md``).
@@ -391,6 +425,8 @@ def render_card(
             ``card_data`` (the YAML) and the variables documented in ``docs/publish.md``.
         repo_id: the Hub id the card will live at (used in the loading snippet).
         license: overrides the license inherited from the source card.
+        base_model: the source's Hub id when it was converted from a local copy (else the
+            manifest's ``source``, or its ``base_model`` key, is used).
         contexts: context lengths of the cost table.
 
     Returns:
@@ -410,7 +446,7 @@ def render_card(
     if not template_path.is_file():
         raise ModelSourceError(f"card template {str(template_path)!r} does not exist")
     folder = Path(checkpoint_dir)
-    facts = gather_facts(folder, license=license)
+    facts = gather_facts(folder, license=license, base_model=base_model)
     data = card_data(facts)
     try:
         card = ModelCard.from_template(
@@ -495,6 +531,7 @@ def write_card(
     template: str | os.PathLike[str] | None = None,
     repo_id: str | None = None,
     license: str | None = None,
+    base_model: str | None = None,
     contexts: tuple[int, ...] = DEFAULT_CONTEXTS,
 ) -> Path:
     """Render the card and write (or idempotently update) ``checkpoint_dir/README.md``.
@@ -507,7 +544,12 @@ def write_card(
     """
     folder = Path(checkpoint_dir)
     rendered = render_card(
-        folder, template=template, repo_id=repo_id, license=license, contexts=contexts
+        folder,
+        template=template,
+        repo_id=repo_id,
+        license=license,
+        base_model=base_model,
+        contexts=contexts,
     )
     path = folder / CARD_FILENAME
     existing = path.read_text(encoding="utf-8") if path.exists() else ""
