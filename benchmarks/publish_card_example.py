@@ -52,7 +52,11 @@ def main() -> None:
 
     start = time.perf_counter()
     convert_checkpoint(
-        source, out, kv_heads=args.kv_heads, method=args.method, calibration=calibration,
+        source,
+        out,
+        kv_heads=args.kv_heads,
+        method=args.method,
+        calibration=calibration,
         overwrite=True,
     )
     convert_seconds = time.perf_counter() - start
@@ -63,12 +67,18 @@ def main() -> None:
     for model, path in (("source", source), ("converted", out)):
         start = time.perf_counter()
         result = evaluate_perplexity(path, corpus.test, seq_len=512, max_windows=args.windows)
-        evaluations.append({
-            "model": model, "dataset": "persuasion", "metric": "perplexity",
-            "value": round(float(result.perplexity), 4), "tokens": int(result.tokens),
-            "seq_len": 512, "windows": args.windows,
-            "seconds": round(time.perf_counter() - start, 2),
-        })
+        evaluations.append(
+            {
+                "model": model,
+                "dataset": "persuasion",
+                "metric": "perplexity",
+                "value": round(float(result.perplexity), 4),
+                "tokens": int(result.tokens),
+                "seq_len": 512,
+                "windows": args.windows,
+                "seconds": round(time.perf_counter() - start, 2),
+            }
+        )
     manifest["evaluations"] = evaluations
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
 
@@ -76,18 +86,26 @@ def main() -> None:
     card = write_card(out, repo_id=REPO_ID, base_model=BASE_MODEL, license="apache-2.0")
     CARD_COPY.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(card, CARD_COPY)
-    RESULTS.write_text(json.dumps({
-        "benchmark": "publish_card_example",
-        "command": "PYTHONPATH=src python benchmarks/publish_card_example.py"
-        + (f" --method {args.method}" if args.method else "")
-        + (f" --kv-heads {args.kv_heads}" if args.kv_heads != 1 else ""),
-        "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform()},
-        "source": str(source.name), "base_model": BASE_MODEL,
-        "method": manifest.get("method"), "heads": manifest.get("heads"),
-        "convert_seconds": round(convert_seconds, 2),
-        "evaluations": evaluations,
-        "card": str(CARD_COPY.relative_to(ROOT)),
-    }, indent=2) + "\n")
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "benchmark": "publish_card_example",
+                "command": "PYTHONPATH=src python benchmarks/publish_card_example.py"
+                + (f" --method {args.method}" if args.method else "")
+                + (f" --kv-heads {args.kv_heads}" if args.kv_heads != 1 else ""),
+                "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform()},
+                "source": str(source.name),
+                "base_model": BASE_MODEL,
+                "method": manifest.get("method"),
+                "heads": manifest.get("heads"),
+                "convert_seconds": round(convert_seconds, 2),
+                "evaluations": evaluations,
+                "card": str(CARD_COPY.relative_to(ROOT)),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(json.dumps(evaluations, indent=2))
     print(f"card: {CARD_COPY}")
 

@@ -158,6 +158,13 @@ def test_refused_pushes_are_one_line_errors(hub_server, converted_dir, monkeypat
         push_to_hub(converted_dir, "no-owner", verify=False)
     with pytest.raises(ModelSourceError, match=r"no config\.json"):
         push_to_hub(converted_dir / "config.json", REPO, verify=False)
+    (converted_dir / "README.md").write_text("---\nlicense: [oops\n---\n# my own card\n")
+    with pytest.raises(
+        HubError, match=r"model card of 'tester/tiny-gqa' is invalid: .*does not parse"
+    ):
+        push_to_hub(converted_dir, REPO, verify=False)
+    assert hub_server.committed_paths(REPO) == []
+    hub_server.repos.clear()
     monkeypatch.delenv("HF_TOKEN")
     monkeypatch.setenv("HF_TOKEN_PATH", str(converted_dir / "no-token-file"))
     with pytest.raises(HubError, match="no Hugging Face token"):

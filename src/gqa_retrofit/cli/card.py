@@ -42,8 +42,11 @@ def run(args: argparse.Namespace) -> int:
 
     contexts = tuple(args.context) if args.context else DEFAULT_CONTEXTS
     kwargs = dict(
-        template=args.template, repo_id=args.repo_id, license=args.license,
-        base_model=args.base_model, contexts=contexts
+        template=args.template,
+        repo_id=args.repo_id,
+        license=args.license,
+        base_model=args.base_model,
+        contexts=contexts,
     )
     if args.stdout:
         print(render_card(args.checkpoint, **kwargs), end="")
