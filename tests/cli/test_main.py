@@ -69,3 +69,15 @@ def test_context_length_rejects_bad_values(text: str) -> None:
 
 def test_context_list() -> None:
     assert context_list("2k,8k") == [2048, 8192]
+
+
+def test_cli_reference_is_current() -> None:
+    """docs/cli.md is generated from the parser; regenerate it when a command changes."""
+    from pathlib import Path
+
+    from gqa_retrofit.cli._reference import render_reference
+
+    committed = Path(__file__).parents[2] / "docs" / "cli.md"
+    assert committed.read_text(encoding="utf-8") == render_reference(), (
+        "docs/cli.md is stale: run python -m gqa_retrofit.cli._reference > docs/cli.md"
+    )

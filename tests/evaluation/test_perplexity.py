@@ -14,9 +14,9 @@ from gqa_retrofit.errors import ConfigError, DataError, ModelSourceError
 from gqa_retrofit.evaluation.perplexity import evaluate_perplexity, token_windows
 
 TEXT = (
-    "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife.\n"
-    * 8
-)  # noqa: E501
+    "It is a truth universally acknowledged, that a single man in possession of a good "
+    "fortune, must be in want of a wife.\n"
+) * 8
 
 
 @pytest.fixture
