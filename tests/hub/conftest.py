@@ -37,11 +37,3 @@ def make_converted(tmp_path: Path, name: str = "tiny-gqa") -> Path:
 @pytest.fixture
 def converted_dir(tmp_path: Path) -> Path:
     return make_converted(tmp_path)
-
-
-@pytest.fixture(autouse=True)
-def _no_estimator_yet(monkeypatch: pytest.MonkeyPatch) -> None:
-    # TEMPORARY until gqa_retrofit.cost.estimate lands on main.
-    import gqa_retrofit.hub.card as card
-
-    monkeypatch.setattr(card, "cost_table", lambda *a, **k: "| cost |\n|---|")

@@ -53,6 +53,23 @@ def test_card_parses_validates_and_carries_base_model_and_results(converted_dir,
     assert text.count(BEGIN_MARKER) == 1 and text.count(END_MARKER) == 1
 
 
+def test_cost_table_and_plot_come_from_the_estimator(converted_dir):
+    from gqa_retrofit.cost import estimate
+
+    path = write_card(converted_dir, contexts=(4096, 8192))
+    text = path.read_text()
+    # the same numbers as estimating the source geometry with this model as its what-if
+    config = json.loads((converted_dir / "config.json").read_text())
+    source = dict(config, num_key_value_heads=2, head_dim=16, _name_or_path="tester/tiny-llama")
+    report = estimate(source, contexts=(4096, 8192), what_if=[(4, 1, 16)])
+    assert report.to_markdown() in text
+    assert report.what_if[0].savings_percent(0)["kv_cache_bytes"] == 50.0
+    assert "| ↳ what-if | 4/1x16 | 4K * | 512 KiB (−50%)" in text  # (* past max positions)
+    plot = converted_dir / "gqa_retrofit_cost.png"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "](gqa_retrofit_cost.png)" in text
+
+
 def test_written_card_loads_back_with_modelcard_load(converted_dir):
     from huggingface_hub import ModelCard
 

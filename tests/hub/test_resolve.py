@@ -35,6 +35,22 @@ def test_config_only(hub_server, tiny_llama_dir):
     assert hub_server.downloaded(REPO) == ["config.json"]
 
 
+def test_estimate_of_a_hub_id_fetches_config_json_only(hub_server, tiny_llama_dir, capsys):
+    import json
+
+    from gqa_retrofit.cli.main import main
+
+    upload_tiny(hub_server, tiny_llama_dir)
+    assert main(["estimate", REPO, "--json", "--context", "4k"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)["models"]
+    assert (entry["model"], entry["attention"]["kv_heads"]) == (REPO, 2)
+    assert hub_server.downloaded(REPO) == ["config.json"]
+    assert [r.line for r in hub_server.requests if r.path.startswith(f"/{REPO}/")] == [
+        f"HEAD /{REPO}/resolve/main/config.json -> 200",
+        f"GET /{REPO}/resolve/main/config.json -> 200",
+    ]
+
+
 def test_checkpoint_only_needed_files_and_pinned_revision(hub_server, tiny_llama_dir):
     first = upload_tiny(hub_server, tiny_llama_dir)
     path = resolve_checkpoint_dir(REPO)

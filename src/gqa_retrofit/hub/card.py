@@ -34,6 +34,7 @@ from ..errors import ConfigError, ConversionError, ModelSourceError
 
 CARD_FILENAME = "README.md"
 MANIFEST_FILENAME = "gqa_retrofit.json"
+PLOT_FILENAME = "gqa_retrofit_cost.png"
 BEGIN_MARKER = "<!-- gqa-retrofit:begin -->"
 END_MARKER = "<!-- gqa-retrofit:end -->"
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "default.md.jinja"
@@ -368,6 +369,7 @@ def cost_report(
     config.update(
         num_attention_heads=before.heads,
         num_key_value_heads=before.kv_heads,
+        _name_or_path=facts.source,  # the report's label
     )
     if before.head_dim:
         config["head_dim"] = before.head_dim
@@ -382,6 +384,25 @@ def cost_table(
 ) -> str:
     """Markdown cost table: the source and this model at each context, savings in percent."""
     return str(cost_report(facts, config_path, contexts).to_markdown())
+
+
+def write_cost_plot(
+    checkpoint_dir: str | os.PathLike[str],
+    *,
+    base_model: str | None = None,
+    contexts: tuple[int, ...] = DEFAULT_CONTEXTS,
+) -> Path:
+    """Plot KV cache and decode FLOPs vs context (source and this model) next to the card.
+
+    Returns:
+        The path of the PNG (``gqa_retrofit_cost.png``), which the card embeds.
+    """
+    from ..cost import plot_reports
+
+    folder = Path(checkpoint_dir)
+    facts = gather_facts(folder, license="", base_model=base_model)  # "": no license lookup
+    report = cost_report(facts, folder / "config.json", contexts)
+    return Path(plot_reports([report], folder / PLOT_FILENAME, title=f"{facts.model_name}"))
 
 
 def reproduce_commands(facts: CardFacts) -> list[str]:
@@ -458,6 +479,7 @@ def render_card(
             end_marker=END_MARKER,
             version=__version__,
             cost_table=cost_table(facts, folder / "config.json", contexts),
+            plot_file=PLOT_FILENAME if (folder / PLOT_FILENAME).is_file() else None,
             evaluation_table=evaluation_table(facts.evaluations),
             commands=reproduce_commands(facts),
             kv_ratio=(facts.before.kv_heads / facts.after.kv_heads)
@@ -536,6 +558,8 @@ def write_card(
 ) -> Path:
     """Render the card and write (or idempotently update) ``checkpoint_dir/README.md``.
 
+    Also writes the cost plot ``gqa_retrofit_cost.png`` that the card embeds.
+
     Returns:
         The path of the written ``README.md``.
 
@@ -543,6 +567,8 @@ def write_card(
         ModelSourceError, ConversionError, ConfigError: see :func:`render_card`.
     """
     folder = Path(checkpoint_dir)
+    if (folder / "config.json").is_file() and (folder / MANIFEST_FILENAME).is_file():
+        write_cost_plot(folder, base_model=base_model, contexts=contexts)
     rendered = render_card(
         folder,
         template=template,
