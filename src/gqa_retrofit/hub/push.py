@@ -44,7 +44,10 @@ def hub_error(err: Exception, *, repo_id: str, endpoint: str) -> GQARetrofitErro
 
     The message names the repo and the endpoint, never the token.
     """
-    import httpx2
+    try:  # the HTTP library of huggingface_hub 2.x; 1.x used httpx
+        import httpx2 as httpx
+    except ImportError:  # pragma: no cover - depends on the installed huggingface_hub
+        import httpx  # type: ignore[no-redef]
     from huggingface_hub.errors import (
         HfHubHTTPError,
         OfflineModeIsEnabled,
@@ -54,7 +57,7 @@ def hub_error(err: Exception, *, repo_id: str, endpoint: str) -> GQARetrofitErro
 
     if isinstance(err, OfflineModeIsEnabled):
         return HubError(f"cannot push {repo_id!r}: HF_HUB_OFFLINE is set; unset it to upload")
-    if isinstance(err, (httpx2.ConnectError, httpx2.TimeoutException, ConnectionError)):
+    if isinstance(err, (httpx.ConnectError, httpx.TimeoutException, ConnectionError)):
         return HubError(
             f"cannot reach the Hub at {endpoint} to push {repo_id!r}: {_first_line(err)}"
         )
