@@ -73,7 +73,7 @@ def test_cost_table_and_plot_come_from_the_estimator(converted_dir):
 def test_written_card_loads_back_with_modelcard_load(converted_dir):
     from huggingface_hub import ModelCard
 
-    path = write_card(converted_dir)
+    path = write_card(converted_dir, plot=False)
     card = ModelCard.load(path)
     assert card.data.base_model == "tester/tiny-llama"
     assert card.data.eval_results[0].metric_value == 78.7
@@ -82,8 +82,9 @@ def test_written_card_loads_back_with_modelcard_load(converted_dir):
 
 def test_rewriting_is_idempotent_and_keeps_user_text(converted_dir):
     path = write_card(converted_dir)
-    first = path.read_bytes()
-    assert write_card(converted_dir).read_bytes() == first  # twice: the same file
+    first, first_plot = path.read_bytes(), (converted_dir / "gqa_retrofit_cost.png").read_bytes()
+    assert write_card(converted_dir).read_bytes() == first  # twice: the same files
+    assert (converted_dir / "gqa_retrofit_cost.png").read_bytes() == first_plot
 
     text = first.decode()
     header_end = text.index("\n---\n") + len("\n---\n")
@@ -96,20 +97,20 @@ def test_rewriting_is_idempotent_and_keeps_user_text(converted_dir):
     )
     path.write_text(edited)
     _set_manifest(converted_dir, method={"name": "pca"})  # something our section shows changes
-    updated = write_card(converted_dir).read_text()
+    updated = write_card(converted_dir, plot=False).read_text()
     assert "My introduction." in updated and "## Notes\n\nWritten by hand." in updated
     assert updated.index("My introduction.") < updated.index(BEGIN_MARKER)
     assert updated.index(END_MARKER) < updated.index("## Notes")
     assert "language: en" in updated and "gqa-retrofit-pca" in updated
     assert "gqa-retrofit-mean" not in updated
-    assert write_card(converted_dir).read_text() == updated
+    assert write_card(converted_dir, plot=False).read_text() == updated
 
 
 def test_existing_card_without_markers_is_kept_below_our_section(converted_dir):
     (converted_dir / "README.md").write_text("---\nlicense: mit\n---\n# Old card\n\nText.\n")
-    text = write_card(converted_dir).read_text()
+    text = write_card(converted_dir, plot=False).read_text()
     assert text.index(END_MARKER) < text.index("# Old card\n\nText.")
-    assert write_card(converted_dir).read_text() == text
+    assert write_card(converted_dir, plot=False).read_text() == text
 
 
 def test_license_is_inherited_from_the_source_card(converted_dir, tmp_path, hub_server):

@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="context lengths of the cost table, comma-separated (default 4k,32k,128k)",
     )
     parser.add_argument(
+        "--no-plot", action="store_true", help="do not write the cost plot PNG next to the card"
+    )
+    parser.add_argument(
         "--stdout", action="store_true", help="print the card instead of writing it"
     )
     parser.set_defaults(func=run)
@@ -51,5 +54,5 @@ def run(args: argparse.Namespace) -> int:
     if args.stdout:
         print(render_card(args.checkpoint, **kwargs), end="")
     else:
-        print(write_card(args.checkpoint, **kwargs))
+        print(write_card(args.checkpoint, plot=not args.no_plot, **kwargs))
     return 0

@@ -555,10 +555,12 @@ def write_card(
     license: str | None = None,
     base_model: str | None = None,
     contexts: tuple[int, ...] = DEFAULT_CONTEXTS,
+    plot: bool = True,
 ) -> Path:
     """Render the card and write (or idempotently update) ``checkpoint_dir/README.md``.
 
-    Also writes the cost plot ``gqa_retrofit_cost.png`` that the card embeds.
+    With ``plot`` (default) it also writes the cost plot ``gqa_retrofit_cost.png`` that the
+    card embeds (an existing plot is embedded either way).
 
     Returns:
         The path of the written ``README.md``.
@@ -567,7 +569,7 @@ def write_card(
         ModelSourceError, ConversionError, ConfigError: see :func:`render_card`.
     """
     folder = Path(checkpoint_dir)
-    if (folder / "config.json").is_file() and (folder / MANIFEST_FILENAME).is_file():
+    if plot and (folder / "config.json").is_file() and (folder / MANIFEST_FILENAME).is_file():
         write_cost_plot(folder, base_model=base_model, contexts=contexts)
     rendered = render_card(
         folder,
