@@ -19,18 +19,6 @@ from hub_server import USER, WRITE_TOKEN
 REPO = f"{USER}/tiny-gqa"
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
-LOAD_AND_RUN = textwrap.dedent(
-    """
-    import sys, torch
-    from safetensors.torch import save_file
-    from transformers import AutoModelForCausalLM
-    model = AutoModelForCausalLM.from_pretrained(sys.argv[1], revision=sys.argv[3] or None).eval()
-    with torch.no_grad():
-        logits = model(torch.arange(3, 19).unsqueeze(0)).logits
-    save_file({"logits": logits.contiguous()}, sys.argv[2])
-    """
-)
-
 
 def _env(server, *, home: Path, token: str | None = None, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
@@ -49,23 +37,61 @@ def _local_logits(checkpoint: Path) -> torch.Tensor:
         return model(torch.arange(3, 19).unsqueeze(0)).logits
 
 
-def _remote_logits(server, tmp_path: Path, repo: str, revision: str = "") -> torch.Tensor:
-    from safetensors.torch import load_file
+LOAD_WITHOUT_THIS_PACKAGE = textwrap.dedent(
+    """
+    import sys, torch
+    sys.modules["gqa_retrofit"] = None  # this package is not importable here
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM
+    native, custom, out = sys.argv[1:4]
+    ids = torch.arange(3, 19).unsqueeze(0)
+    logits = {}
+    model = AutoModelForCausalLM.from_pretrained(native).eval()
+    with torch.no_grad():
+        logits["native"] = model(ids).logits
+    try:
+        AutoModelForCausalLM.from_pretrained(custom)
+    except ValueError as err:
+        assert "trust_remote_code" in str(err), err
+    else:
+        raise SystemExit("a custom type loaded without trust_remote_code")
+    model = AutoModelForCausalLM.from_pretrained(custom, trust_remote_code=True).eval()
+    assert type(model).__name__ == "GPT2GQAForCausalLM", type(model)
+    with torch.no_grad():
+        logits["custom"] = model(ids).logits
+    save_file({k: v.contiguous() for k, v in logits.items()}, out)
+    """
+)
 
-    out = tmp_path / "remote-logits.safetensors"
-    home = tmp_path / "fresh-hf-home"  # empty HF cache
-    run = subprocess.run(
-        [sys.executable, "-c", LOAD_AND_RUN, repo, str(out), revision],
-        env=_env(server, home=home),
-        capture_output=True,
-        text=True,
-        timeout=120,
+
+def _custom_type_checkpoint(out: Path) -> torch.nn.Module:
+    """A tiny gpt2 turned into the custom ``gpt2_gqa`` type (1 KV head), saved with its code."""
+    import json
+
+    from gqa_retrofit.patching import patch_model
+    from tiny_models import tiny_model
+
+    model = tiny_model("gpt2")
+    patch_model(model, kv_heads=1)  # gpt2 has no native GQA: a custom type with auto_map
+    model.save_pretrained(out)
+    (out / "gqa_retrofit.json").write_text(
+        json.dumps(
+            {
+                "source": {"name": "tester/tiny-gpt2"},
+                "method": {"name": "mean"},
+                "heads": {
+                    "before": {"heads": 4, "kv_heads": 4, "head_dim": 16},
+                    "after": {"heads": 4, "kv_heads": 1, "head_dim": 16},
+                },
+            }
+        )
     )
-    assert run.returncode == 0, run.stderr[-2000:]
-    return load_file(out)["logits"]
+    return model.eval()
 
 
 def test_round_trip_gives_equal_logits_in_a_fresh_process(hub_server, converted_dir, tmp_path):
+    from safetensors.torch import load_file
+
     url = push_to_hub(converted_dir, REPO, verify=False)
     assert url == f"{hub_server.endpoint}/{REPO}"
     files = hub_server.files(REPO)
@@ -75,10 +101,29 @@ def test_round_trip_gives_equal_logits_in_a_fresh_process(hub_server, converted_
     assert (converted_dir / "README.md").read_bytes() == files["README.md"]
     assert not [p for p, data in files.items() if WRITE_TOKEN.encode() in data]
 
-    remote = _remote_logits(hub_server, tmp_path, REPO)
-    assert torch.equal(remote, _local_logits(converted_dir))
+    custom_repo = f"{USER}/tiny-gpt2-gqa"
+    custom_model = _custom_type_checkpoint(tmp_path / "tiny-gpt2-gqa")
+    push_to_hub(tmp_path / "tiny-gpt2-gqa", custom_repo, verify=False)
+    assert "trust_remote_code=True" in hub_server.files(custom_repo)["README.md"].decode()
+
+    # a fresh process, empty HF cache, no gqa_retrofit: plain transformers loads both
+    out = tmp_path / "remote-logits.safetensors"
+    run = subprocess.run(
+        [sys.executable, "-c", LOAD_WITHOUT_THIS_PACKAGE, REPO, custom_repo, str(out)],
+        env=_env(hub_server, home=tmp_path / "fresh-hf-home"),
+        stdin=subprocess.DEVNULL,  # (transformers would otherwise prompt for trust)
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    remote = load_file(out)
+    assert torch.equal(remote["native"], _local_logits(converted_dir))
+    with torch.no_grad():
+        assert torch.equal(remote["custom"], custom_model(torch.arange(3, 19).unsqueeze(0)).logits)
     downloaded = hub_server.downloaded(REPO)
     assert "model.safetensors" in downloaded and "gqa_retrofit.json" not in downloaded
+    assert "modeling_gpt2_gqa.py" in hub_server.downloaded(custom_repo)
 
 
 PUSH_ONE_FILE_PER_COMMIT = textwrap.dedent(
