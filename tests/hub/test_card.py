@@ -47,6 +47,7 @@ def test_card_parses_validates_and_carries_base_model_and_results(converted_dir,
         "persuasion",
     )
     assert "| persuasion | perplexity | 36.60 | 78.70 |" in text
+    assert "> **Note.** This model's perplexity is 2× the source's" in text  # 78.7 / 36.6
     assert "| key/value heads | 2 | 1 |" in text
     assert f'from_pretrained("{USER}/tiny-gqa")' in text and "trust_remote_code" not in text
     assert "gqa-retrofit convert tester/tiny-llama OUT --kv-heads 1 --method mean" in text
@@ -167,6 +168,7 @@ def test_training_datasets_and_custom_code(converted_dir):
     assert "gqa-retrofit train A B --steps 60" in text
     assert "trust_remote_code=True" in text
     assert "| persuasion | perplexity | 36.60 | 78.70 | 56.20 |" in text
+    assert "**Note.**" not in text  # trained to within 2× of the source
 
 
 def test_custom_template(converted_dir, tmp_path):

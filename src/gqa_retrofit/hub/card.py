@@ -212,7 +212,11 @@ def gather_facts(
     method_record = manifest.get("method")
     if isinstance(method_record, dict):
         method = str(_first(method_record, "name", "method") or "unknown")
-        options = {k: v for k, v in method_record.items() if k not in ("name", "method")}
+        options = {
+            k: v
+            for k, v in method_record.items()
+            if k not in ("name", "method", "needs_calibration") and v not in (None, {}, [])
+        }
     else:
         method, options = str(method_record or "unknown"), {}
     heads = manifest.get("heads") or {}
@@ -275,6 +279,25 @@ def _fmt_number(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def quality_note(evaluations: list[dict[str, Any]]) -> str | None:
+    """A warning when this model's perplexity is far above the source's (untrained pooling)."""
+    by_model: dict[str, float] = {}
+    for record in evaluations:
+        if record.get("metric", "perplexity") == "perplexity" and isinstance(
+            record.get("value"), (int, float)
+        ):
+            by_model.setdefault(str(record.get("model", "converted")), float(record["value"]))
+    source = by_model.get("source")
+    mine = by_model.get("trained", by_model.get("converted"))
+    if source is None or mine is None or mine <= 2 * source:
+        return None
+    return (
+        f"This model's perplexity is {mine / source:,.0f}× the source's: head pooling without "
+        "enough training loses much of the model's quality. Uptrain it (`gqa-retrofit train`) "
+        "before using it for anything but experiments."
+    )
 
 
 def evaluation_table(evaluations: list[dict[str, Any]]) -> str:
@@ -481,6 +504,7 @@ def render_card(
             cost_table=cost_table(facts, folder / "config.json", contexts),
             plot_file=PLOT_FILENAME if (folder / PLOT_FILENAME).is_file() else None,
             evaluation_table=evaluation_table(facts.evaluations),
+            quality_note=quality_note(facts.evaluations),
             commands=reproduce_commands(facts),
             kv_ratio=(facts.before.kv_heads / facts.after.kv_heads)
             if facts.before.kv_heads and facts.after.kv_heads
