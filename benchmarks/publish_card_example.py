@@ -9,7 +9,8 @@ source and the converted model on Persuasion (first 16 windows of 512 tokens), r
 evaluations in the manifest, renders the card with ``write_card`` and writes:
 
 - ``benchmarks/results/publish_card_example.json``: the raw numbers and settings;
-- ``docs/examples/SmolLM2-135M-Instruct-gqa1.README.md``: the card, as generated.
+- ``docs/examples/SmolLM2-135M-Instruct-gqa1.README.md``: the card, as generated, and its
+  ``gqa_retrofit_cost.png``.
 
 The converted checkpoint itself stays in the gqa-retrofit cache (it is not committed).
 """
@@ -86,6 +87,7 @@ def main() -> None:
     card = write_card(out, repo_id=REPO_ID, base_model=BASE_MODEL, license="apache-2.0")
     CARD_COPY.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(card, CARD_COPY)
+    shutil.copyfile(out / "gqa_retrofit_cost.png", CARD_COPY.parent / "gqa_retrofit_cost.png")
     RESULTS.write_text(
         json.dumps(
             {
