@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .._progress import is_quiet
-from ..errors import GQARetrofitError, HubError, ModelSourceError
+from ..errors import ConversionError, GQARetrofitError, HubError, ModelSourceError
 from .card import CARD_FILENAME, has_markers, write_card
 
 # Local files that never belong in a published repo (editor/OS leftovers, our temp files).
@@ -137,7 +137,13 @@ def push_to_hub(
     if verify:
         from ..conversion.verify import verify_checkpoint
 
-        verify_checkpoint(folder)
+        report = verify_checkpoint(folder)
+        if not report.ok:
+            raise ConversionError(
+                f"{str(checkpoint_dir)!r} fails verification, not pushing: "
+                + "; ".join(report.problems)
+                + " (gqa-retrofit verify shows the details; --no-verify skips the check)"
+            )
 
     token = resolve_token(token)
     from huggingface_hub import HfApi, constants
