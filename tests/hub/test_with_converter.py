@@ -6,13 +6,10 @@ import json
 
 import pytest
 
+from gqa_retrofit.conversion import convert
 from gqa_retrofit.errors import ConversionError
 from gqa_retrofit.hub.push import push_to_hub
 from hub_server import USER
-
-convert = pytest.importorskip(
-    "gqa_retrofit.conversion.convert", reason="the converter lands with the conversion branch"
-)
 
 REPO = f"{USER}/tiny-llama"
 EXTRA = {"pytorch_model.bin": b"never loaded", "optimizer.pt": b"x" * 64, "onnx/model.onnx": b"o"}
