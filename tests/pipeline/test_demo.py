@@ -34,7 +34,7 @@ def test_demo_pieces_on_the_real_model(tmp_path: Path) -> None:
         out,
         train_steps=2,
         train={"seq_len": 64, "batch_size": 1, "warmup": 0, "save_every": 0},
-        calibration_tokens=256,
+        calibration_tokens=512,
         eval_windows=1,
         eval_seq_len=64,
         bench_contexts=(64,),

@@ -177,6 +177,6 @@ def test_plan_lists_estimates_and_writes_nothing(tmp_path: Path) -> None:
     }
     text = format_plan(rows)
     assert " 1  first            pending        12 s      3.0 MiB  make a file" in text
-    assert " 2  second           pending     2.1 min      2.0 GiB  use it" in text
+    assert " 2  second           pending     2.1 min      2.0 GiB  use it [guess]" in text
     assert "not today (no data given)" in text
     assert text.endswith("total pending: about 2.3 min, peak memory about 2.0 GiB")

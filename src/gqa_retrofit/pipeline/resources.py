@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-# Assumed fraction of the raw matmul rate that a whole forward pass reaches (small matrices,
-# attention, norms and framework overhead run below the peak of one large matmul).
-FORWARD_EFFICIENCY = 0.35
+# Fraction of the matmul probe's rate that model passes reach. Calibrated on one demo run
+# (SmolLM2-135M, fp32, 2 shared cores; benchmarks/results/demo_reduced_run.json): its training
+# steps ran at about the probe's rate measured under the same load, evaluation at about half.
+FORWARD_EFFICIENCY = 1.0
 # Bytes per second a streaming checkpoint copy reaches (read + write) on a local disk.
 DISK_BYTES_PER_SECOND = 200e6
 

@@ -305,6 +305,8 @@ def format_plan(rows: list[dict[str, Any]]) -> str:
         if memory is not None:
             peak = max(peak, memory)
         what = row["description"] + (f" ({row['reason']})" if "reason" in row else "")
+        if "estimate_note" in row:
+            what += f" [{row['estimate_note']}]"
         lines.append(
             f"{i:>2}  {row['stage']:<16} {row['status']:<8} "
             f"{_fmt_seconds(seconds):>10} {_fmt_bytes(memory):>12}  {what}"
