@@ -255,7 +255,7 @@ class RetrofitPipeline:
             ),
             Stage(
                 "push",
-                f"upload to the Hub as {o.push}",
+                f"upload to the Hub as {o.push}" if o.push else "upload to the Hub",
                 self.run_push,
                 estimate=self.estimate_push,
                 skip=None if o.push else "no --push given",
