@@ -2,7 +2,8 @@
 
 Time comes from FLOP counts of the work (the paper's formulas via the estimator's parameter
 count) divided by this machine's measured matrix-multiply rate, so the plan scales with the
-model and the machine. These are order-of-magnitude planning numbers, not promises: attention
+model and the machine. The estimates assume the cores are free; other jobs on the machine slow
+the real run down, not the plan. These are order-of-magnitude planning numbers, not promises: attention
 kernels, memory bandwidth and other load on the machine move real runs by 2x either way.
 """
 
@@ -12,29 +13,43 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-# Fraction of the matmul probe's rate that model passes reach. Calibrated on one demo run
-# (SmolLM2-135M, fp32, 2 shared cores; benchmarks/results/demo_reduced_run.json): its training
-# steps ran at about the probe's rate measured under the same load, evaluation at about half.
-FORWARD_EFFICIENCY = 1.0
+# Fraction of the probe's peak that whole model passes reach. On the 2-core development
+# machine the probe gives about 200 GFLOP/s; a full SmolLM2-135M training step of 4 x 256
+# tokens (6N FLOPs per token, about 0.8 TFLOP) takes 5-9 s there (shared/notes/assets.md),
+# i.e. roughly half of the peak.
+FORWARD_EFFICIENCY = 0.5
 # Bytes per second a streaming checkpoint copy reaches (read + write) on a local disk.
 DISK_BYTES_PER_SECOND = 200e6
 
 
 @lru_cache(maxsize=1)
 def machine_flops_per_second() -> float:
-    """FLOP/s of a float32 matrix multiply on this machine (a ~0.2 s probe, cached)."""
+    """Peak float32 matmul FLOP/s of this machine when its cores are free (cached).
+
+    One thread is timed (the best of 8 bursts of 0.03 s) and multiplied by torch's thread
+    count: a single-thread probe is stable while other jobs share the machine, where a
+    multi-thread one varies several-fold with the load.
+    """
     import torch
 
+    threads = torch.get_num_threads()
     size = 512
     a = torch.randn(size, size)
     b = torch.randn(size, size)
-    torch.mm(a, b)  # warm-up
-    count = 0
-    start = time.perf_counter()
-    while time.perf_counter() - start < 0.2:
-        torch.mm(a, b)
-        count += 1
-    return 2.0 * size**3 * count / (time.perf_counter() - start)
+    torch.set_num_threads(1)
+    try:
+        torch.mm(a, b)  # warm-up
+        best = 0.0
+        for _ in range(8):
+            count = 0
+            start = time.perf_counter()
+            while time.perf_counter() - start < 0.03:
+                torch.mm(a, b)
+                count += 1
+            best = max(best, 2.0 * size**3 * count / (time.perf_counter() - start))
+    finally:
+        torch.set_num_threads(threads)
+    return best * threads
 
 
 @dataclass(frozen=True)
