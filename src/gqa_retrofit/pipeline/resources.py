@@ -3,8 +3,8 @@
 Time comes from FLOP counts of the work (the paper's formulas via the estimator's parameter
 count) divided by this machine's measured matrix-multiply rate, so the plan scales with the
 model and the machine. The estimates assume the cores are free; other jobs on the machine slow
-the real run down, not the plan. These are order-of-magnitude planning numbers, not promises: attention
-kernels, memory bandwidth and other load on the machine move real runs by 2x either way.
+the real run down, not the plan. These are order-of-magnitude planning numbers, not promises:
+attention kernels and memory bandwidth move real runs by 2x either way.
 """
 
 from __future__ import annotations
