@@ -167,6 +167,38 @@ def module_to_canonical(spec: FamilySpec, attn: nn.Module, head_dim: int) -> Att
     )
 
 
+def build_attention(
+    spec: FamilySpec, original: nn.Module, config: Any, weights: AttentionWeights, *,
+    layer_idx: int,
+) -> nn.Module:
+    """A new attention module like ``original`` but holding ``weights`` (any head geometry).
+
+    Parameters outside the canonical form (per-head q/k norms) are shared with ``original``.
+
+    Raises:
+        ConversionError: the module has a parameter that neither source provides.
+    """
+    from accelerate import init_empty_weights
+
+    config = head_config(
+        config, heads=weights.heads, kv_heads=weights.kv_heads, head_dim=weights.head_dim
+    )
+    with init_empty_weights(include_buffers=False):
+        module = type(original)(config=config, layer_idx=layer_idx)
+    _canonical_to_module(spec, module, weights)
+    source = dict(original.named_parameters())
+    for name, p in list(module.named_parameters()):
+        if p.is_meta:
+            kept = source.get(name)
+            if kept is None or kept.shape != p.shape:
+                raise ConversionError(
+                    f"cannot build the converted attention of layer {layer_idx}: no value for "
+                    f"{name}"
+                )
+            _set_parameter(module, name, kept.detach())
+    return module.eval()
+
+
 class _ShardReader:
     """Reads single tensors from a safetensors checkpoint directory (one file open at a time)."""
 
@@ -463,27 +495,10 @@ class CalibrationSession:
 
     def attention_module(self, i: int, weights: AttentionWeights) -> nn.Module:
         """This family's attention module for layer ``i`` holding ``weights``."""
-        from accelerate import init_empty_weights
-
         original = _get(self._layers[i], self._attn_name)
-        config = head_config(
-            self.model.config, heads=weights.heads, kv_heads=weights.kv_heads,
-            head_dim=weights.head_dim,
+        return build_attention(
+            self.spec, original, self.model.config, weights.to(self.dtype), layer_idx=i
         )
-        with init_empty_weights(include_buffers=False):
-            module = type(original)(config=config, layer_idx=i)
-        _canonical_to_module(self.spec, module, weights.to(self.dtype))
-        # Parameters outside the canonical form (q/k norms) are shared with the source layer.
-        source = dict(original.named_parameters())
-        for name, p in list(module.named_parameters()):
-            if p.is_meta:
-                kept = source.get(name)
-                if kept is None or kept.shape != p.shape:
-                    raise ConversionError(
-                        f"cannot build the converted attention of layer {i}: no value for {name}"
-                    )
-                _set_parameter(module, name, kept.detach())
-        return module.eval()
 
     @torch.no_grad()
     def run_attention(
