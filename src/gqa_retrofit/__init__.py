@@ -28,6 +28,14 @@ _EXPORTS: dict[str, str] = {
     "default_corpus": "gqa_retrofit.assets",
     "evaluate_perplexity": "gqa_retrofit.evaluation.perplexity",
     "PerplexityResult": "gqa_retrofit.evaluation.perplexity",
+    "estimate": "gqa_retrofit.cost",
+    "estimate_what_if": "gqa_retrofit.cost",
+    "cost_shape": "gqa_retrofit.cost",
+    "CostReport": "gqa_retrofit.cost",
+    "ModelShape": "gqa_retrofit.cost",
+    "read_config": "gqa_retrofit.cost",
+    "plot_reports": "gqa_retrofit.cost",
+    "reports_to_markdown": "gqa_retrofit.cost",
 }
 
 
