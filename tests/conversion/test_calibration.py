@@ -13,7 +13,7 @@ from gqa_retrofit.conversion.calibration import (
     build_attention,
     calibration_windows,
     fingerprint,
-    module_to_canonical,
+    attention_weights,
 )
 from gqa_retrofit.conversion.pooling import HeadTarget, mean_pooling
 from gqa_retrofit.errors import ConversionError, DataError
@@ -41,7 +41,7 @@ def _layer_outputs(model, ids: torch.Tensor) -> list[torch.Tensor]:
     return outs
 
 
-@pytest.mark.parametrize("model_type", ["llama", "qwen3"])
+@pytest.mark.parametrize("model_type", ["llama", "qwen3", "phi3"])
 def test_identity_stream_matches_the_model(model_type: str, tmp_path: Path, text: Path) -> None:
     src = save_tiny_model(tmp_path / "m", model_type)
     model = tiny_model(model_type)
@@ -52,7 +52,7 @@ def test_identity_stream_matches_the_model(model_type: str, tmp_path: Path, text
     assert session.windows.shape == (6, SEQ)
     expected = _layer_outputs(model, session.windows)
     for i, layer in enumerate(model.model.layers):
-        source = module_to_canonical(spec, layer.self_attn, 16)
+        source = attention_weights(spec, model.config, layer.self_attn)
         calibration = session.layer(i, source)
         assert calibration.tokens == 6 * SEQ
         assert torch.equal(calibration.inputs, calibration.source_inputs)
@@ -76,7 +76,7 @@ def test_converted_stream_carries_the_converted_layers(tmp_path: Path, text: Pat
         src, model.config, [text], tokens=4 * SEQ, seq_len=SEQ, tokenizer=word_tokenizer()
     )
     ids = session.windows
-    source0 = module_to_canonical(spec, model.model.layers[0].self_attn, 16)
+    source0 = attention_weights(spec, model.config, model.model.layers[0].self_attn)
     session.layer(0, source0)
     pooled = mean_pooling(source0, HeadTarget(1)).weights
     session.advance(0, pooled)

@@ -13,7 +13,7 @@ import torch
 
 from tests.conversion._calib import random_text, word_tokenizer
 from gqa_retrofit.arch import get_family
-from gqa_retrofit.conversion.calibration import CalibrationSession, module_to_canonical
+from gqa_retrofit.conversion.calibration import CalibrationSession, attention_weights
 from gqa_retrofit.conversion.in_memory import convert_in_memory
 from gqa_retrofit.conversion.methods.alignment import align_keys, align_values
 from gqa_retrofit.conversion.methods._features import sample_tokens
@@ -51,7 +51,7 @@ def test_alignment_step_alone_leaves_logits_unchanged(model_type: str, step, tex
 
     changed = 0.0
     for i, layer in enumerate(model.model.layers):
-        source = module_to_canonical(spec, layer.self_attn, 16)
+        source = attention_weights(spec, model.config, layer.self_attn)
         aligned, record = step(source, groups, sample_tokens(x))
         changed += float((aligned.k - source.k).abs().max() + (aligned.v - source.v).abs().max())
         layer.self_attn = build_attention(spec, layer.self_attn, model.config, aligned, layer_idx=i)

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from ..arch import FamilySpec, get_family
+from ..arch.layout import merge_attention
 from ..errors import ConversionError, DataError
 from .canonical import AttentionWeights
 
@@ -118,52 +119,12 @@ def _set_parameter(root: nn.Module, dotted: str, tensor: torch.Tensor) -> None:
     module._parameters[name] = nn.Parameter(tensor, requires_grad=False)
 
 
-def _require_separate(spec: FamilySpec) -> None:
-    # TODO(layout): replaced by arch.layout once it lands; only the separate layout for now.
-    if spec.qkv_layout != "separate":
-        raise ConversionError(
-            f"calibrated conversion of {spec.model_type!r} ({spec.qkv_layout} q/k/v) needs "
-            "arch.layout; supported here: separate q/k/v layouts"
-        )
+def attention_weights(spec: FamilySpec, config: Any, module: nn.Module) -> AttentionWeights:
+    """Canonical weights of a live attention module (through :mod:`gqa_retrofit.arch.layout`)."""
+    from ..arch.layout import split_attention
 
-
-def _canonical_to_module(spec: FamilySpec, attn: nn.Module, weights: AttentionWeights) -> None:
-    """Load canonical weights into a separate-layout attention module (private stand-in)."""
-    _require_separate(spec)
-    n_h, d_h, d = weights.q.shape
-    tensors: dict[str, torch.Tensor | None] = {
-        f"{spec.q_name}.weight": weights.q.reshape(n_h * d_h, d),
-        f"{spec.k_name}.weight": weights.k.reshape(-1, d),
-        f"{spec.v_name}.weight": weights.v.reshape(-1, d),
-        f"{spec.o_name}.weight": weights.o.reshape(d, n_h * d_h),
-        f"{spec.q_name}.bias": None if weights.q_bias is None else weights.q_bias.reshape(-1),
-        f"{spec.k_name}.bias": None if weights.k_bias is None else weights.k_bias.reshape(-1),
-        f"{spec.v_name}.bias": None if weights.v_bias is None else weights.v_bias.reshape(-1),
-        f"{spec.o_name}.bias": weights.o_bias,
-    }
-    for name, tensor in tensors.items():
-        if tensor is not None:
-            _set_parameter(attn, name, tensor.contiguous())
-
-
-def module_to_canonical(spec: FamilySpec, attn: nn.Module, head_dim: int) -> AttentionWeights:
-    """Canonical weights of a separate-layout attention module (private stand-in for layout)."""
-    _require_separate(spec)
-
-    def weight(name: str) -> torch.Tensor:
-        return _get(attn, f"{name}.weight").detach()
-
-    def bias(name: str) -> torch.Tensor | None:
-        b = getattr(_get(attn, name), "bias", None)
-        return None if b is None else b.detach().reshape(-1, head_dim)
-
-    q, k, v, o = weight(spec.q_name), weight(spec.k_name), weight(spec.v_name), weight(spec.o_name)
-    d = q.shape[1]
-    o_bias = getattr(_get(attn, spec.o_name), "bias", None)
-    return AttentionWeights(
-        q=q.reshape(-1, head_dim, d), k=k.reshape(-1, head_dim, d), v=v.reshape(-1, head_dim, d),
-        o=o.reshape(d, -1, head_dim), q_bias=bias(spec.q_name), k_bias=bias(spec.k_name),
-        v_bias=bias(spec.v_name), o_bias=None if o_bias is None else o_bias.detach(),
+    return split_attention(
+        spec, config, {name: t.detach() for name, t in module.state_dict().items()}
     )
 
 
@@ -185,7 +146,8 @@ def build_attention(
     )
     with init_empty_weights(include_buffers=False):
         module = type(original)(config=config, layer_idx=layer_idx)
-    _canonical_to_module(spec, module, weights)
+    for name, tensor in merge_attention(spec, config, weights).items():
+        _set_parameter(module, name, tensor)
     source = dict(original.named_parameters())
     for name, p in list(module.named_parameters()):
         if p.is_meta:

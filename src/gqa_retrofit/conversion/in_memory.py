@@ -22,7 +22,7 @@ from .calibration import (
     _get,
     _module_path,
     build_attention,
-    module_to_canonical,
+    attention_weights,
 )
 from .canonical import AttentionWeights
 from .pooling import HeadTarget, get_pooling
@@ -36,10 +36,6 @@ class InMemoryConversion:
     records: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     calibration_fingerprint: str | None = None
-
-
-def _head_dim(config: Any) -> int:
-    return int(getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads)
 
 
 def convert_in_memory(
@@ -76,7 +72,6 @@ def convert_in_memory(
     spec = get_family(config.model_type)
     layers_path, attn_name = _module_path(spec)
     layers = _get(model, layers_path)
-    d_h = _head_dim(config)
     session = None
     if pooling.needs_calibration:
         session = CalibrationSession(
@@ -85,7 +80,7 @@ def convert_in_memory(
     converted: list[AttentionWeights] = []
     records = []
     for i in progress(range(len(layers)), desc=f"converting ({method})", unit="layer"):
-        source = module_to_canonical(spec, _get(layers[i], attn_name), d_h)
+        source = attention_weights(spec, config, _get(layers[i], attn_name))
         calibration = session.layer(i, source) if session is not None else None
         result = pooling.fn(source, target, calibration)
         if session is not None:
