@@ -10,10 +10,10 @@ import torch
 from gqa_retrofit.arch import get_family
 from gqa_retrofit.conversion.calibration import (
     CalibrationSession,
+    attention_weights,
     build_attention,
     calibration_windows,
     fingerprint,
-    attention_weights,
 )
 from gqa_retrofit.conversion.pooling import HeadTarget, mean_pooling
 from gqa_retrofit.errors import ConversionError, DataError
@@ -97,7 +97,11 @@ def test_converted_stream_carries_the_converted_layers(tmp_path: Path, text: Pat
 def test_layers_must_be_visited_in_order(tmp_path: Path, text: Path) -> None:
     src = save_tiny_model(tmp_path / "m", "llama")
     session = CalibrationSession(
-        src, tiny_model("llama").config, [text], tokens=SEQ, seq_len=SEQ,
+        src,
+        tiny_model("llama").config,
+        [text],
+        tokens=SEQ,
+        seq_len=SEQ,
         tokenizer=word_tokenizer(),
     )
     with pytest.raises(ConversionError, match="expects layer 0 next, got layer 1"):

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conversion._calib import random_text, word_tokenizer
 from gqa_retrofit.arch import get_family
-from gqa_retrofit.conversion.calibration import CalibrationSession, attention_weights
+from gqa_retrofit.conversion.calibration import attention_weights
 from gqa_retrofit.conversion.in_memory import convert_in_memory
-from gqa_retrofit.conversion.methods.alignment import align_keys, align_values
 from gqa_retrofit.conversion.methods._features import sample_tokens
+from gqa_retrofit.conversion.methods.alignment import align_keys, align_values
 from gqa_retrofit.conversion.pooling import HeadTarget, contiguous_groups
-from tiny_models import save_tiny_model, tiny_model
+from tests.conversion._calib import random_text, word_tokenizer
+from tiny_models import tiny_model
 
 SEQ = 32
 
@@ -40,7 +40,11 @@ def test_alignment_step_alone_leaves_logits_unchanged(model_type: str, step, tex
     if model_type == "qwen2":  # non-zero biases, so bias folding is exercised too
         with torch.no_grad():
             for layer in model.model.layers:
-                for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
+                for proj in (
+                    layer.self_attn.q_proj,
+                    layer.self_attn.k_proj,
+                    layer.self_attn.v_proj,
+                ):
                     proj.bias.normal_()
     spec = get_family(model_type)
     ids = torch.randint(3, 128, (2, SEQ), generator=torch.Generator().manual_seed(1))
@@ -55,8 +59,8 @@ def test_alignment_step_alone_leaves_logits_unchanged(model_type: str, step, tex
         aligned, record = step(source, groups, sample_tokens(x))
         changed += float((aligned.k - source.k).abs().max() + (aligned.v - source.v).abs().max())
         layer.self_attn = build_attention(spec, layer.self_attn, model.config, aligned, layer_idx=i)
-        sims = [r for key, r in record.items() if key.endswith("after")][0]
-        base = [r for key, r in record.items() if key.endswith("before")][0]
+        sims = next(r for key, r in record.items() if key.endswith("after"))
+        base = next(r for key, r in record.items() if key.endswith("before"))
         assert all(a >= b - 1e-9 for a, b in zip(sims, base))
     assert changed > 1e-3  # the step really rotated the heads
     torch.testing.assert_close(_logits(model, ids), before, atol=2e-5, rtol=1e-4)
@@ -79,7 +83,12 @@ def test_expanded_mha_pools_back_exactly(method: str, tmp_path: Path, text: Path
     torch.testing.assert_close(_logits(model, ids), reference)  # expansion itself is exact
     model.save_pretrained(tmp_path / "mha")
     result = convert_in_memory(
-        tmp_path / "mha", HeadTarget(2), method, [text], tokens=4 * SEQ, seq_len=SEQ,
+        tmp_path / "mha",
+        HeadTarget(2),
+        method,
+        [text],
+        tokens=4 * SEQ,
+        seq_len=SEQ,
         tokenizer=word_tokenizer(),
     )
     assert result.model.config.num_key_value_heads == 2

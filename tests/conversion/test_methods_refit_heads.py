@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -63,9 +61,7 @@ def test_importance_keeps_the_heads_that_matter(layer0) -> None:
     o[:, 0] = 0
     crippled = source.replace(o=o)
     by_index, rec_index = select_query_heads(crippled, 2, calibration, by="index", refit=False)
-    by_importance, rec = select_query_heads(
-        crippled, 2, calibration, by="importance", refit=False
-    )
+    by_importance, rec = select_query_heads(crippled, 2, calibration, by="importance", refit=False)
     assert rec_index["kept_heads"] == [0, 2]
     assert rec["kept_heads"][0] == 1 and rec["removed_in_order"][0] == 0
     assert by_importance.q.shape == (2, 16, 64) and by_importance.o.shape == (64, 2, 16)
@@ -81,8 +77,9 @@ def test_importance_beats_index_after_conversion(layer0, refit: bool) -> None:
     errors = {
         by: _error(
             calibration,
-            convert_attention(source, target, calibration, kv="pca", refit=refit, heads_by=by)
-            .weights,
+            convert_attention(
+                source, target, calibration, kv="pca", refit=refit, heads_by=by
+            ).weights,
         )
         for by in ("index", "importance")
     }

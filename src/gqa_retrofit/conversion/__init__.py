@@ -4,4 +4,4 @@ Importing this package registers every pooling method (the data-aware ones live 
 :mod:`gqa_retrofit.conversion.methods`).
 """
 
-from . import methods as methods  # noqa: F401  (registers the data-aware methods)
+from . import methods as methods

@@ -26,6 +26,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -129,7 +130,11 @@ def attention_weights(spec: FamilySpec, config: Any, module: nn.Module) -> Atten
 
 
 def build_attention(
-    spec: FamilySpec, original: nn.Module, config: Any, weights: AttentionWeights, *,
+    spec: FamilySpec,
+    original: nn.Module,
+    config: Any,
+    weights: AttentionWeights,
+    *,
     layer_idx: int,
 ) -> nn.Module:
     """A new attention module like ``original`` but holding ``weights`` (any head geometry).
@@ -250,6 +255,8 @@ class LayerCalibration:
         source_inputs: attention inputs ``[windows, seq, d]`` in the original model.
         target: the original layer's attention output ``[windows, seq, d]`` on ``source_inputs``.
         qk_norm: the family normalises q and k per head (linear K/Q maps are then not exact).
+        residual_gap: original minus converted residual stream entering the layer
+            ``[windows, seq, d]`` (the error of the layers converted so far).
     """
 
     index: int
@@ -257,6 +264,7 @@ class LayerCalibration:
     source_inputs: torch.Tensor
     target: torch.Tensor
     qk_norm: bool
+    residual_gap: torch.Tensor
     _session: CalibrationSession = field(repr=False)
 
     @property
@@ -441,18 +449,21 @@ class CalibrationSession:
                 target.append(captured["output"])
                 self._attn_calls.append(captured["call"])
                 captured["stop"] = True
-                try:
+                with contextlib.suppress(_StopForward):
                     self._layer_forward(i, c, self._converted[c])
-                except _StopForward:
-                    pass
                 conv_in.append(captured["input"])
         finally:
             for h in handles:
                 h.remove()
         self._next_source = next_source
         return LayerCalibration(
-            index=i, inputs=torch.cat(conv_in), source_inputs=torch.cat(source_in),
-            target=torch.cat(target), qk_norm=self.spec.qk_norm, _session=self,
+            index=i,
+            inputs=torch.cat(conv_in),
+            source_inputs=torch.cat(source_in),
+            target=torch.cat(target),
+            qk_norm=self.spec.qk_norm,
+            residual_gap=torch.cat(self._source) - torch.cat(self._converted),
+            _session=self,
         )
 
     def attention_module(self, i: int, weights: AttentionWeights) -> nn.Module:

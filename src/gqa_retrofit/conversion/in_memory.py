@@ -21,8 +21,8 @@ from .calibration import (
     CalibrationSession,
     _get,
     _module_path,
-    build_attention,
     attention_weights,
+    build_attention,
 )
 from .canonical import AttentionWeights
 from .pooling import HeadTarget, get_pooling
@@ -95,6 +95,8 @@ def convert_in_memory(
     config.num_key_value_heads = converted[0].kv_heads
     config.head_dim = converted[0].head_dim
     return InMemoryConversion(
-        model=model, records=records, seconds=time.perf_counter() - start,
+        model=model,
+        records=records,
+        seconds=time.perf_counter() - start,
         calibration_fingerprint=None if session is None else session.fingerprint,
     )

@@ -22,7 +22,7 @@ KVPooling = Literal["mean", "align", "pca"]
 def convert_attention(
     weights: AttentionWeights,
     target: HeadTarget,
-    calibration: Any | None,
+    calibration: Any,
     *,
     kv: KVPooling = "pca",
     refit: bool = True,

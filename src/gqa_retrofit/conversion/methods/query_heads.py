@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import torch
 
+from ...errors import ConfigError
 from ..canonical import AttentionWeights
 from .refit import SELECTION_RIDGE, head_gram
 
@@ -37,8 +38,12 @@ def _columns(heads: list[int], d_h: int, extra: list[int]) -> list[int]:
 
 
 def select_query_heads(
-    weights: AttentionWeights, heads: int, calibration: Any | None, *,
-    by: HeadSelection = "importance", refit: bool = True,
+    weights: AttentionWeights,
+    heads: int,
+    calibration: Any | None,
+    *,
+    by: HeadSelection = "importance",
+    refit: bool = True,
 ) -> tuple[AttentionWeights, dict[str, Any]]:
     """Keep ``heads`` query heads (an equal number per KV head), dropping q rows and o columns.
 
@@ -58,6 +63,8 @@ def select_query_heads(
     removed: list[int] = []
     if by == "index":
         kept = {j: hs[:per_group] for j, hs in kept.items()}
+    elif calibration is None:
+        raise ConfigError("choosing query heads by importance needs calibration text")
     else:
         _, head_out = calibration.run_attention(weights)
         target = calibration.target
@@ -96,7 +103,8 @@ def select_query_heads(
     order = [h for j in range(n_kv) for h in kept[j]]
     idx = torch.tensor(order)
     reduced = weights.replace(
-        q=weights.q[idx], o=weights.o[:, idx],
+        q=weights.q[idx],
+        o=weights.o[:, idx],
         q_bias=None if weights.q_bias is None else weights.q_bias[idx],
     )
     return reduced, {"kept_heads": order, "removed_in_order": removed, "selection": by}

@@ -39,7 +39,10 @@ def _opt(t: torch.Tensor | None, j: int) -> torch.Tensor | None:
 
 
 def _shared_key(
-    weights: AttentionWeights, group: list[int], x: torch.Tensor, q: torch.Tensor,
+    weights: AttentionWeights,
+    group: list[int],
+    x: torch.Tensor,
+    q: torch.Tensor,
     q_bias: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, float]:
     """Shared key head of ``group``; rescales the queries of the group's heads in place."""
@@ -110,7 +113,9 @@ def _shared_value(
         new_bias = b.to(v_bias.dtype)
     shared = project(x, new_v, new_bias)  # [T, d_h]
     gram = shared.T @ shared
-    gram += 1e-10 * float(gram.diagonal().mean().clamp_min(1e-30)) * torch.eye(d_h, dtype=gram.dtype)
+    gram += (
+        1e-10 * float(gram.diagonal().mean().clamp_min(1e-30)) * torch.eye(d_h, dtype=gram.dtype)
+    )
     maps = torch.linalg.solve(gram, torch.stack([shared.T @ vals for vals in values]))
     residual, total = 0.0, 0.0
     for n, j in enumerate(group):
@@ -122,7 +127,10 @@ def _shared_value(
 
 
 def pca_pool(
-    weights: AttentionWeights, groups: list[list[int]], inputs: torch.Tensor, *,
+    weights: AttentionWeights,
+    groups: list[list[int]],
+    inputs: torch.Tensor,
+    *,
     keys: bool = True,
 ) -> tuple[AttentionWeights, dict[str, Any]]:
     """Merge each group of KV heads into one shared head (see the module docstring).
@@ -156,7 +164,11 @@ def pca_pool(
         new_v.append(vv)
         new_vb.append(vb)
     pooled = weights.replace(
-        q=q, o=o, q_bias=q_bias, k=torch.stack(new_k), v=torch.stack(new_v),
+        q=q,
+        o=o,
+        q_bias=q_bias,
+        k=torch.stack(new_k),
+        v=torch.stack(new_v),
         k_bias=None if weights.k_bias is None else torch.stack(new_kb),  # type: ignore[arg-type]
         v_bias=None if weights.v_bias is None else torch.stack(new_vb),  # type: ignore[arg-type]
     )
