@@ -126,12 +126,14 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=16384, help="calibration tokens")
     parser.add_argument("--eval-windows", type=int, default=16)
     parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated row names")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON (merged into)")
     args = parser.parse_args()
+    out: Path = args.out
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     _register_baselines()
     results: dict[str, Any] = {"rows": []}
-    if RESULTS.is_file():
-        results = json.loads(RESULTS.read_text())
+    if out.is_file():
+        results = json.loads(out.read_text())
     results.update(
         {
             "model": "SmolLM2-135M-Instruct (9 query / 3 KV heads, 30 layers)",
@@ -158,8 +160,8 @@ def main() -> None:
         else:
             done[name] = len(results["rows"])
             results["rows"].append(row)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps({k: row[k] for k in row if k not in ("greedy", "record_layer0")}))
 
 

@@ -68,10 +68,6 @@ def refit_output(
     """
     out, heads = calibration.run_attention(weights)
     target = calibration.target
-    import os
-
-    if os.environ.get("GQA_REFIT_TARGET") == "residual":
-        target = target + calibration.residual_gap
     with_bias = weights.o_bias is not None
     gram, cross, total = head_gram(heads, target, with_bias=with_bias)
     d, n_h, d_h = weights.o.shape
