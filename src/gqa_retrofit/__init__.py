@@ -23,6 +23,12 @@ _EXPORTS: dict[str, str] = {
     "HubError": "gqa_retrofit.errors",
     "AssetError": "gqa_retrofit.errors",
     "get_family": "gqa_retrofit.arch",
+    "patch_config": "gqa_retrofit.patching",
+    "patch_model": "gqa_retrofit.patching",
+    "unpatch": "gqa_retrofit.patching",
+    "PatchReport": "gqa_retrofit.patching",
+    "patchable_families": "gqa_retrofit.patching",
+    "write_patched_config": "gqa_retrofit.patching.save",
     "supported_families": "gqa_retrofit.arch",
     "default_model_dir": "gqa_retrofit.assets",
     "default_corpus": "gqa_retrofit.assets",
@@ -36,6 +42,14 @@ _EXPORTS: dict[str, str] = {
     "read_config": "gqa_retrofit.cost",
     "plot_reports": "gqa_retrofit.cost",
     "reports_to_markdown": "gqa_retrofit.cost",
+    "recommend": "gqa_retrofit.recipe",
+    "plan_retrofit": "gqa_retrofit.recipe",
+    "fit_scaling_law": "gqa_retrofit.recipe",
+    "recommendation_to_geometry": "gqa_retrofit.recipe",
+    "HeadConfig": "gqa_retrofit.recipe",
+    "ScalingFit": "gqa_retrofit.recipe",
+    "RecipeResult": "gqa_retrofit.recipe",
+    "RetrofitPlan": "gqa_retrofit.recipe",
 }
 
 

@@ -15,7 +15,20 @@ FAMILIES: dict[str, FamilySpec] = {
     spec.model_type: spec
     for spec in [
         # Llama validates hidden % heads even with head_dim; mistral has the same weight layout.
-        FamilySpec("llama", decoupled="fallback", decoupled_type="mistral"),
+        FamilySpec(
+            "llama",
+            decoupled="fallback",
+            decoupled_type="mistral",
+            # mistral has no attention/MLP biases and a sliding window by default
+            extra={
+                "fallback_requires": {
+                    "attention_bias": False,
+                    "mlp_bias": False,
+                    "pretraining_tp": 1,
+                },
+                "fallback_set": {"sliding_window": None},
+            },
+        ),
         FamilySpec("mistral", sliding="all"),
         FamilySpec(
             "mixtral", sliding="all", moe=MoESpec(("num_local_experts",)), extra={"moe": True}
@@ -53,7 +66,7 @@ FAMILIES: dict[str, FamilySpec] = {
             "gemma2",
             tie_default=True,
             decoupled="fallback",
-            decoupled_type=None,
+            decoupled_type="gemma2_gqa",
             notes="needs attn_implementation='eager' in transformers 5.23",
             norms_per_layer=4,
             sliding="pattern",
@@ -64,7 +77,7 @@ FAMILIES: dict[str, FamilySpec] = {
             tie_default=True,
             qk_norm=True,
             decoupled="fallback",
-            decoupled_type=None,
+            decoupled_type="gemma3_text_gqa",
             norms_per_layer=4,
             sliding="pattern",
             sliding_pattern=6,
@@ -215,4 +228,13 @@ for _base in ("gpt2", "gpt_neox", "opt", "falcon"):
         decoupled="custom",
         decoupled_type=f"{_base}_gqa",
         notes=f"gqa_retrofit custom type of {_base}: import gqa_retrofit or trust_remote_code",
+    )
+# Config-only custom types: the native model without the config's hidden % heads check.
+for _base in ("gemma2", "gemma3_text"):
+    FAMILIES[f"{_base}_gqa"] = replace(
+        FAMILIES[_base],
+        model_type=f"{_base}_gqa",
+        decoupled="custom",
+        decoupled_type=f"{_base}_gqa",
+        notes=f"{_base} without the hidden % heads config check (gqa_retrofit custom type)",
     )
