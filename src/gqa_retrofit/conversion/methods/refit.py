@@ -107,7 +107,7 @@ def mean_refit(
     "pca-refit",
     needs_calibration=True,
     summary="shared KV head by weighted PCA (see 'pca'), then least-squares refit of o_proj "
-    "against the original layer's attention output, layer by layer (the default)",
+    "against the original layer's attention output, layer by layer",
     reference="after Yu et al. 2024, arXiv 2406.07056, + layer-wise output reconstruction",
 )
 def pca_refit(
