@@ -37,6 +37,10 @@ _EXPORTS: dict[str, str] = {
     "LayerCalibration": "gqa_retrofit.conversion.calibration",
     "convert_in_memory": "gqa_retrofit.conversion.in_memory",
     "InMemoryConversion": "gqa_retrofit.conversion.in_memory",
+    "convert_checkpoint": "gqa_retrofit.conversion.convert",
+    "ConversionReport": "gqa_retrofit.conversion.convert",
+    "verify_checkpoint": "gqa_retrofit.conversion.verify",
+    "VerifyReport": "gqa_retrofit.conversion.verify",
     "PerplexityResult": "gqa_retrofit.evaluation.perplexity",
     "estimate": "gqa_retrofit.cost",
     "estimate_what_if": "gqa_retrofit.cost",
@@ -54,6 +58,9 @@ _EXPORTS: dict[str, str] = {
     "ScalingFit": "gqa_retrofit.recipe",
     "RecipeResult": "gqa_retrofit.recipe",
     "RetrofitPlan": "gqa_retrofit.recipe",
+    "render_card": "gqa_retrofit.hub.card",
+    "write_card": "gqa_retrofit.hub.card",
+    "push_to_hub": "gqa_retrofit.hub.push",
 }
 
 
