@@ -28,6 +28,9 @@ _EXPORTS: dict[str, str] = {
     "default_corpus": "gqa_retrofit.assets",
     "evaluate_perplexity": "gqa_retrofit.evaluation.perplexity",
     "PerplexityResult": "gqa_retrofit.evaluation.perplexity",
+    "train": "gqa_retrofit.training",
+    "TrainOptions": "gqa_retrofit.training",
+    "TrainingReport": "gqa_retrofit.training",
 }
 
 
