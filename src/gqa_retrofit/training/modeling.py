@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,11 @@ def set_trainable(model: Any, trainable: str, *, lora_r: int = 16, lora_alpha: i
         leaf_names = sorted({name.rsplit(".", 1)[-1] for name in modules})
         config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
                             target_modules=leaf_names, bias="none")
-        return get_peft_model(model, config)
+        with warnings.catch_warnings():
+            # peft 0.21 reads the deprecated `is_gradient_checkpointing` of transformers 5.24
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*",
+                                    category=FutureWarning)
+            return get_peft_model(model, config)
     raise TrainingError(f"--trainable {trainable!r} is invalid: choose attention, all or lora")
 
 
