@@ -231,8 +231,8 @@ def main() -> int:
     results["setup"] = {
         "model": "SmolLM2-135M-Instruct (llama, 9 q / 3 kv heads), fp32",
         "train_data": [Path(f).name for f in train_files], "test_data": Path(test_file).name,
-        "steps": args.steps, "batch": "4 x 256 tokens", "lr": 3e-4, "schedule": "wsd",
-        "warmup": 10, "trainable": "attention", "distill": "0.5*CE + 0.5*KL (T=1)",
+        "steps": args.steps, "planned_steps": 100, "batch": "4 x 256 tokens", "lr": 3e-4, "schedule": "wsd",
+        "warmup": min(10, max(1, args.steps // 5)), "trainable": "attention", "distill": "0.5*CE + 0.5*KL (T=1)",
         "perplexity": "first 16 windows of 512 tokens, loss on 511 tokens each",
         "device": f"CPU, {args.threads} threads (shared machine)",
         "generation": f"greedy, {NEW_TOKENS} new tokens, {len(PROMPTS)} prompts",
@@ -272,7 +272,7 @@ def main() -> int:
         options = TrainOptions(
             model=str(start), out=str(out), data=train_files, teacher=teacher,
             max_steps=args.steps, seq_len=256, batch_size=4, lr=3e-4, schedule="wsd",
-            warmup=10, trainable="attention", distill_weight=0.5, temperature=1.0,
+            warmup=min(10, max(1, args.steps // 5)), trainable="attention", distill_weight=0.5, temperature=1.0,
             save_every=args.eval_every, keep_checkpoints=args.steps // args.eval_every + 1,
             seed=0, resume=resume, overwrite=resume is None,
         )

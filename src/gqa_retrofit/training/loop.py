@@ -137,7 +137,12 @@ def _make_accelerator(options: TrainOptions) -> Any:
             print(f"gqa-retrofit train: {name} is not installed; not reporting to it",
                   file=sys.stderr)
     mixed = None if options.mixed_precision == "no" else options.mixed_precision
-    return Accelerator(mixed_precision=mixed, log_with=trackers or None,
+    # Without an accelerator device, ask for CPU explicitly: accelerate then sets up gloo data
+    # parallelism when launched with several processes (`accelerate launch --multi_gpu
+    # --num_processes N` on a CPU-only machine; `--cpu` alone starts a single process).
+    mps = getattr(torch.backends, "mps", None)
+    cpu = not torch.cuda.is_available() and not (mps is not None and mps.is_available())
+    return Accelerator(cpu=cpu, mixed_precision=mixed, log_with=trackers or None,
                        project_dir=options.out if trackers else None)
 
 
@@ -404,9 +409,9 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
             group["lr"] = options.lr * mult
         grad_norm = None
         if options.max_grad_norm > 0:
-            grad_norm = float(accelerator.clip_grad_norm_(params if not sharded else
-                                                          model.parameters(),
-                                                          options.max_grad_norm))
+            norm = accelerator.clip_grad_norm_(params if not sharded else model.parameters(),
+                                               options.max_grad_norm)
+            grad_norm = None if norm is None else float(norm)  # DeepSpeed clips internally
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         tokens_done += tokens_per_step
