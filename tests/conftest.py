@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,3 +25,11 @@ def tiny_llama_dir(tmp_path: Path) -> Path:
     from tiny_models import save_tiny_model
 
     return save_tiny_model(tmp_path / "tiny-llama", "llama")
+
+
+@pytest.fixture(scope="session")
+def default_model() -> Path:
+    """The embedded SmolLM2-135M checkpoint (built once into the gqa-retrofit cache)."""
+    from gqa_retrofit.assets import default_model_dir
+
+    return default_model_dir()

@@ -64,13 +64,43 @@ def tiny_model(model_type: str, *, seed: int = 0, **overrides: Any) -> Any:
     return model.eval()
 
 
+def tiny_tokenizer() -> Any:
+    """A character-level fast tokenizer (printable ASCII, ids < 128) matching the tiny vocab."""
+    import string
+
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3}
+    for char in string.printable:
+        if char not in "\x0b\x0c\r":
+            vocab.setdefault(char, len(vocab))
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+    )
+
+
 def save_tiny_model(
-    path: str | Path, model_type: str, *, seed: int = 0, max_shard_size: str | None = None,
+    path: str | Path,
+    model_type: str,
+    *,
+    seed: int = 0,
+    max_shard_size: str | None = None,
+    with_tokenizer: bool = True,
     **overrides: Any,
 ) -> Path:
-    """Write a tiny random checkpoint (safetensors) of ``model_type`` into ``path``."""
+    """Write a tiny random checkpoint (safetensors) of ``model_type``, with a tokenizer."""
     path = Path(path)
     model = tiny_model(model_type, seed=seed, **overrides)
     kwargs = {"max_shard_size": max_shard_size} if max_shard_size else {}
     model.save_pretrained(path, **kwargs)
+    if with_tokenizer:
+        tiny_tokenizer().save_pretrained(path)
     return path

@@ -15,8 +15,9 @@ from typing import Any
 from .errors import OutputExistsError
 
 
-def check_output_location(out: str | os.PathLike[str], *, source: str | os.PathLike[str] | None,
-                          overwrite: bool) -> Path:
+def check_output_location(
+    out: str | os.PathLike[str], *, source: str | os.PathLike[str] | None, overwrite: bool
+) -> Path:
     """Validate an output directory before any work starts.
 
     Raises:
@@ -39,8 +40,12 @@ def check_output_location(out: str | os.PathLike[str], *, source: str | os.PathL
 
 
 @contextmanager
-def atomic_output_dir(out: str | os.PathLike[str], *, overwrite: bool = False,
-                      source: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+def atomic_output_dir(
+    out: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    source: str | os.PathLike[str] | None = None,
+) -> Iterator[Path]:
     """Yield a temporary sibling directory that is renamed to ``out`` only on success.
 
     An exception (or an interrupt) inside the block removes the temporary directory, so ``out``

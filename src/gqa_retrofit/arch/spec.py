@@ -64,6 +64,10 @@ class FamilySpec:
     o_bias_default: bool = False
     qk_norm: bool = False  # per-head RMSNorm on q and k (qwen3, olmo2 is per-layer: see notes)
     rope: bool = True
+    # Falcon-style switches of the KV layout: when the config's ``gqa_key`` is false, the model
+    # has one KV head if ``mqa_key`` is true, else one per query head (MHA).
+    gqa_key: str | None = None
+    mqa_key: str | None = None
     # --- norms / embeddings ---
     norm_has_bias: bool = False  # LayerNorm with bias (gpt2, opt, gpt_neox, falcon) vs RMSNorm
     tie_default: bool = False  # default of tie_word_embeddings when the config omits it

@@ -34,7 +34,9 @@ def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a positive integer")
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: expected a positive integer"
+        ) from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a positive integer")
     return value

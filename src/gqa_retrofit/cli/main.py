@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gqa-retrofit: interrupted", file=sys.stderr)
         return 130
-    except Exception as err:  # noqa: BLE001 - last-resort boundary of the CLI
+    except Exception as err:  # last-resort boundary of the CLI
         if args.debug:
             raise
         print(

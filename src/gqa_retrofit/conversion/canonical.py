@@ -16,7 +16,8 @@ Query head ``i`` attends with KV head ``i // (n_h // n_kv)`` (contiguous groups,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import torch
 
@@ -53,25 +54,31 @@ class AttentionWeights:
         """Query heads per KV head."""
         return self.heads // self.kv_heads
 
-    def replace(self, **changes: torch.Tensor | None) -> AttentionWeights:
+    def replace(self, **changes: Any) -> AttentionWeights:
+        """A copy with some tensors replaced (``dataclasses.replace``)."""
         return replace(self, **changes)
 
     def to(self, dtype: torch.dtype) -> AttentionWeights:
-        def cast(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.to(dtype)
-
-        return AttentionWeights(
-            cast(self.q), cast(self.k), cast(self.v), cast(self.o),  # type: ignore[arg-type]
-            cast(self.q_bias), cast(self.k_bias), cast(self.v_bias), cast(self.o_bias),
-        )
+        """A copy with every tensor cast to ``dtype``."""
+        changes = {
+            f.name: getattr(self, f.name).to(dtype)
+            for f in fields(self)
+            if getattr(self, f.name) is not None
+        }
+        return replace(self, **changes)
 
     def check(self) -> None:
         """Raise ValueError when the shapes are inconsistent with each other."""
         n_h, d_h, d = self.q.shape
         n_kv = self.k.shape[0]
         expected = {
-            "k": (n_kv, d_h, d), "v": (n_kv, d_h, d), "o": (d, n_h, d_h),
-            "q_bias": (n_h, d_h), "k_bias": (n_kv, d_h), "v_bias": (n_kv, d_h), "o_bias": (d,),
+            "k": (n_kv, d_h, d),
+            "v": (n_kv, d_h, d),
+            "o": (d, n_h, d_h),
+            "q_bias": (n_h, d_h),
+            "k_bias": (n_kv, d_h),
+            "v_bias": (n_kv, d_h),
+            "o_bias": (d,),
         }
         for name, shape in expected.items():
             tensor = getattr(self, name)

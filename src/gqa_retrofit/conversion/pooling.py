@@ -145,14 +145,17 @@ def mean_pooling(
     if new_kv >= n_kv:
         times = new_kv // n_kv
         pooled = weights.replace(
-            k=_repeat_heads(weights.k, times), v=_repeat_heads(weights.v, times),
+            k=_repeat_heads(weights.k, times),
+            v=_repeat_heads(weights.v, times),
             k_bias=_repeat_heads(weights.k_bias, times),
             v_bias=_repeat_heads(weights.v_bias, times),
         )
         return PoolResult(pooled, {"expanded_by": times})
     groups = contiguous_groups(n_kv, new_kv)
     pooled = weights.replace(
-        k=_mean_heads(weights.k, groups), v=_mean_heads(weights.v, groups),
-        k_bias=_mean_heads(weights.k_bias, groups), v_bias=_mean_heads(weights.v_bias, groups),
+        k=_mean_heads(weights.k, groups),
+        v=_mean_heads(weights.v, groups),
+        k_bias=_mean_heads(weights.k_bias, groups),
+        v_bias=_mean_heads(weights.v_bias, groups),
     )
     return PoolResult(pooled, {"groups": groups})

@@ -54,8 +54,10 @@ def _hub_error(name: str, err: Exception) -> ModelSourceError:
         )
     if isinstance(err, LocalEntryNotFoundError):
         offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-        why = "HF_HUB_OFFLINE is set and it is not in the HF cache" if offline else (
-            "the Hub cannot be reached and it is not in the HF cache"
+        why = (
+            "HF_HUB_OFFLINE is set and it is not in the HF cache"
+            if offline
+            else ("the Hub cannot be reached and it is not in the HF cache")
         )
         return ModelSourceError(f"cannot resolve Hub model {name!r}: {why}")
     return ModelSourceError(f"cannot resolve {name!r}: {type(err).__name__}: {err}")
@@ -81,7 +83,7 @@ def resolve_config_file(
 
     try:
         return Path(hf_hub_download(name, "config.json", revision=revision, token=token))
-    except Exception as err:  # noqa: BLE001 - translated into one typed, one-line error
+    except Exception as err:  # translated into one typed, one-line error
         raise _hub_error(name, err) from err
 
 
@@ -117,5 +119,5 @@ def resolve_checkpoint_dir(
         return Path(
             snapshot_download(name, revision=revision, token=token, allow_patterns=patterns)
         )
-    except Exception as err:  # noqa: BLE001 - translated into one typed, one-line error
+    except Exception as err:  # translated into one typed, one-line error
         raise _hub_error(name, err) from err

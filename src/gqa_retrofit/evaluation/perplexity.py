@@ -1,0 +1,165 @@
+"""Perplexity on held-out text.
+
+Protocol (``shared/notes/assets.md``): tokenize the whole text without special tokens, cut it
+into non-overlapping windows of ``seq_len`` tokens, and average the next-token loss over the
+``seq_len - 1`` predicted tokens of each window. Perplexity is ``exp`` of that mean.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .._progress import progress
+from ..errors import ConfigError, DataError, ModelSourceError
+
+
+@dataclass(frozen=True)
+class PerplexityResult:
+    """Mean next-token loss and perplexity over ``windows`` windows of ``seq_len`` tokens."""
+
+    perplexity: float
+    loss: float
+    tokens: int  # predicted tokens the loss is averaged over
+    windows: int
+    seq_len: int
+    text_tokens: int  # tokens in the whole text
+    data: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """Read a UTF-8 text file.
+
+    Raises:
+        DataError: the path is missing, a directory, or empty (whitespace only).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"text file {str(path)!r} does not exist")
+    if not p.is_file():
+        raise DataError(f"{str(path)!r} is not a text file")
+    text = p.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        raise DataError(f"text file {str(path)!r} is empty")
+    return text
+
+
+def load_model_and_tokenizer(
+    model: str | os.PathLike[str],
+    *,
+    dtype: str = "float32",
+    revision: str | None = None,
+    token: str | bool | None = None,
+    trust_remote_code: bool = False,
+) -> tuple[Any, Any]:
+    """Load a causal LM and its tokenizer from a local directory or a Hub id, in eval mode.
+
+    Raises:
+        ModelSourceError: the path or Hub id cannot be resolved or has no config.json.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ..hub.resolve import resolve_checkpoint_dir
+
+    local = resolve_checkpoint_dir(str(model), revision=revision, token=token)
+    torch_dtype = getattr(torch, dtype, None)
+    if not isinstance(torch_dtype, torch.dtype):
+        raise ConfigError(f"unknown dtype {dtype!r}; valid: float32, bfloat16, float16")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(local, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise ModelSourceError(f"no usable tokenizer in {str(model)!r}: {err}") from err
+    loaded = AutoModelForCausalLM.from_pretrained(
+        local, dtype=torch_dtype, trust_remote_code=trust_remote_code
+    )
+    return loaded.eval(), tokenizer
+
+
+def token_windows(token_ids: list[int], seq_len: int, max_windows: int | None) -> list[list[int]]:
+    """Non-overlapping windows of exactly ``seq_len`` tokens (the remainder is dropped)."""
+    count = len(token_ids) // seq_len
+    if max_windows is not None:
+        count = min(count, max_windows)
+    return [token_ids[i * seq_len : (i + 1) * seq_len] for i in range(count)]
+
+
+def evaluate_perplexity(
+    model: Any,
+    data: str | os.PathLike[str],
+    *,
+    tokenizer: Any | None = None,
+    seq_len: int = 512,
+    max_windows: int | None = 16,
+    batch_size: int = 4,
+    dtype: str = "float32",
+    trust_remote_code: bool = False,
+) -> PerplexityResult:
+    """Perplexity of ``model`` on the text file ``data``.
+
+    Args:
+        model: a loaded causal LM (then pass ``tokenizer``), a local checkpoint directory, or a
+            Hub id.
+        data: path of a UTF-8 text file.
+        seq_len: window length in tokens (loss over ``seq_len - 1`` predictions per window).
+        max_windows: evaluate at most this many windows from the start (None: all).
+        batch_size: windows per forward pass.
+
+    Raises:
+        ConfigError: ``seq_len`` < 2, ``max_windows`` or ``batch_size`` < 1.
+        DataError: the text is missing, empty, or shorter than one window.
+        ModelSourceError: the model cannot be found.
+    """
+    import torch
+
+    if seq_len < 2:
+        raise ConfigError(f"seq_len must be at least 2 tokens, got {seq_len}")
+    if max_windows is not None and max_windows < 1:
+        raise ConfigError(f"max_windows must be at least 1, got {max_windows}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    text = read_text(data)
+    if isinstance(model, (str, os.PathLike)):
+        model, loaded_tokenizer = load_model_and_tokenizer(
+            model, dtype=dtype, trust_remote_code=trust_remote_code
+        )
+        tokenizer = tokenizer or loaded_tokenizer
+    if tokenizer is None:
+        raise ConfigError("a tokenizer is needed when passing a loaded model")
+    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
+    windows = token_windows(ids, seq_len, max_windows)
+    if not windows:
+        raise DataError(
+            f"text {str(data)!r} has {len(ids)} tokens, fewer than one window of {seq_len}; "
+            "use a longer text or a smaller --seq-len"
+        )
+    device = next(model.parameters()).device
+    total_nll = 0.0
+    batches = range(0, len(windows), batch_size)
+    with torch.inference_mode():
+        for start in progress(batches, desc="perplexity", unit="batch"):
+            batch = torch.tensor(windows[start : start + batch_size], device=device)
+            logits = model(input_ids=batch, use_cache=False).logits.float()
+            nll = torch.nn.functional.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]),
+                batch[:, 1:].reshape(-1),
+                reduction="sum",
+            )
+            total_nll += float(nll)
+    predicted = len(windows) * (seq_len - 1)
+    loss = total_nll / predicted
+    return PerplexityResult(
+        perplexity=math.exp(loss),
+        loss=loss,
+        tokens=predicted,
+        windows=len(windows),
+        seq_len=seq_len,
+        text_tokens=len(ids),
+        data=str(data),
+    )
