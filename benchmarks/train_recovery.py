@@ -68,8 +68,9 @@ def corpus() -> tuple[list[str], str]:
         return [str(austen / f"{n}.txt") for n in train], str(austen / "persuasion.txt")
 
 
-def perplexity(model: Any, tokenizer: Any, text_path: str, windows: int = 16,
-               seq_len: int = 512) -> dict[str, Any]:
+def perplexity(
+    model: Any, tokenizer: Any, text_path: str, windows: int = 16, seq_len: int = 512
+) -> dict[str, Any]:
     """Perplexity over the first ``windows`` windows of ``seq_len`` tokens (loss on seq_len-1)."""
     try:
         from gqa_retrofit.evaluation.perplexity import evaluate_perplexity
@@ -84,7 +85,7 @@ def perplexity(model: Any, tokenizer: Any, text_path: str, windows: int = 16,
     model.eval()
     with torch.no_grad():
         for w in range(windows):
-            chunk = torch.tensor([ids[w * seq_len:(w + 1) * seq_len]])
+            chunk = torch.tensor([ids[w * seq_len : (w + 1) * seq_len]])
             if chunk.shape[1] < seq_len:
                 break
             logits = model(input_ids=chunk, use_cache=False).logits
@@ -95,7 +96,7 @@ def perplexity(model: Any, tokenizer: Any, text_path: str, windows: int = 16,
 
 
 def repeated_4gram_fraction(ids: list[int]) -> float:
-    grams = [tuple(ids[i:i + 4]) for i in range(len(ids) - 3)]
+    grams = [tuple(ids[i : i + 4]) for i in range(len(ids) - 3)]
     return 0.0 if not grams else 1.0 - len(set(grams)) / len(grams)
 
 
@@ -105,12 +106,21 @@ def generations(model: Any, tokenizer: Any) -> dict[str, Any]:
     for prompt in PROMPTS:
         enc = tokenizer(prompt, return_tensors="pt")
         with torch.no_grad():
-            gen = model.generate(**enc, max_new_tokens=NEW_TOKENS, do_sample=False,
-                                 pad_token_id=tokenizer.eos_token_id)
-        new = gen[0, enc["input_ids"].shape[1]:].tolist()
+            gen = model.generate(
+                **enc,
+                max_new_tokens=NEW_TOKENS,
+                do_sample=False,
+                pad_token_id=tokenizer.eos_token_id,
+            )
+        new = gen[0, enc["input_ids"].shape[1] :].tolist()
         fractions.append(repeated_4gram_fraction(new))
-        out.append({"prompt": prompt, "continuation": tokenizer.decode(new),
-                    "repeated_4gram_fraction": fractions[-1]})
+        out.append(
+            {
+                "prompt": prompt,
+                "continuation": tokenizer.decode(new),
+                "repeated_4gram_fraction": fractions[-1],
+            }
+        )
     return {"samples": out, "repeated_4gram_fraction": sum(fractions) / len(fractions)}
 
 
@@ -125,8 +135,12 @@ def convert_mean(src: Path, dst: Path) -> Path:
     from gqa_retrofit.conversion.pooling import HeadTarget, get_pooling
 
     config = AutoConfig.from_pretrained(src)
-    n_h, n_kv, d_h, d = (config.num_attention_heads, config.num_key_value_heads,
-                         config.head_dim, config.hidden_size)
+    n_h, n_kv, d_h, d = (
+        config.num_attention_heads,
+        config.num_key_value_heads,
+        config.head_dim,
+        config.hidden_size,
+    )
     state = load_file(str(src / "model.safetensors"))
     pool = get_pooling("mean").fn
     for i in range(config.num_hidden_layers):
@@ -147,8 +161,11 @@ def convert_mean(src: Path, dst: Path) -> Path:
     config.save_pretrained(tmp)
     save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     AutoTokenizer.from_pretrained(src).save_pretrained(tmp)
-    (tmp / "gqa_retrofit.json").write_text(json.dumps(
-        {"source": str(src), "method": "mean", "kv_heads": {"from": n_kv, "to": 1}}, indent=2))
+    (tmp / "gqa_retrofit.json").write_text(
+        json.dumps(
+            {"source": str(src), "method": "mean", "kv_heads": {"from": n_kv, "to": 1}}, indent=2
+        )
+    )
     tmp.rename(dst)
     return dst
 
@@ -164,7 +181,7 @@ def convert_best(src: Path, dst: Path) -> tuple[Path, str] | None:
             if not (dst / "config.json").is_file():
                 convert_checkpoint(str(src), str(dst), kv_heads=1, method=method)
             return dst, method
-        except Exception as err:  # noqa: BLE001 - try the next method name
+        except Exception as err:
             print(f"best arm: method {method!r} unavailable: {err}", file=sys.stderr)
     return None
 
@@ -230,9 +247,16 @@ def main() -> int:
     results.setdefault("arms", {})
     results["setup"] = {
         "model": "SmolLM2-135M-Instruct (llama, 9 q / 3 kv heads), fp32",
-        "train_data": [Path(f).name for f in train_files], "test_data": Path(test_file).name,
-        "steps": args.steps, "planned_steps": 100, "batch": "4 x 256 tokens", "lr": 3e-4, "schedule": "wsd",
-        "warmup": min(10, max(1, args.steps // 5)), "trainable": "attention", "distill": "0.5*CE + 0.5*KL (T=1)",
+        "train_data": [Path(f).name for f in train_files],
+        "test_data": Path(test_file).name,
+        "steps": args.steps,
+        "planned_steps": 100,
+        "batch": "4 x 256 tokens",
+        "lr": 3e-4,
+        "schedule": "wsd",
+        "warmup": min(10, max(1, args.steps // 5)),
+        "trainable": "attention",
+        "distill": "0.5*CE + 0.5*KL (T=1)",
         "perplexity": "first 16 windows of 512 tokens, loss on 511 tokens each",
         "device": f"CPU, {args.threads} threads (shared machine)",
         "generation": f"greedy, {NEW_TOKENS} new tokens, {len(PROMPTS)} prompts",
@@ -251,8 +275,11 @@ def main() -> int:
         elif arm == "best":
             best = convert_best(src, WORK / "smollm2-kv1-best")
             if best is None:
-                entry.update(status="skipped", reason="no data-aware conversion available "
-                             "in gqa_retrofit.conversion on this branch")
+                entry.update(
+                    status="skipped",
+                    reason="no data-aware conversion available "
+                    "in gqa_retrofit.conversion on this branch",
+                )
                 save_results(results)
                 continue
             start, entry["method"] = best
@@ -267,24 +294,51 @@ def main() -> int:
             save_results(results)
         out = WORK / f"train-{arm}"
         marker = out / "training_state.json"
-        resume = "latest" if marker.is_file() and json.loads(marker.read_text()).get(
-            "latest_checkpoint") else None
+        resume = (
+            "latest"
+            if marker.is_file() and json.loads(marker.read_text()).get("latest_checkpoint")
+            else None
+        )
         options = TrainOptions(
-            model=str(start), out=str(out), data=train_files, teacher=teacher,
-            max_steps=args.steps, seq_len=256, batch_size=4, lr=3e-4, schedule="wsd",
-            warmup=min(10, max(1, args.steps // 5)), trainable="attention", distill_weight=0.5, temperature=1.0,
-            save_every=args.eval_every, keep_checkpoints=args.steps // args.eval_every + 1,
-            seed=0, resume=resume, overwrite=resume is None,
+            model=str(start),
+            out=str(out),
+            data=train_files,
+            teacher=teacher,
+            max_steps=args.steps,
+            seq_len=256,
+            batch_size=4,
+            lr=3e-4,
+            schedule="wsd",
+            warmup=min(10, max(1, args.steps // 5)),
+            trainable="attention",
+            distill_weight=0.5,
+            temperature=1.0,
+            save_every=args.eval_every,
+            keep_checkpoints=args.steps // args.eval_every + 1,
+            seed=0,
+            resume=resume,
+            overwrite=resume is None,
         )
         t0 = time.perf_counter()
-        if not json.loads(marker.read_text()).get("complete", False) if marker.is_file() \
-                else True:
+        if not json.loads(marker.read_text()).get("complete", False) if marker.is_file() else True:
             report = train(options)
-            entry["train"] = {k: v for k, v in report.to_dict().items()
-                              if k in ("steps", "tokens", "wall_seconds", "tokens_per_second",
-                                       "first_loss", "final_loss", "losses",
-                                       "trainable_parameters", "memory",
-                                       "resumed_from_step")}
+            entry["train"] = {
+                k: v
+                for k, v in report.to_dict().items()
+                if k
+                in (
+                    "steps",
+                    "tokens",
+                    "wall_seconds",
+                    "tokens_per_second",
+                    "first_loss",
+                    "final_loss",
+                    "losses",
+                    "trainable_parameters",
+                    "memory",
+                    "resumed_from_step",
+                )
+            }
         entry["train_seconds_this_session"] = time.perf_counter() - t0
         save_results(results)
         for ckpt in sorted((out / "checkpoints").glob("step-*")):
@@ -306,7 +360,8 @@ def main() -> int:
     base = results["arms"].get("original", {}).get("final_perplexity")
     if base:
         results["ratio_to_finetuned_original"] = {
-            name: arm["final_perplexity"] / base for name, arm in results["arms"].items()
+            name: arm["final_perplexity"] / base
+            for name, arm in results["arms"].items()
             if arm.get("final_perplexity")
         }
     save_results(results)

@@ -20,12 +20,23 @@ def char_tokenizer(extra: str = "") -> Any:
     vocab = {tok: i for i, tok in enumerate(SPECIALS + chars)}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>",
-                                   eos_token="</s>", unk_token="<unk>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+    )
 
 
-def save_tiny_lm(path: Path, model_type: str = "llama", *, seed: int = 0,
-                 tokenizer: Any | None = None, **overrides: Any) -> Path:
+def save_tiny_lm(
+    path: Path,
+    model_type: str = "llama",
+    *,
+    seed: int = 0,
+    tokenizer: Any | None = None,
+    **overrides: Any,
+) -> Path:
     """A tiny random checkpoint with the character tokenizer saved next to it."""
     save_tiny_model(path, model_type, seed=seed, **overrides)
     (tokenizer or char_tokenizer()).save_pretrained(path)

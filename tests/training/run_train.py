@@ -17,7 +17,8 @@ from gqa_retrofit.training import TrainOptions, train
 
 
 def main() -> None:
-    options = TrainOptions.from_dict(json.loads(open(sys.argv[1]).read()))
+    with open(sys.argv[1], encoding="utf-8") as f:
+        options = TrainOptions.from_dict(json.load(f))
     kill_at = int(sys.argv[2]) if len(sys.argv) > 2 else None
 
     def on_step(step: int, metrics: dict) -> None:

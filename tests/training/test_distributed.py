@@ -33,28 +33,71 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_two_process_ddp_matches_one_process(tiny_lm: Path, corpus_dir: Path,
-                                             tmp_path: Path) -> None:
-    common = ["--data", str(corpus_dir / "*.txt"), "--seq-len", "32", "--max-steps", "6",
-              "--trainable", "all", "--lr", "1e-2", "--warmup", "1", "--save-every", "3"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1",
-               GQA_RETROFIT_QUIET="1")
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-           str(ROOT / "examples" / "accelerate" / "ddp_cpu.yaml"), "--main_process_port",
-           str(_free_port()), "-m", "gqa_retrofit.cli.main", "--quiet", "train", str(tiny_lm),
-           str(tmp_path / "ddp"), "--batch-size", "1", *common]
+def test_two_process_ddp_matches_one_process(
+    tiny_lm: Path, corpus_dir: Path, tmp_path: Path
+) -> None:
+    common = [
+        "--data",
+        str(corpus_dir / "*.txt"),
+        "--seq-len",
+        "32",
+        "--max-steps",
+        "6",
+        "--trainable",
+        "all",
+        "--lr",
+        "1e-2",
+        "--warmup",
+        "1",
+        "--save-every",
+        "3",
+    ]
+    env = dict(
+        os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1", GQA_RETROFIT_QUIET="1"
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ROOT / "examples" / "accelerate" / "ddp_cpu.yaml"),
+        "--main_process_port",
+        str(_free_port()),
+        "-m",
+        "gqa_retrofit.cli.main",
+        "--quiet",
+        "train",
+        str(tiny_lm),
+        str(tmp_path / "ddp"),
+        "--batch-size",
+        "1",
+        *common,
+    ]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     state = json.loads((tmp_path / "ddp" / "training_state.json").read_text())
     assert state["complete"] and state["report"]["num_processes"] == 2
     assert state["report"]["tokens"] == 6 * 2 * 32
 
-    single = train(TrainOptions.from_dict(dict(
-        model=str(tiny_lm), out=str(tmp_path / "single"), data=[str(corpus_dir / "*.txt")],
-        seq_len=32, max_steps=6, trainable="all", lr=1e-2, warmup=1, save_every=3,
-        batch_size=2)))
-    ddp_losses = [json.loads(x)["loss"] for x in
-                  (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    single = train(
+        TrainOptions.from_dict(
+            dict(
+                model=str(tiny_lm),
+                out=str(tmp_path / "single"),
+                data=[str(corpus_dir / "*.txt")],
+                seq_len=32,
+                max_steps=6,
+                trainable="all",
+                lr=1e-2,
+                warmup=1,
+                save_every=3,
+                batch_size=2,
+            )
+        )
+    )
+    ddp_losses = [
+        json.loads(x)["loss"] for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert ddp_losses == pytest.approx(single.losses, rel=1e-5)
     a = load_file(str(tmp_path / "ddp" / "model.safetensors"))
     b = load_file(str(tmp_path / "single" / "model.safetensors"))

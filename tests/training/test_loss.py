@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_models import tiny_model
 
 from gqa_retrofit.training.loss import distill_kl, next_token_ce, training_loss
+from tiny_models import tiny_model
 
 
 def _logits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -38,8 +38,9 @@ def test_loss_weighting_and_temperature() -> None:
     kl_ref = (p_t * (p_t.log() - torch.log_softmax(logits[:, :-1] / t, -1))).sum(-1).mean()
     assert float(parts.kl) == pytest.approx(float(kl_ref), rel=1e-5)
     assert float(parts.kl) > 0.01
-    assert float(parts.loss) == pytest.approx((1 - a) * float(parts.ce) + a * t * t * float(kl_ref),
-                                              rel=1e-5)
+    assert float(parts.loss) == pytest.approx(
+        (1 - a) * float(parts.ce) + a * t * t * float(kl_ref), rel=1e-5
+    )
     only_ce = training_loss(logits, ids, teacher, distill_weight=0.0)
     assert float(only_ce.loss) == pytest.approx(float(parts.ce))
     only_kl = training_loss(logits, ids, teacher, distill_weight=1.0, temperature=1.0)

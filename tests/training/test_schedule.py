@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -8,8 +9,10 @@ from gqa_retrofit.training.schedule import lr_multiplier
 
 
 def test_wsd_warms_up_holds_then_decays_linearly() -> None:
-    f = [lr_multiplier(s, 10, schedule="wsd", warmup=2, decay_fraction=0.2, min_lr_ratio=0.1)
-         for s in range(10)]
+    f = [
+        lr_multiplier(s, 10, schedule="wsd", warmup=2, decay_fraction=0.2, min_lr_ratio=0.1)
+        for s in range(10)
+    ]
     assert f[:2] == [0.5, 1.0]
     assert f[2:8] == [1.0] * 6
     assert f[8] == pytest.approx(1.0 - 0.9 * 0.5)
@@ -22,7 +25,7 @@ def test_cosine_ends_at_min_ratio() -> None:
     assert f[-1] == pytest.approx(0.0, abs=1e-12)
     mid = 2 + 5 - 1  # progress 0.5 after warmup
     assert f[mid] == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
-    assert all(a >= b for a, b in zip(f[1:], f[2:]))
+    assert all(a >= b for a, b in itertools.pairwise(f[1:]))
 
 
 def test_unknown_schedule() -> None:

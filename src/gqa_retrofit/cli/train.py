@@ -53,10 +53,12 @@ def register(subparsers: Any) -> None:
         if "const" in meta:
             kwargs["const"] = meta["const"]
         parser.add_argument(flag, **kwargs)
-    parser.add_argument("--config", metavar="FILE",
-                        help="YAML or JSON file of options (flags given here override it)")
-    parser.add_argument("--json", action="store_true",
-                        help="print the training report as JSON")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML or JSON file of options (flags given here override it)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the training report as JSON")
     parser.set_defaults(func=run)
 
 

@@ -120,8 +120,15 @@ def load_rng(path: Path) -> None:
 
 
 def save_checkpoint(
-    out: Path, step: int, *, accelerator: Any, model: Any, optimizer: Any,
-    state: dict[str, Any], sharded: bool, keep: int,
+    out: Path,
+    step: int,
+    *,
+    accelerator: Any,
+    model: Any,
+    optimizer: Any,
+    state: dict[str, Any],
+    sharded: bool,
+    keep: int,
 ) -> Path:
     """Write checkpoint ``step`` atomically (all processes call this) and return its path."""
     from safetensors.torch import save_file
@@ -171,7 +178,12 @@ def _prune(root: Path, keep: int) -> None:
 
 
 def load_checkpoint(
-    ckpt: Path, *, accelerator: Any, model: Any, optimizer: Any, sharded: bool,
+    ckpt: Path,
+    *,
+    accelerator: Any,
+    model: Any,
+    optimizer: Any,
+    sharded: bool,
 ) -> dict[str, Any]:
     """Restore model, optimizer and this process's RNG from ``ckpt``; return its state."""
     from safetensors.torch import load_file
@@ -198,4 +210,4 @@ def load_checkpoint(
 
 def _tied_names(model: Any) -> set[str]:
     keys = getattr(model, "_tied_weights_keys", None) or {}
-    return set(keys) if not isinstance(keys, dict) else set(keys)
+    return set(keys)  # a list (v4) or a {target: source} dict (v5): the names either way

@@ -85,9 +85,9 @@ def resolve_sources(specs: list[str]) -> list[DataSource]:
             files = [f for f in files if Path(f).is_file()]
             if not files:
                 raise DataError(f"data glob {spec!r} matches no files")
-        elif spec.count("/") <= 1 and not spec.startswith((".", "/", "~")) and not Path(
-            spec
-        ).suffix:
+        elif (
+            spec.count("/") <= 1 and not spec.startswith((".", "/", "~")) and not Path(spec).suffix
+        ):
             sources.append(DataSource("hub", dataset_id=spec))
             continue
         else:
@@ -98,8 +98,9 @@ def resolve_sources(specs: list[str]) -> list[DataSource]:
         by_builder: dict[str, list[str]] = {}
         for f in files:
             suffix = Path(f).suffix.lower()
-            builder = _BUILDERS.get(suffix, "text" if suffix in _TEXT_SUFFIXES or not suffix
-                                    else "")
+            builder = _BUILDERS.get(
+                suffix, "text" if suffix in _TEXT_SUFFIXES or not suffix else ""
+            )
             if not builder:
                 raise DataError(
                     f"data file {f!r} has an unsupported type {suffix!r}: use text (.txt/.md), "
@@ -124,11 +125,17 @@ def iter_documents(sources: list[DataSource], text_column: str = "text") -> Iter
             if source.builder == "hub":
                 ds: Any = load_dataset(source.dataset_id, split="train", streaming=True)
             elif source.builder == "text":
-                ds = load_dataset("text", data_files=list(source.files), split="train",
-                                  streaming=True, sample_by="document")
+                ds = load_dataset(
+                    "text",
+                    data_files=list(source.files),
+                    split="train",
+                    streaming=True,
+                    sample_by="document",
+                )
             else:
-                ds = load_dataset(source.builder, data_files=list(source.files), split="train",
-                                  streaming=True)
+                ds = load_dataset(
+                    source.builder, data_files=list(source.files), split="train", streaming=True
+                )
         except DataError:
             raise
         except Exception as err:
@@ -148,7 +155,10 @@ def iter_documents(sources: list[DataSource], text_column: str = "text") -> Iter
 
 
 def pack_documents(
-    documents: Iterator[str] | list[str], tokenizer: Any, seq_len: int, *,
+    documents: Iterator[str] | list[str],
+    tokenizer: Any,
+    seq_len: int,
+    *,
     max_blocks: int | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Tokenize documents, append EOS after each, and cut the stream into ``seq_len`` blocks.
@@ -173,20 +183,27 @@ def pack_documents(
         n_docs += 1
         whole = len(stream) // seq_len
         if whole:
-            blocks.extend(stream[i * seq_len:(i + 1) * seq_len] for i in range(whole))
+            blocks.extend(stream[i * seq_len : (i + 1) * seq_len] for i in range(whole))
             del stream[: whole * seq_len]
         if max_blocks is not None and len(blocks) >= max_blocks:
             blocks = blocks[:max_blocks]
             break
-    tensor = torch.tensor(blocks, dtype=torch.long) if blocks else torch.empty(
-        (0, seq_len), dtype=torch.long
+    tensor = (
+        torch.tensor(blocks, dtype=torch.long)
+        if blocks
+        else torch.empty((0, seq_len), dtype=torch.long)
     )
     return tensor, n_docs
 
 
 def load_packed(
-    specs: list[str], tokenizer: Any, seq_len: int, *, text_column: str = "text",
-    max_blocks: int | None = None, what: str = "training data",
+    specs: list[str],
+    tokenizer: Any,
+    seq_len: int,
+    *,
+    text_column: str = "text",
+    max_blocks: int | None = None,
+    what: str = "training data",
 ) -> PackedData:
     """Resolve, read, tokenize and pack ``specs``.
 
@@ -195,8 +212,9 @@ def load_packed(
     """
     sources = resolve_sources(specs)
     limit = max_blocks if any(s.builder == "hub" for s in sources) else None
-    blocks, n_docs = pack_documents(iter_documents(sources, text_column), tokenizer, seq_len,
-                                    max_blocks=limit)
+    blocks, n_docs = pack_documents(
+        iter_documents(sources, text_column), tokenizer, seq_len, max_blocks=limit
+    )
     if n_docs == 0:
         raise DataError(f"{what} {', '.join(specs)!r} is empty: no non-blank documents found")
     if blocks.shape[0] == 0:

@@ -134,16 +134,21 @@ def _make_accelerator(options: TrainOptions) -> Any:
             __import__(module)
             trackers.append(name)
         except ImportError:
-            print(f"gqa-retrofit train: {name} is not installed; not reporting to it",
-                  file=sys.stderr)
+            print(
+                f"gqa-retrofit train: {name} is not installed; not reporting to it", file=sys.stderr
+            )
     mixed = None if options.mixed_precision == "no" else options.mixed_precision
     # Without an accelerator device, ask for CPU explicitly: accelerate then sets up gloo data
     # parallelism when launched with several processes (`accelerate launch --multi_gpu
     # --num_processes N` on a CPU-only machine; `--cpu` alone starts a single process).
     mps = getattr(torch.backends, "mps", None)
     cpu = not torch.cuda.is_available() and not (mps is not None and mps.is_available())
-    return Accelerator(cpu=cpu, mixed_precision=mixed, log_with=trackers or None,
-                       project_dir=options.out if trackers else None)
+    return Accelerator(
+        cpu=cpu,
+        mixed_precision=mixed,
+        log_with=trackers or None,
+        project_dir=options.out if trackers else None,
+    )
 
 
 def _is_sharded(accelerator: Any) -> bool:
@@ -152,22 +157,22 @@ def _is_sharded(accelerator: Any) -> bool:
     return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
 
-def _evaluate(model: Any, blocks: torch.Tensor, batch_size: int, device: Any,
-              accelerator: Any) -> dict[str, float]:
+def _evaluate(
+    model: Any, blocks: torch.Tensor, batch_size: int, device: Any, accelerator: Any
+) -> dict[str, float]:
     """Mean next-token loss and perplexity over ``blocks`` (every process computes the same)."""
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad(), accelerator.autocast():
         for i in range(0, blocks.shape[0], batch_size):
-            ids = blocks[i:i + batch_size].to(device)
+            ids = blocks[i : i + batch_size].to(device)
             logits = model(input_ids=ids, use_cache=False).logits
             n = ids.shape[0] * (ids.shape[1] - 1)
             total += float(next_token_ce(logits, ids)) * n
             count += n
     model.train()
     loss = total / max(1, count)
-    return {"eval_loss": loss, "eval_perplexity": math.exp(min(loss, 700.0)),
-            "eval_tokens": count}
+    return {"eval_loss": loss, "eval_perplexity": math.exp(min(loss, 700.0)), "eval_tokens": count}
 
 
 def _append_metrics(path: Path, record: dict[str, Any]) -> None:
@@ -179,15 +184,26 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """Drop metric lines after ``step`` (a resumed run rewrites them)."""
     if not path.is_file():
         return
-    keep = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
+    keep = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= step
+    ]
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
     os.replace(tmp, path)
 
 
-def _export_final(out: Path, *, accelerator: Any, model: Any, tokenizer: Any, model_dir: Path,
-                  trainable: str, report: TrainingReport) -> None:
+def _export_final(
+    out: Path,
+    *,
+    accelerator: Any,
+    model: Any,
+    tokenizer: Any,
+    model_dir: Path,
+    trainable: str,
+    report: TrainingReport,
+) -> None:
     """Write the plain HF checkpoint (LoRA merged) and the manifest into OUT, file by file."""
     unwrapped = accelerator.unwrap_model(model)
     if trainable == "lora":
@@ -240,8 +256,9 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
 
     tokenizer = load_tokenizer(model_dir, trust_remote_code=options.trust_remote_code)
     if teacher_dir is not None:
-        check_teacher_compatible(model_dir, teacher_dir, tokenizer,
-                                 trust_remote_code=options.trust_remote_code)
+        check_teacher_compatible(
+            model_dir, teacher_dir, tokenizer, trust_remote_code=options.trust_remote_code
+        )
     if options.eval_data is not None:
         overlap = source_files([options.eval_data]) & source_files(options.data)
         if overlap:
@@ -259,8 +276,13 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
         max_blocks = options.max_steps * blocks_per_step
     elif options.max_tokens is not None:
         max_blocks = math.ceil(options.max_tokens / tokens_per_step) * blocks_per_step
-    data: PackedData = load_packed(options.data, tokenizer, options.seq_len,
-                                   text_column=options.text_column, max_blocks=max_blocks)
+    data: PackedData = load_packed(
+        options.data,
+        tokenizer,
+        options.seq_len,
+        text_column=options.text_column,
+        max_blocks=max_blocks,
+    )
     if options.max_steps is not None:
         total_steps = options.max_steps
     elif options.max_tokens is not None:
@@ -269,19 +291,25 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
         total_steps = max(1, data.n_blocks // blocks_per_step)
     eval_blocks = None
     if options.eval_data is not None:
-        eval_blocks = load_packed([options.eval_data], tokenizer, options.seq_len,
-                                  text_column=options.text_column,
-                                  max_blocks=options.eval_blocks,
-                                  what="evaluation data").blocks[: options.eval_blocks]
+        eval_blocks = load_packed(
+            [options.eval_data],
+            tokenizer,
+            options.seq_len,
+            text_column=options.text_column,
+            max_blocks=options.eval_blocks,
+            what="evaluation data",
+        ).blocks[: options.eval_blocks]
 
     torch.manual_seed(options.seed)
     student = load_causal_lm(model_dir, trust_remote_code=options.trust_remote_code)
     student.config.use_cache = False
-    model = set_trainable(student, options.trainable, lora_r=options.lora_r,
-                          lora_alpha=options.lora_alpha)
+    model = set_trainable(
+        student, options.trainable, lora_r=options.lora_r, lora_alpha=options.lora_alpha
+    )
     if options.gradient_checkpointing:
         student.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False})
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
         if options.trainable != "all":
             student.enable_input_require_grads()
     teacher = None
@@ -292,9 +320,11 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
     n_trainable = sum(p.numel() for p in params)
     memory = estimate_memory(model, teacher)
     if accelerator.is_main_process and not is_quiet():
-        print(f"gqa-retrofit train: {memory.describe()}; {n_trainable:,} trainable parameters; "
-              f"{total_steps} steps of {tokens_per_step:,} tokens on {world} process(es)",
-              file=sys.stderr)
+        print(
+            f"gqa-retrofit train: {memory.describe()}; {n_trainable:,} trainable parameters; "
+            f"{total_steps} steps of {tokens_per_step:,} tokens on {world} process(es)",
+            file=sys.stderr,
+        )
     optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
     model.train()
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -306,11 +336,16 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
     start_step, tokens_done, losses, evaluations = 0, 0, [], []
     wall_before = 0.0
     if resume_ckpt is not None:
-        state = load_checkpoint(resume_ckpt, accelerator=accelerator, model=model,
-                                optimizer=optimizer, sharded=sharded)
-        for key, now in (("data_fingerprint", data.fingerprint),
-                         ("blocks_per_step", blocks_per_step), ("seq_len", options.seq_len),
-                         ("seed", options.seed), ("trainable", options.trainable)):
+        state = load_checkpoint(
+            resume_ckpt, accelerator=accelerator, model=model, optimizer=optimizer, sharded=sharded
+        )
+        for key, now in (
+            ("data_fingerprint", data.fingerprint),
+            ("blocks_per_step", blocks_per_step),
+            ("seq_len", options.seq_len),
+            ("seed", options.seed),
+            ("trainable", options.trainable),
+        ):
             if state.get(key) != now:
                 raise TrainingError(
                     f"cannot resume from {str(resume_ckpt)!r}: {key} was {state.get(key)!r}, "
@@ -328,38 +363,79 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
-    run_info = {"model": options.model, "teacher": options.teacher,
-                "options": options.to_dict(), "data_fingerprint": data.fingerprint,
-                "total_steps": total_steps}
+    run_info = {
+        "model": options.model,
+        "teacher": options.teacher,
+        "options": options.to_dict(),
+        "data_fingerprint": data.fingerprint,
+        "total_steps": total_steps,
+    }
     if accelerator.is_main_process:
         previous = read_marker(out) or {}
-        write_marker(out, {**run_info, "latest_checkpoint": previous.get("latest_checkpoint"),
-                           "step": start_step, "complete": False})
+        write_marker(
+            out,
+            {
+                **run_info,
+                "latest_checkpoint": previous.get("latest_checkpoint"),
+                "step": start_step,
+                "complete": False,
+            },
+        )
     if trackers_on := bool(options.report_to) and accelerator.log_with:
-        accelerator.init_trackers("gqa-retrofit-train", config={
-            k: v for k, v in options.to_dict().items() if isinstance(v, (int, float, str, bool))
-        })
+        accelerator.init_trackers(
+            "gqa-retrofit-train",
+            config={
+                k: v for k, v in options.to_dict().items() if isinstance(v, (int, float, str, bool))
+            },
+        )
 
     def checkpoint_state(step: int, wall: float) -> dict[str, Any]:
-        return {"step": step, "tokens": tokens_done, "losses": losses,
-                "evaluations": evaluations, "wall_seconds": wall,
-                "data_fingerprint": data.fingerprint, "blocks_per_step": blocks_per_step,
-                "seq_len": options.seq_len, "seed": options.seed,
-                "trainable": options.trainable, "total_steps": total_steps,
-                "data_position": step * blocks_per_step}
+        return {
+            "step": step,
+            "tokens": tokens_done,
+            "losses": losses,
+            "evaluations": evaluations,
+            "wall_seconds": wall,
+            "data_fingerprint": data.fingerprint,
+            "blocks_per_step": blocks_per_step,
+            "seq_len": options.seq_len,
+            "seed": options.seed,
+            "trainable": options.trainable,
+            "total_steps": total_steps,
+            "data_position": step * blocks_per_step,
+        }
 
     def save(step: int, wall: float) -> None:
-        ckpt = save_checkpoint(out, step, accelerator=accelerator, model=model,
-                               optimizer=optimizer, state=checkpoint_state(step, wall),
-                               sharded=sharded, keep=options.keep_checkpoints)
+        ckpt = save_checkpoint(
+            out,
+            step,
+            accelerator=accelerator,
+            model=model,
+            optimizer=optimizer,
+            state=checkpoint_state(step, wall),
+            sharded=sharded,
+            keep=options.keep_checkpoints,
+        )
         if accelerator.is_main_process:
-            write_marker(out, {**run_info, "latest_checkpoint": f"checkpoints/{ckpt.name}",
-                               "step": step, "complete": False})
+            write_marker(
+                out,
+                {
+                    **run_info,
+                    "latest_checkpoint": f"checkpoints/{ckpt.name}",
+                    "step": step,
+                    "complete": False,
+                },
+            )
 
     device = accelerator.device
     rank = accelerator.process_index
-    bar = progress(total=total_steps, initial=start_step, desc="train", unit="step",
-                   disable=is_quiet() or not accelerator.is_main_process)
+    bar = progress(
+        total=total_steps,
+        initial=start_step,
+        desc="train",
+        unit="step",
+        disable=is_quiet() or not accelerator.is_main_process,
+    )
     t_start = time.perf_counter()
     tokens_at_start = tokens_done
     for step in range(start_step + 1, total_steps + 1):
@@ -367,8 +443,12 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
         sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, ce, kl, nonfinite
         for micro in range(options.grad_accum):
             slot = micro * world + rank
-            idx = block_indices(data.n_blocks, options.seed,
-                                step_base + slot * options.batch_size, options.batch_size)
+            idx = block_indices(
+                data.n_blocks,
+                options.seed,
+                step_base + slot * options.batch_size,
+                options.batch_size,
+            )
             ids = data.blocks[idx].to(device)
             last = micro == options.grad_accum - 1
             sync = nullcontext() if last or world == 1 else accelerator.no_sync(model)
@@ -379,9 +459,13 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
                     if teacher is not None:
                         with torch.no_grad():
                             teacher_logits = teacher(input_ids=ids, use_cache=False).logits
-                parts = training_loss(logits, ids, teacher_logits,
-                                      distill_weight=options.distill_weight,
-                                      temperature=options.temperature)
+                parts = training_loss(
+                    logits,
+                    ids,
+                    teacher_logits,
+                    distill_weight=options.distill_weight,
+                    temperature=options.temperature,
+                )
                 finite = bool(torch.isfinite(parts.loss.detach()))
                 # backward even on NaN: DDP processes must all join the gradient all-reduce;
                 # the step is refused below before the optimizer touches anything
@@ -394,23 +478,30 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
         if float(sums[3]) > 0:
             bar.close()
             latest = (read_marker(out) or {}).get("latest_checkpoint")
-            where = f"last good checkpoint: {out / latest}" if latest else \
-                "no checkpoint was saved yet"
+            where = (
+                f"last good checkpoint: {out / latest}" if latest else "no checkpoint was saved yet"
+            )
             raise TrainingError(
                 f"loss became NaN/Inf at step {step} (lr {options.lr}): stopped before the "
                 f"optimizer step; {where}. Lower --lr or check the model and data"
             )
         denom = options.grad_accum * world
         loss_value = float(sums[0]) / denom
-        mult = lr_multiplier(step - 1, total_steps, schedule=options.schedule,
-                             warmup=options.warmup, decay_fraction=options.decay_fraction,
-                             min_lr_ratio=options.min_lr_ratio)
+        mult = lr_multiplier(
+            step - 1,
+            total_steps,
+            schedule=options.schedule,
+            warmup=options.warmup,
+            decay_fraction=options.decay_fraction,
+            min_lr_ratio=options.min_lr_ratio,
+        )
         for group in optimizer.param_groups:
             group["lr"] = options.lr * mult
         grad_norm = None
         if options.max_grad_norm > 0:
-            norm = accelerator.clip_grad_norm_(params if not sharded else model.parameters(),
-                                               options.max_grad_norm)
+            norm = accelerator.clip_grad_norm_(
+                params if not sharded else model.parameters(), options.max_grad_norm
+            )
             grad_norm = None if norm is None else float(norm)  # DeepSpeed clips internally
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -418,15 +509,23 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
         losses.append(loss_value)
         elapsed = time.perf_counter() - t_start
         record: dict[str, Any] = {
-            "step": step, "loss": loss_value, "ce": float(sums[1]) / denom,
-            "lr": options.lr * mult, "grad_norm": grad_norm, "tokens": tokens_done,
+            "step": step,
+            "loss": loss_value,
+            "ce": float(sums[1]) / denom,
+            "lr": options.lr * mult,
+            "grad_norm": grad_norm,
+            "tokens": tokens_done,
             "tokens_per_second": (tokens_done - tokens_at_start) / max(elapsed, 1e-9),
             "elapsed_seconds": wall_before + elapsed,
         }
         if teacher is not None:
             record["kl"] = float(sums[2]) / denom
-        if eval_blocks is not None and options.eval_every and step % options.eval_every == 0 \
-                and step != total_steps:
+        if (
+            eval_blocks is not None
+            and options.eval_every
+            and step % options.eval_every == 0
+            and step != total_steps
+        ):
             result = _evaluate(model, eval_blocks, options.batch_size, device, accelerator)
             evaluations.append({"step": step, **result})
             record.update(result)
@@ -434,8 +533,9 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
             _append_metrics(metrics_path, record)
         if trackers_on:
             accelerator.log({k: v for k, v in record.items() if v is not None}, step=step)
-        bar.set_postfix(loss=f"{loss_value:.4f}",
-                        tok_s=f"{record['tokens_per_second']:.0f}", refresh=False)
+        bar.set_postfix(
+            loss=f"{loss_value:.4f}", tok_s=f"{record['tokens_per_second']:.0f}", refresh=False
+        )
         bar.update(1)
         if on_step is not None:
             on_step(step, record)
@@ -451,23 +551,48 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
     wall = wall_before + time.perf_counter() - t_start
     run_tokens = tokens_done - tokens_at_start
     report = TrainingReport(
-        out=str(out), model=options.model, teacher=options.teacher, steps=total_steps,
-        tokens=tokens_done, wall_seconds=wall,
+        out=str(out),
+        model=options.model,
+        teacher=options.teacher,
+        steps=total_steps,
+        tokens=tokens_done,
+        wall_seconds=wall,
         tokens_per_second=run_tokens / max(time.perf_counter() - t_start, 1e-9),
-        first_loss=losses[0] if losses else None, final_loss=losses[-1] if losses else None,
-        losses=losses, evaluations=evaluations, data_fingerprint=data.fingerprint,
-        data_sources=data.sources, trainable=options.trainable,
-        trainable_parameters=n_trainable, memory=memory.to_dict(),
+        first_loss=losses[0] if losses else None,
+        final_loss=losses[-1] if losses else None,
+        losses=losses,
+        evaluations=evaluations,
+        data_fingerprint=data.fingerprint,
+        data_sources=data.sources,
+        trainable=options.trainable,
+        trainable_parameters=n_trainable,
+        memory=memory.to_dict(),
         resumed_from_step=start_step if resume_ckpt is not None else None,
-        num_processes=world, options=options.to_dict(),
+        num_processes=world,
+        options=options.to_dict(),
     )
     if start_step < total_steps or resume_ckpt is None:
         save(total_steps, wall)
-    _export_final(out, accelerator=accelerator, model=model, tokenizer=tokenizer,
-                  model_dir=model_dir, trainable=options.trainable, report=report)
+    _export_final(
+        out,
+        accelerator=accelerator,
+        model=model,
+        tokenizer=tokenizer,
+        model_dir=model_dir,
+        trainable=options.trainable,
+        report=report,
+    )
     if accelerator.is_main_process:
-        write_marker(out, {**run_info, "latest_checkpoint": f"checkpoints/step-{total_steps:06d}",
-                           "step": total_steps, "complete": True, "report": report.record()})
+        write_marker(
+            out,
+            {
+                **run_info,
+                "latest_checkpoint": f"checkpoints/step-{total_steps:06d}",
+                "step": total_steps,
+                "complete": True,
+                "report": report.record(),
+            },
+        )
     if trackers_on:
         accelerator.end_training()
     accelerator.wait_for_everyone()

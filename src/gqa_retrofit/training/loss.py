@@ -29,9 +29,7 @@ class LossParts:
 def next_token_ce(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of predicting ``input_ids[:, 1:]`` from ``logits[:, :-1]``."""
     vocab = logits.shape[-1]
-    return F.cross_entropy(
-        logits[:, :-1].reshape(-1, vocab).float(), input_ids[:, 1:].reshape(-1)
-    )
+    return F.cross_entropy(logits[:, :-1].reshape(-1, vocab).float(), input_ids[:, 1:].reshape(-1))
 
 
 def distill_kl(
@@ -46,7 +44,9 @@ def distill_kl(
     s = (student_logits[:, :-1].float() / temperature).reshape(-1, vocab)
     t = (teacher_logits[:, :-1].float() / temperature).reshape(-1, vocab)
     return F.kl_div(
-        F.log_softmax(s, dim=-1), F.log_softmax(t, dim=-1), log_target=True,
+        F.log_softmax(s, dim=-1),
+        F.log_softmax(t, dim=-1),
+        log_target=True,
         reduction="batchmean",
     )
 

@@ -67,8 +67,9 @@ def load_tokenizer(path: Path, *, trust_remote_code: bool = False) -> Any:
     return AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
 
 
-def check_teacher_compatible(student_dir: Path, teacher_dir: Path, student_tok: Any,
-                             *, trust_remote_code: bool = False) -> None:
+def check_teacher_compatible(
+    student_dir: Path, teacher_dir: Path, student_tok: Any, *, trust_remote_code: bool = False
+) -> None:
     """Refuse a teacher whose vocabulary or tokenizer differs from the student's.
 
     Raises:
@@ -107,8 +108,9 @@ def attention_module_patterns(model_type: str) -> list[re.Pattern[str]]:
         names = ["q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj"]
     else:
         base = re.escape(spec.attn_path).replace(re.escape("{i}"), r"\d+")
-        names = [n for n in (spec.q_name, spec.k_name, spec.v_name, spec.qkv_name, spec.o_name)
-                 if n]
+        names = [
+            n for n in (spec.q_name, spec.k_name, spec.v_name, spec.qkv_name, spec.o_name) if n
+        ]
     return [re.compile(rf"(?:.*\.)?{base}\.{re.escape(n)}") for n in names]
 
 
@@ -119,8 +121,7 @@ def attention_projection_names(model: Any) -> list[str]:
         TrainingError: none found (use ``--trainable all`` or ``lora``).
     """
     patterns = attention_module_patterns(model.config.model_type)
-    found = [name for name, _ in model.named_modules()
-             if any(p.fullmatch(name) for p in patterns)]
+    found = [name for name, _ in model.named_modules() if any(p.fullmatch(name) for p in patterns)]
     if not found:
         raise TrainingError(
             f"found no attention projections in model type {model.config.model_type!r}: use "
@@ -147,12 +148,18 @@ def set_trainable(model: Any, trainable: str, *, lora_r: int = 16, lora_alpha: i
         from peft import LoraConfig, get_peft_model
 
         leaf_names = sorted({name.rsplit(".", 1)[-1] for name in modules})
-        config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
-                            target_modules=leaf_names, bias="none")
+        config = LoraConfig(
+            r=lora_r,
+            lora_alpha=lora_alpha,
+            lora_dropout=0.0,
+            target_modules=leaf_names,
+            bias="none",
+        )
         with warnings.catch_warnings():
             # peft 0.21 reads the deprecated `is_gradient_checkpointing` of transformers 5.24
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*",
-                                    category=FutureWarning)
+            warnings.filterwarnings(
+                "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+            )
             return get_peft_model(model, config)
     raise TrainingError(f"--trainable {trainable!r} is invalid: choose attention, all or lora")
 
@@ -171,16 +178,22 @@ class MemoryEstimate:
         return self.student_bytes + self.teacher_bytes + self.gradient_bytes + self.optimizer_bytes
 
     def to_dict(self) -> dict[str, int]:
-        return {"student_bytes": self.student_bytes, "teacher_bytes": self.teacher_bytes,
-                "gradient_bytes": self.gradient_bytes, "optimizer_bytes": self.optimizer_bytes,
-                "total_bytes": self.total_bytes}
+        return {
+            "student_bytes": self.student_bytes,
+            "teacher_bytes": self.teacher_bytes,
+            "gradient_bytes": self.gradient_bytes,
+            "optimizer_bytes": self.optimizer_bytes,
+            "total_bytes": self.total_bytes,
+        }
 
     def describe(self) -> str:
         mib = 1024**2
-        return (f"memory before activations: student {self.student_bytes / mib:.0f} MiB, "
-                f"teacher {self.teacher_bytes / mib:.0f} MiB, gradients "
-                f"{self.gradient_bytes / mib:.0f} MiB, AdamW state "
-                f"{self.optimizer_bytes / mib:.0f} MiB; total {self.total_bytes / mib:.0f} MiB")
+        return (
+            f"memory before activations: student {self.student_bytes / mib:.0f} MiB, "
+            f"teacher {self.teacher_bytes / mib:.0f} MiB, gradients "
+            f"{self.gradient_bytes / mib:.0f} MiB, AdamW state "
+            f"{self.optimizer_bytes / mib:.0f} MiB; total {self.total_bytes / mib:.0f} MiB"
+        )
 
 
 def estimate_memory(student: Any, teacher: Any | None) -> MemoryEstimate:

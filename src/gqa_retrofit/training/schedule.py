@@ -11,7 +11,12 @@ import math
 
 
 def lr_multiplier(
-    step: int, total_steps: int, *, schedule: str, warmup: int, decay_fraction: float = 0.2,
+    step: int,
+    total_steps: int,
+    *,
+    schedule: str,
+    warmup: int,
+    decay_fraction: float = 0.2,
     min_lr_ratio: float = 0.1,
 ) -> float:
     """Multiplier of the peak learning rate for optimizer step ``step`` (0-based).
