@@ -45,6 +45,7 @@ PROMPTS = [
     "There is nothing so dangerous to a young woman as",
 ]
 NEW_TOKENS = 40
+TRAIN_ORDER = ["sense_and_sensibility", "pride_and_prejudice", "mansfield_park", "emma"]
 
 
 def model_dir() -> Path:
@@ -61,11 +62,14 @@ def corpus() -> tuple[list[str], str]:
         from gqa_retrofit.assets import default_corpus
 
         c = default_corpus()
-        return [str(p) for p in c.train], str(c.test)
+        # one fixed order (publication order), so every arm and every resume packs the same
+        # blocks whichever way the asset module lists the files
+        order = {n: i for i, n in enumerate(TRAIN_ORDER)}
+        train = sorted((str(p) for p in c.train), key=lambda p: order.get(Path(p).stem, 99))
+        return train, str(c.test)
     except ImportError:
         austen = CACHE / "text" / "austen"
-        train = ["sense_and_sensibility", "pride_and_prejudice", "mansfield_park", "emma"]
-        return [str(austen / f"{n}.txt") for n in train], str(austen / "persuasion.txt")
+        return [str(austen / f"{n}.txt") for n in TRAIN_ORDER], str(austen / "persuasion.txt")
 
 
 def perplexity(
@@ -199,6 +203,11 @@ def load(path: Path, state_file: Path | None = None) -> Any:
 
 def save_results(results: dict[str, Any]) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    for arm in results.get("arms", {}).values():
+        if arm.get("status") != "complete":
+            arm["partial"] = "measurements so far; the arm did not finish (yet)"
+        else:
+            arm.pop("partial", None)
     tmp = RESULTS.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     os.replace(tmp, RESULTS)
@@ -232,8 +241,22 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--eval-every", type=int, default=25)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--results", type=Path, default=None,
+                        help="results file (run arms in parallel processes with separate files)")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[],
+                        help="only merge the arms of these results files into --results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    global RESULTS, PLOT
+    if args.results is not None:
+        RESULTS = args.results
+        PLOT = RESULTS.with_suffix(".png")
+    if args.merge:
+        results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"arms": {}}
+        for other in args.merge:
+            results["arms"].update(json.loads(other.read_text())["arms"])
+        finish(results)
+        return 0
 
     from gqa_retrofit._progress import set_quiet
     from gqa_retrofit.training import TrainOptions, train
@@ -357,6 +380,12 @@ def main() -> int:
         del model
         save_results(results)
         plot(results)
+    finish(results)
+    return 0
+
+
+def finish(results: dict[str, Any]) -> None:
+    """Ratios to the equally fine-tuned original, the plot, and the final JSON."""
     base = results["arms"].get("original", {}).get("final_perplexity")
     if base:
         results["ratio_to_finetuned_original"] = {
@@ -367,7 +396,6 @@ def main() -> int:
     save_results(results)
     plot(results)
     print(json.dumps(results.get("ratio_to_finetuned_original", {}), indent=2))
-    return 0
 
 
 if __name__ == "__main__":

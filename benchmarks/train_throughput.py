@@ -47,10 +47,18 @@ def build_model(kind: str, work: Path) -> Path:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=49152, hidden_size=256, intermediate_size=768,
-                         num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2,
-                         max_position_embeddings=1024, tie_word_embeddings=True,
-                         bos_token_id=1, eos_token_id=2)
+    config = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=256,
+        intermediate_size=768,
+        num_hidden_layers=4,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     LlamaForCausalLM(config).save_pretrained(out)
     AutoTokenizer.from_pretrained(src).save_pretrained(out)
     return out
@@ -69,8 +77,16 @@ def run_ours(model: Path, steps: int, warmup: int, work: Path) -> dict[str, Any]
     set_quiet(True)
     ends: list[float] = []
     options = TrainOptions(
-        model=str(model), out=str(work / "ours-out"), data=data_files(), max_steps=steps,
-        seq_len=SEQ, batch_size=BATCH, lr=3e-4, warmup=0, trainable="all", overwrite=True,
+        model=str(model),
+        out=str(work / "ours-out"),
+        data=data_files(),
+        max_steps=steps,
+        seq_len=SEQ,
+        batch_size=BATCH,
+        lr=3e-4,
+        warmup=0,
+        trainable="all",
+        overwrite=True,
         max_grad_norm=1.0,
     )
     train(options, on_step=lambda step, metrics: ends.append(time.perf_counter()))
@@ -107,11 +123,22 @@ def run_trainer(model: Path, steps: int, warmup: int, work: Path) -> dict[str, A
 
     lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
     args = TrainingArguments(
-        output_dir=str(work / "trainer-out"), per_device_train_batch_size=BATCH,
-        max_steps=steps, learning_rate=3e-4, lr_scheduler_type="constant", warmup_steps=0,
-        max_grad_norm=1.0, optim="adamw_torch", weight_decay=0.0, save_strategy="no",
-        report_to=[], use_cpu=True, dataloader_num_workers=0, disable_tqdm=True,
-        logging_strategy="no", seed=0,
+        output_dir=str(work / "trainer-out"),
+        per_device_train_batch_size=BATCH,
+        max_steps=steps,
+        learning_rate=3e-4,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        max_grad_norm=1.0,
+        optim="adamw_torch",
+        weight_decay=0.0,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        logging_strategy="no",
+        seed=0,
     )
     Trainer(model=lm, args=args, train_dataset=Blocks(), callbacks=[Clock()]).train()
     return {"step_ends": ends}
@@ -129,9 +156,17 @@ def child(side: str, model: str, steps: int, warmup: int, threads: int) -> None:
     seconds = timed[-1] - ends[warmup - 1]
     tokens = len(timed) * BATCH * SEQ
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"side": side, "tokens_per_second": tokens / seconds,
-                      "timed_steps": len(timed), "seconds": seconds,
-                      "peak_rss_bytes": peak_kib * 1024}))
+    print(
+        json.dumps(
+            {
+                "side": side,
+                "tokens_per_second": tokens / seconds,
+                "timed_steps": len(timed),
+                "seconds": seconds,
+                "peak_rss_bytes": peak_kib * 1024,
+            }
+        )
+    )
 
 
 def main() -> int:
@@ -155,10 +190,24 @@ def main() -> int:
     for _ in range(args.rounds):
         for side in ("ours", "trainer"):
             out = subprocess.run(
-                [sys.executable, __file__, "--child", side, "--model-dir", str(model),
-                 "--steps", str(args.steps), "--warmup-steps", str(args.warmup_steps),
-                 "--threads", str(args.threads)],
-                env=env, capture_output=True, text=True, check=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    side,
+                    "--model-dir",
+                    str(model),
+                    "--steps",
+                    str(args.steps),
+                    "--warmup-steps",
+                    str(args.warmup_steps),
+                    "--threads",
+                    str(args.threads),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(runs[-1], file=sys.stderr)
@@ -169,21 +218,27 @@ def main() -> int:
             "median_tokens_per_second": statistics.median(r["tokens_per_second"] for r in mine),
             "peak_rss_bytes_max": max(r["peak_rss_bytes"] for r in mine),
         }
-    ratio = (summary["ours"]["median_tokens_per_second"]
-             / summary["trainer"]["median_tokens_per_second"])
+    ratio = (
+        summary["ours"]["median_tokens_per_second"] / summary["trainer"]["median_tokens_per_second"]
+    )
     import torch
     import transformers
 
     results = {
         "setup": {
-            "model": args.model, "model_dir": model.name,
-            "batch": f"{BATCH} x {SEQ} tokens", "steps": args.steps,
-            "warmup_steps_excluded": args.warmup_steps, "rounds": args.rounds,
-            "optimizer": "AdamW lr 3e-4, clip 1.0, all parameters", "device": "cpu",
-            "threads": args.threads, "torch": torch.__version__,
+            "model": args.model,
+            "model_dir": model.name,
+            "batch": f"{BATCH} x {SEQ} tokens",
+            "steps": args.steps,
+            "warmup_steps_excluded": args.warmup_steps,
+            "rounds": args.rounds,
+            "optimizer": "AdamW lr 3e-4, clip 1.0, all parameters",
+            "device": "cpu",
+            "threads": args.threads,
+            "torch": torch.__version__,
             "transformers": transformers.__version__,
             "machine": f"{os.cpu_count()} logical CPUs, shared with other jobs; load average "
-                       f"{os.getloadavg()[0]:.1f} at the end",
+            f"{os.getloadavg()[0]:.1f} at the end",
         },
         "runs": runs,
         "summary": summary,

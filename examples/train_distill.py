@@ -26,10 +26,21 @@ def main() -> None:
     args = parser.parse_args()
     corpus = default_corpus()
     options = TrainOptions(
-        model=args.converted, out=args.out, teacher=args.original,
-        data=[str(p) for p in corpus.train], eval_data=str(corpus.validation),
-        max_steps=args.steps, seq_len=256, batch_size=4, lr=3e-4, schedule="wsd",
-        warmup=10, trainable="attention", distill_weight=0.5, save_every=25, eval_every=25,
+        model=args.converted,
+        out=args.out,
+        teacher=args.original,
+        data=[str(p) for p in corpus.train],
+        eval_data=str(corpus.validation),
+        max_steps=args.steps,
+        seq_len=256,
+        batch_size=4,
+        lr=3e-4,
+        schedule="wsd",
+        warmup=10,
+        trainable="attention",
+        distill_weight=0.5,
+        save_every=25,
+        eval_every=25,
         eval_blocks=8,
     )
     report = train(options)

@@ -73,3 +73,10 @@ def test_resume_flag_without_value_means_latest() -> None:
     assert options_from_args(args).resume == "latest"
     args = build_parser().parse_args(["train", "m", "o", "--data", "x", "y", "--data", "z"])
     assert options_from_args(args).data == ["x", "y", "z"]
+
+
+def test_shipped_example_config_is_valid() -> None:
+    root = Path(__file__).resolve().parents[2]
+    values = load_config(root / "examples" / "train_config.yaml")
+    opts = TrainOptions.from_dict({**values, "model": "m", "out": "o"}).validate()
+    assert (opts.max_steps, opts.seq_len, opts.teacher) == (100, 256, "original-model/")

@@ -250,6 +250,10 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
         ModelSourceError: MODEL or teacher cannot be resolved.
     """
     options.validate()
+    if is_quiet():
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights" / "Writing model shards" bars
     model_dir = resolve_checkpoint_dir(options.model)
     teacher_dir = resolve_checkpoint_dir(options.teacher) if options.teacher else None
     out, resume_ckpt = _prepare_out(options, model_dir)
