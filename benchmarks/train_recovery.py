@@ -241,10 +241,19 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--eval-every", type=int, default=25)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--results", type=Path, default=None,
-                        help="results file (run arms in parallel processes with separate files)")
-    parser.add_argument("--merge", type=Path, nargs="*", default=[],
-                        help="only merge the arms of these results files into --results")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="results file (run arms in parallel processes with separate files)",
+    )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="only merge the arms of these results files into --results",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     global RESULTS, PLOT

@@ -272,3 +272,28 @@ def test_cli_bad_input_exits_2_with_one_line(
         assert code == 2, err
         assert len(lines) == 1 and message in lines[0], err
         assert not (tmp_path / "out").exists()
+
+
+def test_max_tokens_gradient_checkpointing_and_bf16_autocast(
+    tiny_lm: Path, corpus_dir: Path, tmp_path: Path
+) -> None:
+    # 2 blocks x 32 tokens per step: 100 tokens need 2 steps
+    plain = train(_opts(tiny_lm, tmp_path / "plain", corpus_dir, max_steps=None, max_tokens=100))
+    assert plain.steps == 2 and plain.tokens == 128
+    ckpt = train(
+        _opts(
+            tiny_lm,
+            tmp_path / "gc",
+            corpus_dir,
+            max_steps=None,
+            max_tokens=100,
+            gradient_checkpointing=True,
+        )
+    )
+    assert ckpt.losses == plain.losses  # recomputation changes memory, not the numbers
+    a, b = _weights(tmp_path / "plain"), _weights(tmp_path / "gc")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+    bf16 = train(_opts(tiny_lm, tmp_path / "bf16", corpus_dir, max_steps=2, mixed_precision="bf16"))
+    assert all(abs(x - y) < 0.05 for x, y in zip(bf16.losses, plain.losses))
+    assert _weights(tmp_path / "bf16")["model.embed_tokens.weight"].dtype == torch.float32

@@ -126,6 +126,11 @@ def _prepare_out(options: TrainOptions, model_dir: Path) -> tuple[Path, Path | N
 
 def _make_accelerator(options: TrainOptions) -> Any:
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    # A second train() in one process may ask for other settings (mixed precision): forget the
+    # previous run's AcceleratorState, keep the process group (PartialState) of a launch.
+    AcceleratorState._reset_state(reset_partial_state=False)
 
     trackers = []
     for name in options.report_to:
@@ -311,9 +316,11 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
         student, options.trainable, lora_r=options.lora_r, lora_alpha=options.lora_alpha
     )
     if options.gradient_checkpointing:
-        student.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False}
-        )
+        kwargs = {"use_reentrant": False}
+        if hasattr(student, "activation_checkpointing_enable"):  # transformers >= 5.24
+            student.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            student.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         if options.trainable != "all":
             student.enable_input_require_grads()
     teacher = None
