@@ -79,7 +79,9 @@ def perplexity(
     try:
         from gqa_retrofit.evaluation.perplexity import evaluate_perplexity
 
-        result = evaluate_perplexity(model, text_path, seq_len=seq_len, max_windows=windows)
+        result = evaluate_perplexity(
+            model, text_path, tokenizer=tokenizer, seq_len=seq_len, max_windows=windows
+        )
         return {"perplexity": float(result.perplexity), "evaluator": "gqa_retrofit"}
     except ImportError:
         pass
@@ -383,7 +385,11 @@ def main() -> int:
             save_results(results)
             plot(results)
         model = load(out)
-        entry["final_perplexity"] = perplexity(model, tokenizer, test_file)["perplexity"]
+        # the final model holds the weights of the last checkpoint: reuse its curve point
+        last = curve.get(str(args.steps))
+        entry["final_perplexity"] = (
+            last if last is not None else perplexity(model, tokenizer, test_file)["perplexity"]
+        )
         entry["after"] = generations(model, tokenizer)
         entry["status"] = "complete"
         del model
