@@ -9,32 +9,86 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .spec import FamilySpec
+from .spec import FamilySpec, MoESpec
 
 FAMILIES: dict[str, FamilySpec] = {
     spec.model_type: spec
     for spec in [
         # Llama validates hidden % heads even with head_dim; mistral has the same weight layout.
-        FamilySpec("llama", decoupled="fallback", decoupled_type="mistral"),
-        FamilySpec("mistral"),
-        FamilySpec("mixtral", extra={"moe": True}),
-        FamilySpec("ministral"),
-        FamilySpec("qwen2", qkv_bias_key=None, qkv_bias_default=True, o_bias_key=None),
-        FamilySpec("qwen3", qk_norm=True),
-        FamilySpec("qwen3_moe", qk_norm=True, extra={"moe": True}),
+        FamilySpec(
+            "llama",
+            decoupled="fallback",
+            decoupled_type="mistral",
+            # mistral has no attention/MLP biases and a sliding window by default
+            extra={
+                "fallback_requires": {
+                    "attention_bias": False,
+                    "mlp_bias": False,
+                    "pretraining_tp": 1,
+                },
+                "fallback_set": {"sliding_window": None},
+            },
+        ),
+        FamilySpec("mistral", sliding="all"),
+        FamilySpec(
+            "mixtral", sliding="all", moe=MoESpec(("num_local_experts",)), extra={"moe": True}
+        ),
+        FamilySpec("ministral", sliding="all"),
+        FamilySpec(
+            "qwen2",
+            qkv_bias_key=None,
+            qkv_bias_default=True,
+            o_bias_key=None,
+            sliding="max_window_layers",
+            sliding_gate_key="use_sliding_window",
+        ),
+        FamilySpec(
+            "qwen3",
+            qk_norm=True,
+            sliding="max_window_layers",
+            sliding_gate_key="use_sliding_window",
+        ),
+        FamilySpec(
+            "qwen3_moe",
+            qk_norm=True,
+            sliding="all",
+            sliding_gate_key="use_sliding_window",
+            moe=MoESpec(
+                ("num_experts", "num_local_experts"),
+                expert_ffn_key="moe_intermediate_size",
+                sparse_step_key="decoder_sparse_step",
+                dense_layers_key="mlp_only_layers",
+            ),
+            extra={"moe": True},
+        ),
         FamilySpec("gemma", tie_default=True),
         FamilySpec(
             "gemma2",
             tie_default=True,
             decoupled="fallback",
-            decoupled_type=None,
+            decoupled_type="gemma2_gqa",
             notes="needs attn_implementation='eager' in transformers 5.23",
+            norms_per_layer=4,
+            sliding="pattern",
+            sliding_pattern=2,
         ),
         FamilySpec(
-            "gemma3_text", tie_default=True, qk_norm=True, decoupled="fallback", decoupled_type=None
+            "gemma3_text",
+            tie_default=True,
+            qk_norm=True,
+            decoupled="fallback",
+            decoupled_type="gemma3_text_gqa",
+            norms_per_layer=4,
+            sliding="pattern",
+            sliding_pattern=6,
         ),
         FamilySpec(
-            "phi3", qkv_layout="fused", qkv_name="qkv_proj", qkv_bias_key=None, o_bias_key=None
+            "phi3",
+            qkv_layout="fused",
+            qkv_name="qkv_proj",
+            qkv_bias_key=None,
+            o_bias_key=None,
+            sliding="all",
         ),
         FamilySpec(
             "starcoder2",
@@ -46,14 +100,20 @@ FAMILIES: dict[str, FamilySpec] = {
             qkv_bias_default=True,
             o_bias_default=True,
             mlp_bias_default=True,
+            sliding="all",
         ),
-        FamilySpec("olmo2", qk_norm=True),
+        FamilySpec("olmo2", qk_norm=True, qk_norm_per_layer=True),
         FamilySpec("granite"),
-        FamilySpec("cohere", norm_has_bias=False, tie_default=True),
+        FamilySpec("cohere", norm_has_bias=False, tie_default=True, norms_per_layer=1),
         FamilySpec("smollm3"),
         # --- families without GQA / decoupled heads in transformers: custom types ---
         FamilySpec(
             "gpt2",
+            layers_keys=("n_layer",),
+            hidden_keys=("n_embd",),
+            heads_keys=("n_head",),
+            intermediate_keys=("n_inner",),
+            ffn_default_multiple=4,
             qkv_layout="conv1d",
             attn_path="transformer.h.{i}.attn",
             qkv_name="c_attn",
@@ -114,6 +174,8 @@ FAMILIES: dict[str, FamilySpec] = {
             learned_positions=True,
             decoupled="custom",
             decoupled_type="opt_gqa",
+            positions_keys=("max_position_embeddings",),
+            positions_offset=2,
         ),
         FamilySpec(
             "falcon",
@@ -126,12 +188,28 @@ FAMILIES: dict[str, FamilySpec] = {
             gated_mlp=False,
             mlp_bias_key="bias",
             kv_heads_keys=("num_kv_heads",),
+            intermediate_keys=("ffn_hidden_size",),
+            ffn_default_multiple=4,
+            tie_default=True,
             norm_has_bias=True,
             decoupled="custom",
             decoupled_type="falcon_gqa",
             gqa_key="new_decoder_architecture",
             mqa_key="multi_query",
             notes="new_decoder_architecture caches all heads; multi_query caches one",
+        ),
+        # --- estimation only (no conversion support yet) ---
+        FamilySpec(
+            "deepseek_v3",
+            decoupled="none",
+            mla=True,
+            moe=MoESpec(
+                ("n_routed_experts", "num_local_experts"),
+                expert_ffn_key="moe_intermediate_size",
+                shared_experts_key="n_shared_experts",
+                first_dense_key="first_k_dense_replace",
+            ),
+            notes="MLA: the cache holds kv_lora_rank + qk_rope_head_dim values per token and layer",
         ),
     ]
 }
@@ -150,4 +228,13 @@ for _base in ("gpt2", "gpt_neox", "opt", "falcon"):
         decoupled="custom",
         decoupled_type=f"{_base}_gqa",
         notes=f"gqa_retrofit custom type of {_base}: import gqa_retrofit or trust_remote_code",
+    )
+# Config-only custom types: the native model without the config's hidden % heads check.
+for _base in ("gemma2", "gemma3_text"):
+    FAMILIES[f"{_base}_gqa"] = replace(
+        FAMILIES[_base],
+        model_type=f"{_base}_gqa",
+        decoupled="custom",
+        decoupled_type=f"{_base}_gqa",
+        notes=f"{_base} without the hidden % heads config check (gqa_retrofit custom type)",
     )

@@ -29,6 +29,27 @@ QKVLayout = Literal["separate", "fused", "interleaved", "conv1d"]
 # - "none":     not supported for patching/conversion (estimation only)
 DecoupledSupport = Literal["native", "fallback", "custom", "none"]
 
+# Which layers use a sliding-window KV cache when the config does not list ``layer_types``:
+# - "none":              never (the family ignores ``sliding_window``)
+# - "all":               every layer, when ``sliding_window`` is set (mistral, mixtral, phi3)
+# - "max_window_layers": layers ``i >= max_window_layers`` (qwen2, qwen3)
+# - "pattern":           all but every ``sliding_window_pattern``-th layer (gemma2: 2, gemma3: 6)
+# ``sliding_gate_key`` (e.g. ``use_sliding_window``) must be true for any window to apply.
+SlidingRule = Literal["none", "all", "max_window_layers", "pattern"]
+
+
+@dataclass(frozen=True)
+class MoESpec:
+    """Config keys of a mixture-of-experts family (estimator only)."""
+
+    experts_keys: tuple[str, ...]  # number of routed experts (first present wins)
+    top_k_key: str = "num_experts_per_tok"
+    expert_ffn_key: str = "intermediate_size"  # FFN size of one routed expert
+    shared_experts_key: str | None = None  # shared experts, each of the expert FFN size
+    first_dense_key: str | None = None  # the first k layers are dense (DeepSeek)
+    sparse_step_key: str | None = None  # every step-th layer is MoE (Qwen-MoE)
+    dense_layers_key: str | None = None  # explicit list of dense layer indices (Qwen-MoE)
+
 
 @dataclass(frozen=True)
 class FamilySpec:
@@ -75,6 +96,18 @@ class FamilySpec:
     # --- decoupled-head GQA ---
     decoupled: DecoupledSupport = "native"
     decoupled_type: str | None = None  # fallback or custom model_type
+    # --- estimator-only facts (config side) ---
+    norms_per_layer: int = 2  # normalisation layers per decoder layer, each of size d
+    qk_norm_per_layer: bool = False  # q/k norm over all heads (olmo2) instead of per head
+    lm_head_bias: bool = False
+    positions_keys: tuple[str, ...] = ("n_positions", "max_position_embeddings")
+    positions_offset: int = 0  # extra rows of a learned position table (opt: 2)
+    ffn_default_multiple: int = 0  # FFN size = multiple * d when the config gives none
+    sliding: SlidingRule = "none"
+    sliding_pattern: int = 0  # default period for sliding == "pattern"
+    sliding_gate_key: str | None = None
+    moe: MoESpec | None = None
+    mla: bool = False  # multi-head latent attention (DeepSeek-V2/V3)
     notes: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 

@@ -1,0 +1,310 @@
+"""Exact closed-form costs of a :class:`~gqa_retrofit.cost.config_reader.ModelShape`.
+
+Pure functions, no torch. Conventions (every figure in the package follows them):
+
+- FLOPs are matmul FLOPs, 2 per multiply-accumulate. Element-wise work (norms, activations,
+  softmax, RoPE, bias adds) is not counted; the output projection (lm_head) is, also when tied.
+- Decode at position T: one new token attending to T keys (itself included), or to
+  ``min(T, W)`` keys in a layer with sliding window W. This generalises the paper's
+  ``C_infer(T) = 2N + 4·T·L·d_h·n_h`` (eq. 3) to exact matmul counts per family.
+- Prefill of T tokens is causal: token t attends to ``min(t, W)`` keys, so the score and value
+  products cost the sum of per-position decode terms (``causal=False`` gives the full T×T square
+  that eager attention kernels compute and ``FlopCounterMode`` counts).
+- KV-cache bytes after T tokens: each full-attention layer holds T tokens, a sliding layer
+  ``min(T, W - 1)`` (transformers' ``DynamicSlidingWindowLayer`` keeps ``W - 1``; the next token
+  makes W). MLA layers hold the latent ``kv_lora_rank + qk_rope_head_dim`` values per token
+  (what transformers v5 and serving engines cache). This generalises ``M_infer(T)`` (eq. 4).
+- MLA FLOPs count the non-absorbed form: the new token's K/V up-projection plus attention over
+  T keys of ``qk_nope + qk_rope`` (scores) and ``v_head_dim`` (values) per head. transformers'
+  eager code re-expands the whole cached latent at every decode step (an extra
+  ``2·kv_lora_rank·n_h·(qk_nope + v)`` per cached token and layer), which is not counted.
+- Memory = weights (all parameters at the weight dtype) + KV cache (at the KV dtype) × batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from .config_reader import ModelShape
+
+# bits per value of each supported dtype name
+DTYPE_BITS: dict[str, int] = {
+    "fp32": 32,
+    "float32": 32,
+    "bf16": 16,
+    "bfloat16": 16,
+    "fp16": 16,
+    "float16": 16,
+    "fp8": 8,
+    "int8": 8,
+    "int4": 4,
+}
+
+
+def dtype_bits(dtype: str) -> int:
+    """Bits per value of ``dtype``.
+
+    Raises:
+        ConfigError: unknown dtype name (the message lists valid ones).
+    """
+    try:
+        return DTYPE_BITS[dtype.lower()]
+    except (KeyError, AttributeError):
+        raise ConfigError(
+            f"unknown dtype {dtype!r}; valid: fp32, bf16, fp16, fp8, int8, int4"
+        ) from None
+
+
+def values_to_bytes(values: int, dtype: str) -> int:
+    """Bytes of ``values`` values at ``dtype`` (rounded up for sub-byte dtypes)."""
+    return -(-values * dtype_bits(dtype) // 8)
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    """Parameter counts. ``embedding`` is the input embedding (plus a learned position table)
+    plus an untied output head; ``active`` counts what one token uses (routed experts: top-k)."""
+
+    total: int
+    embedding: int
+    non_embedding: int
+    active: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "total": self.total,
+            "embedding": self.embedding,
+            "non_embedding": self.non_embedding,
+            "active": self.active,
+        }
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def attention_matmul_params(s: ModelShape) -> int:
+    """Weights of one layer's attention projections (no biases or norms).
+
+    Standard: ``2·d·d_h·(n_h + n_kv)`` (cost-model.md, decoupled head). MLA: the low-rank
+    q, kv down/up projections and o.
+    """
+    d = s.hidden
+    if s.mla is not None:
+        m = s.mla
+        q = (
+            d * m.q_lora_rank + m.q_lora_rank * s.heads * m.qk_head_dim
+            if m.q_lora_rank
+            else (d * s.heads * m.qk_head_dim)
+        )
+        kv = d * (m.kv_lora_rank + m.qk_rope_head_dim)
+        kv += m.kv_lora_rank * s.heads * (m.qk_nope_head_dim + m.v_head_dim)
+        return q + kv + s.heads * m.v_head_dim * d
+    return 2 * d * s.head_dim * (s.heads + s.kv_heads)
+
+
+def attention_params(s: ModelShape) -> int:
+    """All parameters of one layer's attention block: projections, biases, q/k norms."""
+    total = attention_matmul_params(s)
+    if s.mla is not None:
+        m = s.mla
+        total += m.kv_lora_rank + (m.q_lora_rank or 0)  # RMSNorms on the latents
+        if s.qkv_bias:
+            total += (m.q_lora_rank or 0) + m.kv_lora_rank + m.qk_rope_head_dim
+        if s.o_bias:
+            total += s.hidden
+        return total
+    if s.qkv_bias:
+        total += s.head_dim * (s.heads + 2 * s.kv_heads)
+    if s.o_bias:
+        total += s.hidden
+    if s.qk_norm == "head":
+        total += 2 * s.head_dim
+    elif s.qk_norm == "layer":
+        total += s.head_dim * (s.heads + s.kv_heads)
+    return total
+
+
+def mlp_matmul_params(s: ModelShape, ffn: int) -> int:
+    """Weights of one FFN of size ``ffn``: ``3·d·d_ff`` gated (SwiGLU), ``2·d·d_ff`` plain."""
+    return (3 if s.gated_ffn else 2) * s.hidden * ffn
+
+
+def mlp_params(s: ModelShape, ffn: int) -> int:
+    """Weights plus biases of one FFN of size ``ffn``."""
+    total = mlp_matmul_params(s, ffn)
+    if s.mlp_bias:
+        total += (2 if s.gated_ffn else 1) * ffn + s.hidden
+    return total
+
+
+def _moe_layer_params(s: ModelShape) -> tuple[int, int]:
+    """(all parameters, parameters one token uses) of one MoE FFN layer."""
+    assert s.moe is not None
+    moe = s.moe
+    router = moe.experts * s.hidden
+    expert = mlp_params(s, moe.expert_ffn)
+    shared = mlp_params(s, moe.shared_ffn) if moe.shared_ffn else 0
+    return router + moe.experts * expert + shared, router + moe.top_k * expert + shared
+
+
+def norm_params(s: ModelShape) -> int:
+    """Parameters of one normalisation layer of width d (weight, plus bias for LayerNorm)."""
+    return s.hidden * (2 if s.norm_has_bias else 1)
+
+
+def embedding_params(s: ModelShape) -> int:
+    """Input embedding, learned positions and an untied output head (with its bias)."""
+    width = s.embed_dim or s.hidden
+    total = s.vocab * width + s.positions * s.hidden
+    if not s.tied_embeddings:
+        total += s.vocab * width
+    if s.lm_head_bias:
+        total += s.vocab
+    return total
+
+
+def param_counts(s: ModelShape) -> ParamCounts:
+    """Exact parameter counts (equal to summing ``numel()`` over the HF model's parameters)."""
+    total = 0
+    inactive = 0
+    for i in range(s.layers):
+        total += attention_params(s) + s.norms_per_layer * norm_params(s)
+        if s.moe is not None and s.moe.moe_layers[i]:
+            layer_all, layer_active = _moe_layer_params(s)
+            total += layer_all
+            inactive += layer_all - layer_active
+        else:
+            total += mlp_params(s, s.ffn)
+    total += norm_params(s)  # final norm
+    if s.embed_dim:
+        total += 2 * s.hidden * s.embed_dim  # opt's project_in / project_out
+    embedding = embedding_params(s)
+    total += embedding
+    return ParamCounts(total, embedding, total - embedding, total - inactive)
+
+
+def matmul_params_per_token(s: ModelShape) -> int:
+    """Weights multiplied by each token's activations: attention and FFN projections (routed
+    experts: top-k plus router and shared experts), the output head (also when tied), and opt's
+    embedding projections. ``2×`` this is the time-invariant part of decode FLOPs (eq. 3's 2N)."""
+    total = 0
+    for i in range(s.layers):
+        total += attention_matmul_params(s)
+        if s.moe is not None and s.moe.moe_layers[i]:
+            moe = s.moe
+            total += moe.experts * s.hidden + moe.top_k * mlp_matmul_params(s, moe.expert_ffn)
+            total += mlp_matmul_params(s, moe.shared_ffn)
+        else:
+            total += mlp_matmul_params(s, s.ffn)
+    total += s.vocab * (s.embed_dim or s.hidden)
+    if s.embed_dim:
+        total += 2 * s.hidden * s.embed_dim
+    return total
+
+
+# ---------------------------------------------------------------- KV cache
+
+
+def kv_values_per_token_per_layer(s: ModelShape) -> int:
+    """Values one token adds to one layer's cache: ``2·n_kv·d_h`` (K and V, eq. 4's term per
+    layer), or for MLA the latent ``kv_lora_rank + qk_rope_head_dim``."""
+    if s.mla is not None:
+        return s.mla.kv_lora_rank + s.mla.qk_rope_head_dim
+    return 2 * s.cache_heads * s.head_dim
+
+
+def cached_tokens(window: int | None, context: int) -> int:
+    """Tokens a layer's cache holds after ``context`` tokens (``min(T, W - 1)`` if sliding)."""
+    return context if window is None else min(context, window - 1)
+
+
+def kv_cache_values(s: ModelShape, context: int) -> int:
+    """Cached values for one sequence of ``context`` tokens, sliding windows applied."""
+    per_layer = kv_values_per_token_per_layer(s)
+    return sum(per_layer * cached_tokens(w, context) for w in s.windows)
+
+
+def kv_cache_bytes_per_token(s: ModelShape, dtype: str = "bf16") -> int:
+    """KV-cache bytes per token with no sliding-window cap (all layers)."""
+    return values_to_bytes(s.layers * kv_values_per_token_per_layer(s), dtype)
+
+
+def kv_cache_bytes(s: ModelShape, context: int, dtype: str = "bf16", *, batch: int = 1) -> int:
+    """KV-cache bytes of ``batch`` sequences of ``context`` tokens (sliding windows applied)."""
+    return batch * values_to_bytes(kv_cache_values(s, context), dtype)
+
+
+# ---------------------------------------------------------------- FLOPs
+
+
+def attention_flops_per_key(s: ModelShape) -> int:
+    """FLOPs of one query token against one key in one layer: ``2·n_h·d_qk`` (scores) +
+    ``2·n_h·d_v`` (weighted values) = ``4·n_h·d_h`` for standard attention (eq. 3)."""
+    if s.mla is not None:
+        return 2 * s.heads * (s.mla.qk_head_dim + s.mla.v_head_dim)
+    return 4 * s.heads * s.head_dim
+
+
+def attended_keys(window: int | None, position: int) -> int:
+    """Keys the token at ``position`` (1-based) attends to: ``min(T, W)`` in a sliding layer."""
+    return position if window is None else min(position, window)
+
+
+def decode_flops(s: ModelShape, position: int) -> int:
+    """FLOPs to decode one token at ``position`` (T keys in context, itself included):
+    ``2·N_matmul + Σ_layers 4·n_h·d_h·min(T, W)`` (generalised eq. 3)."""
+    per_key = attention_flops_per_key(s)
+    attention = sum(per_key * attended_keys(w, position) for w in s.windows)
+    return 2 * matmul_params_per_token(s) + attention
+
+
+def _causal_keys_sum(window: int | None, context: int) -> int:
+    """``Σ_{t=1..T} min(t, W)``: keys attended over a causal prefill of T tokens."""
+    if window is None or context <= window:
+        return context * (context + 1) // 2
+    return window * (window + 1) // 2 + (context - window) * window
+
+
+def prefill_flops(s: ModelShape, context: int, *, causal: bool = True) -> int:
+    """FLOPs to prefill ``context`` tokens at once.
+
+    Causal (default): the sum of per-position decode costs,
+    ``T·2·N_matmul + Σ_layers 4·n_h·d_h·Σ_t min(t, W)``. ``causal=False``: the full T×T score
+    square in every layer (what eager kernels compute, masks included).
+    """
+    per_key = attention_flops_per_key(s)
+    if causal:
+        keys = sum(_causal_keys_sum(w, context) for w in s.windows)
+    else:
+        keys = s.layers * context * context
+    return context * 2 * matmul_params_per_token(s) + per_key * keys
+
+
+def training_flops_per_token(s: ModelShape, context: int) -> float:
+    """Training FLOPs per token on sequences of ``context`` tokens: forward + backward = 3×
+    the causal forward (eqs. 10–11: ``6·(N + 2·L·T̄·d_h·n_h)``, T̄ = T/2)."""
+    return 3 * prefill_flops(s, context) / context
+
+
+def memory_bytes(
+    s: ModelShape,
+    context: int,
+    *,
+    dtype: str = "bf16",
+    kv_dtype: str | None = None,
+    batch: int = 1,
+) -> int:
+    """Inference memory: all weights at ``dtype`` + the KV cache at ``kv_dtype`` (default
+    ``dtype``) for ``batch`` sequences of ``context`` tokens (generalised eq. 4, in bytes).
+    Activations and framework overheads are not included."""
+    weights = values_to_bytes(param_counts(s).total, dtype)
+    cache = kv_cache_bytes(s, context, kv_dtype or dtype, batch=batch)
+    return weights + cache
+
+
+def check_context(context: int) -> None:
+    """Raises:
+    ConfigError: ``context`` is not a positive integer."""
+    if not isinstance(context, int) or isinstance(context, bool) or context <= 0:
+        raise ConfigError(f"context length must be a positive integer, got {context!r}")
