@@ -26,10 +26,23 @@ class LossParts:
     kl: torch.Tensor | None
 
 
+def shifted_labels(input_ids: torch.Tensor) -> torch.Tensor:
+    """Next-token targets aligned with the logits: ``input_ids[:, 1:]`` and -100 at the end."""
+    labels = input_ids.new_full(input_ids.shape, -100)
+    labels[:, :-1] = input_ids[:, 1:]
+    return labels
+
+
 def next_token_ce(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of predicting ``input_ids[:, 1:]`` from ``logits[:, :-1]``."""
+    """Mean cross-entropy of predicting ``input_ids[:, 1:]`` from ``logits[:, :-1]``.
+
+    The targets are shifted rather than the logits, so the ``[B, S, V]`` logits are used as a
+    view (slicing them would copy the largest tensor of the step, forward and backward).
+    """
     vocab = logits.shape[-1]
-    return F.cross_entropy(logits[:, :-1].reshape(-1, vocab).float(), input_ids[:, 1:].reshape(-1))
+    return F.cross_entropy(
+        logits.reshape(-1, vocab).float(), shifted_labels(input_ids).reshape(-1), ignore_index=-100
+    )
 
 
 def distill_kl(
@@ -37,18 +50,15 @@ def distill_kl(
 ) -> torch.Tensor:
     """Mean per-token KL(teacher || student) of the temperature-softened distributions.
 
-    Positions are the same as for :func:`next_token_ce` (the last position of a block predicts
-    nothing and is left out).
+    Positions are the same as for :func:`next_token_ce`: the last position of a block predicts
+    nothing, so its term is subtracted from the sum over all positions (no sliced copies).
     """
-    vocab = student_logits.shape[-1]
-    s = (student_logits[:, :-1].float() / temperature).reshape(-1, vocab)
-    t = (teacher_logits[:, :-1].float() / temperature).reshape(-1, vocab)
-    return F.kl_div(
-        F.log_softmax(s, dim=-1),
-        F.log_softmax(t, dim=-1),
-        log_target=True,
-        reduction="batchmean",
-    )
+    batch, seq, vocab = student_logits.shape
+    s = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    t = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    total = F.kl_div(s.reshape(-1, vocab), t.reshape(-1, vocab), log_target=True, reduction="sum")
+    last = F.kl_div(s[:, -1], t[:, -1], log_target=True, reduction="sum")
+    return (total - last) / (batch * (seq - 1))
 
 
 def training_loss(
