@@ -401,6 +401,14 @@ def main() -> int:
 
 def finish(results: dict[str, Any]) -> None:
     """Ratios to the equally fine-tuned original, the plot, and the final JSON."""
+    steps = results.get("setup", {}).get("steps")
+    notes = []
+    if steps is not None and steps < 100:
+        notes.append(f"reduced budget: {steps} steps per arm instead of the planned 100")
+    for name, arm in results["arms"].items():
+        if arm.get("status") != "complete":
+            notes.append(f"arm {name!r} did not complete: {arm.get('reason', 'stopped')}")
+    results["status"] = "complete" if not notes else "partial: " + "; ".join(notes)
     base = results["arms"].get("original", {}).get("final_perplexity")
     if base:
         results["ratio_to_finetuned_original"] = {
