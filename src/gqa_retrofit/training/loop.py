@@ -485,6 +485,8 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
             sums[1] += float(parts.ce) if finite else 0.0
             sums[2] += float(parts.kl) if parts.kl is not None and finite else 0.0
             sums[3] += 0.0 if finite else 1.0
+            # free this micro-batch's logits now, not when the next forward overwrites them
+            del logits, teacher_logits, parts
         sums = accelerator.reduce(sums, reduction="sum")
         if float(sums[3]) > 0:
             bar.close()
