@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import gqa_retrofit.patching  # noqa: F401  (registers the custom *_gqa types with AutoConfig)
 from gqa_retrofit.arch import FAMILIES
 from gqa_retrofit.cost import read_config
 

@@ -195,3 +195,23 @@ def test_olmo2_layer_wide_k_norm_is_refused_not_dropped() -> None:
     with pytest.raises(ConfigError, match=r"k_norm.weight has shape \(32,\) tied to the head"):
         patch_model(model, kv_heads=1)
     assert patch_model(model).after.kv_heads == 2  # unchanged geometry is fine
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"new_decoder_architecture": False, "multi_query": True},  # falcon-7b style MQA
+        {"new_decoder_architecture": False, "multi_query": False, "num_kv_heads": 4},  # MHA
+        {"new_decoder_architecture": False, "parallel_attn": False, "bias": True},
+    ],
+)
+def test_older_falcon_layouts_match_as_falcon_gqa(layout: dict) -> None:
+    original = tiny_model("falcon", **layout)
+    patched = tiny_model("falcon", **layout)
+    report = patch_model(patched)
+    assert report.model_type_after == "falcon_gqa"
+    ids, mask, positions = _inputs()
+    torch.testing.assert_close(
+        _logits(patched, ids, mask, positions)[mask.bool()],
+        _logits(original, ids, mask, positions)[mask.bool()],
+    )

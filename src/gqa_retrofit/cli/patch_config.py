@@ -25,6 +25,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--heads", type=positive_int, help="query heads (default: keep)")
     parser.add_argument("--kv-heads", type=positive_int, help="KV heads (default: keep)")
     parser.add_argument("--head-dim", type=positive_int, help="head size (default: keep)")
+    parser.add_argument(
+        "--from-json",
+        metavar="FILE",
+        help="take depth, width, FFN size, heads, KV heads and head size from the output of "
+        "`gqa-retrofit recommend --json` (the rest of the config from SRC_CONFIG)",
+    )
+    parser.add_argument(
+        "--rank", type=positive_int, default=1, help="recommendation of --from-json (1 = best)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
@@ -33,8 +42,20 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..patching.save import write_patched_config
 
+    source: Any = args.source
+    if args.from_json:
+        from ..errors import ConfigError
+        from ..patching.save import load_config
+        from ..recipe.geometry import from_scratch_config, load_recommendation
+
+        if any(v is not None for v in (args.heads, args.kv_heads, args.head_dim)):
+            raise ConfigError(
+                "--from-json sets heads, kv_heads and head_dim: drop --heads/--kv-heads/--head-dim"
+            )
+        recommendation = load_recommendation(args.from_json, args.rank)
+        source = from_scratch_config(load_config(args.source), recommendation)
     result = write_patched_config(
-        args.source,
+        source,
         args.out_dir,
         heads=args.heads,
         kv_heads=args.kv_heads,

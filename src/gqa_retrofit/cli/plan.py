@@ -1,0 +1,161 @@
+"""``gqa-retrofit plan``: which head configuration to retrofit an existing checkpoint to."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+from ._util import context_length, print_json
+
+_BYTE_UNITS = {
+    "": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+}  # fmt: skip
+_SI = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "p": 1e15}
+
+
+def byte_size(text: str) -> int:
+    """Parse ``16GiB``, ``16GB``, ``500MiB`` or a plain number of bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*", text, re.IGNORECASE)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _BYTE_UNITS or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"invalid size {text!r}: use a positive number with an optional unit "
+            "(B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 16GiB"
+        )
+    return int(float(match.group(1)) * _BYTE_UNITS[unit])
+
+
+def flops_value(text: str) -> float:
+    """Parse ``2e9``, ``2G``, ``1.5T`` (SI prefixes)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([kmgtp]?)\s*", text, re.IGNORECASE)
+    if match is None or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"invalid FLOPs {text!r}: use a positive number, optionally with k, M, G, T, P "
+            "(e.g. 2e9 or 2G)"
+        )
+    return float(match.group(1)) * _SI[match.group(2).lower()]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "plan",
+        help="rank the head configurations a retrofit of MODEL can reach, by exact cost",
+        description="Enumerate the head configurations `gqa-retrofit convert` can reach from "
+        "MODEL (KV heads dividing the current KV count; query-head reductions), cost each "
+        "exactly (as `estimate --what-if`), rank by Z = lambda*M^alpha + (1-lambda)*C^beta "
+        "(M: weights + KV cache bytes, C: decode FLOPs per token at --context), mark the "
+        "Pareto front and the budget, and print the convert command for the chosen one.",
+    )
+    parser.add_argument("model", metavar="MODEL", help="model dir, config.json or Hub id")
+    parser.add_argument(
+        "--context",
+        required=True,
+        type=context_length,
+        help="deployment context length (e.g. 128k)",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=byte_size,
+        metavar="SIZE",
+        help="weights + KV cache must fit, e.g. 16GiB",
+    )
+    parser.add_argument(
+        "--max-flops",
+        type=flops_value,
+        metavar="FLOPS",
+        help="largest decode FLOPs per token at --context, e.g. 2e9 or 2G",
+    )
+    parser.add_argument(
+        "--min-heads",
+        type=int,
+        default=None,
+        help="fewest query heads the chosen configuration may keep (default: "
+        "all, i.e. only KV heads change)",
+    )
+    parser.add_argument(
+        "--lambda", dest="lam", type=float, default=0.9, help="weight of memory in Z (default 0.9)"
+    )
+    parser.add_argument("--alpha", type=float, default=0.5, help="memory exponent (default 0.5)")
+    parser.add_argument(
+        "--beta", type=float, default=1.0 / 3.0, help="FLOPs exponent (default 1/3)"
+    )
+    parser.add_argument("--dtype", default="bf16", help="weights and KV dtype (default bf16)")
+    parser.add_argument("--out", default=None, help="OUT directory in the printed command")
+    parser.add_argument("--revision", default=None, help="Hub revision for Hub ids")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=run)
+
+
+def _gib(value: float) -> str:
+    return f"{value / 2**30:.3f}"
+
+
+def _table(plan: Any) -> str:
+    lines = [
+        f"{plan.model} ({plan.model_type}) at context {plan.context:,}, {plan.dtype}; Z = "
+        f"{plan.objective.lam:g}*M^{plan.objective.alpha:.3g} + "
+        f"{1 - plan.objective.lam:.3g}*C^{plan.objective.beta:.3g} "
+        "(M: weights + KV bytes, C: decode FLOPs/token)",
+        "",
+        f"{'rank':>4} {'heads:kv':>9} {'params':>12} {'KV cache GiB':>12} {'memory GiB':>11} "
+        f"{'FLOPs/token':>12} {'dM %':>7} {'dC %':>7} {'Z':>10} {'pareto':>6} {'budget':>6} "
+        f"{'prior dloss':>11}",
+    ]
+    for o in plan.options:
+        label = o.config.label + (" (now)" if o.current else "")
+        prior = "" if o.prior_loss_delta is None else f"{o.prior_loss_delta:+.3f}"
+        lines.append(
+            f"{o.rank:>4} {label:>9} {o.params_total:>12,} {_gib(o.kv_cache_bytes):>12} "
+            f"{_gib(o.memory_bytes):>11} {o.decode_flops:>12.4g} "
+            f"{o.change_percent['memory']:>+7.1f} {o.change_percent['flops']:>+7.1f} "
+            f"{o.z:>10.1f} {'*' if o.pareto else '':>6} {'ok' if o.within_budget else 'over':>6} "
+            f"{prior:>11}"
+        )
+    lines.append("")
+    if plan.options[0].beyond_max_position:
+        lines.append(
+            f"note: context {plan.context:,} is beyond the model's max_position_embeddings "
+            "(costed anyway)"
+        )
+    lines.append(f"prior dloss: {plan.prior_label}")
+    if plan.chosen is None:
+        lines.append(
+            f"no configuration with at least {plan.min_heads} query heads fits the budget: "
+            "raise the budget or lower --min-heads"
+        )
+    elif plan.command is None:
+        lines.append("chosen: the current configuration; no conversion needed")
+    else:
+        c = plan.chosen
+        lines.append(
+            f"chosen: heads {c.heads}, kv_heads {c.kv_heads} (best Z within the budget with at "
+            f"least {plan.min_heads} query heads)"
+        )
+        lines.append(plan.command)
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..recipe.plan import plan_retrofit
+
+    plan = plan_retrofit(
+        args.model,
+        context=args.context,
+        memory_budget=args.memory_budget,
+        max_flops=args.max_flops,
+        lam=args.lam,
+        alpha=args.alpha,
+        beta=args.beta,
+        dtype=args.dtype,
+        min_heads=args.min_heads,
+        out=args.out,
+        revision=args.revision,
+    )
+    if args.json:
+        print_json(plan.to_dict())
+    else:
+        print(_table(plan))
+    return 0

@@ -1,0 +1,678 @@
+"""Convert a checkpoint to fewer KV (and optionally query) heads, streaming shard by shard.
+
+:func:`convert_checkpoint` is what ``gqa-retrofit convert`` runs. The flow:
+
+1. validate everything that can be validated before reading data: dtype, shard size, output
+   location, family, head targets, method, calibration files, and every shard's header;
+2. plan the output (names, shapes, dtypes, shard files) on meta tensors;
+3. write into a temporary sibling of OUT, shard by shard: unchanged tensors are streamed from the
+   source file to the output file in bounded chunks (raw bytes when the dtype is kept), and each
+   decoder layer's attention is read, split into the canonical form, pooled by the chosen
+   method, merged back into the family's layout and written;
+4. copy tokenizer/generation files, write the ``gqa_retrofit.json`` manifest, rename into place.
+
+Peak memory is about one layer's attention (in fp32) plus one copy chunk, independent of the
+model and shard sizes. Data-aware methods add their calibration session (one layer plus the
+calibration activations).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._fs import atomic_output_dir, check_output_location
+from .._progress import progress
+from ..arch import get_family
+from ..arch.layout import (
+    attention_geometry,
+    attention_prefix,
+    attention_tensor_names,
+    merge_attention,
+    split_attention,
+)
+from ..arch.spec import FamilySpec
+from ..errors import ConfigError, ConversionError, DataError, UnsupportedFamilyError
+from ..hub.resolve import CHECKPOINT_SIDE_FILES, resolve_checkpoint_dir
+from ..patching import patch_config
+from ..patching.custom_types import CUSTOM_TYPES, custom_classes
+from .canonical import AttentionWeights
+from .manifest import (
+    build_manifest,
+    calibration_fingerprint,
+    hub_revision,
+    source_fingerprint,
+    write_manifest,
+)
+from .pooling import HeadTarget, PoolingMethod, PoolResult, check_target, get_pooling
+from .streaming import (
+    CheckpointReader,
+    SafetensorsStreamWriter,
+    ShardPlan,
+    copy_tensor,
+    disk_error,
+    parse_shard_size,
+    plan_shards,
+    write_index,
+)
+
+# The method used when none is named: mean pooling without calibration data; the best
+# data-aware method (chosen by measurement, see docs/convert.md) when calibration text is given.
+DEFAULT_METHOD = "mean"
+DEFAULT_CALIBRATED_METHOD = "pca-refit"  # registered by conversion.methods (convmethods)
+DEFAULT_CALIBRATION_TOKENS = 16_384
+
+DTYPES: dict[str, torch.dtype | None] = {
+    "keep": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+    "fp32": torch.float32,
+}
+_DTYPE_ALIASES = {
+    "bfloat16": "bf16",
+    "float16": "fp16",
+    "half": "fp16",
+    "float32": "fp32",
+    "float": "fp32",
+}
+# Small files that travel with the weights (tokenizer, generation settings, chat template).
+SIDE_FILES = [name for name in CHECKPOINT_SIDE_FILES if name != "config.json"]
+
+
+@dataclass
+class ConversionReport:
+    """What :func:`convert_checkpoint` did; ``to_dict()`` is what ``convert --json`` prints."""
+
+    output: Path
+    source: str
+    model_type: str
+    method: str
+    heads_before: int
+    kv_heads_before: int
+    heads_after: int
+    kv_heads_after: int
+    head_dim: int
+    layers: int
+    files: dict[str, dict[str, int]]
+    seconds: float
+    manifest: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(f["bytes"] for f in self.files.values())
+
+    @property
+    def tensors(self) -> int:
+        return sum(f["tensors"] for f in self.files.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": str(self.output),
+            "source": self.source,
+            "model_type": self.model_type,
+            "method": self.method,
+            "heads": {"before": self.heads_before, "after": self.heads_after},
+            "kv_heads": {"before": self.kv_heads_before, "after": self.kv_heads_after},
+            "head_dim": self.head_dim,
+            "layers": self.layers,
+            "files": self.files,
+            "tensors": self.tensors,
+            "bytes": self.bytes_written,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Geometry:
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+
+
+def _first(config: Any, keys: Sequence[str]) -> Any:
+    for key in keys:
+        value = getattr(config, key, None)
+        if value is not None:
+            return value
+    return None
+
+
+def model_geometry(spec: FamilySpec, config: Any) -> Geometry:
+    """Layers, hidden size and head geometry of ``config``, as the model really builds it."""
+    layers = _first(config, spec.layers_keys)
+    if layers is None:
+        raise ConfigError(f"config of {spec.model_type!r} has no number of layers")
+    geo = attention_geometry(spec, config)
+    return Geometry(int(layers), geo.hidden, geo.heads, geo.kv_heads, geo.head_dim)
+
+
+def _natural_key(name: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _resolve_dtype(dtype: str) -> torch.dtype | None:
+    key = _DTYPE_ALIASES.get(str(dtype).lower(), str(dtype).lower())
+    if key not in DTYPES:
+        raise ConfigError(f"invalid dtype {dtype!r}; valid: {', '.join(DTYPES)}")
+    return DTYPES[key]
+
+
+def _stored_dtype(source: torch.dtype, out_dtype: torch.dtype | None) -> torch.dtype:
+    """The dtype written for a tensor: ``out_dtype`` for floating-point tensors, else kept."""
+    return out_dtype if out_dtype is not None and source.is_floating_point else source
+
+
+def _meta_weights(like: AttentionWeights, heads: int, kv_heads: int) -> AttentionWeights:
+    """Meta tensors of the target geometry with the same biases as ``like``."""
+    d_h, d, dt = like.head_dim, like.hidden, like.q.dtype
+
+    def meta(*shape: int) -> torch.Tensor:
+        return torch.empty(shape, dtype=dt, device="meta")
+
+    return AttentionWeights(
+        q=meta(heads, d_h, d),
+        k=meta(kv_heads, d_h, d),
+        v=meta(kv_heads, d_h, d),
+        o=meta(d, heads, d_h),
+        q_bias=None if like.q_bias is None else meta(heads, d_h),
+        k_bias=None if like.k_bias is None else meta(kv_heads, d_h),
+        v_bias=None if like.v_bias is None else meta(kv_heads, d_h),
+        o_bias=None if like.o_bias is None else meta(d),
+    )
+
+
+def _load_config(src_dir: Path) -> tuple[FamilySpec, Any]:
+    try:
+        raw = json.loads((src_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"cannot read config.json in {str(src_dir)!r}: {err}") from None
+    model_type = raw.get("model_type") if isinstance(raw, dict) else None
+    if not model_type:
+        raise ConfigError(f"config.json in {str(src_dir)!r} has no model_type")
+    spec = get_family(str(model_type))
+    if not spec.supports_conversion:
+        from ..arch import FAMILIES
+
+        raise UnsupportedFamilyError(
+            f"model type {model_type!r} cannot be converted; supported: "
+            + ", ".join(sorted(k for k, s in FAMILIES.items() if s.supports_conversion))
+        )
+    from transformers import AutoConfig
+
+    return spec, AutoConfig.from_pretrained(src_dir)
+
+
+def _save_config(config: Any, directory: Path) -> None:
+    """``config.json``; for custom types also the defining code files and ``auto_map``.
+
+    The custom ``<family>_gqa`` types then load anywhere with ``trust_remote_code=True``, and
+    without it where gqa_retrofit is imported (it registers them with the Auto classes).
+    """
+    if config.model_type in CUSTOM_TYPES:
+        from transformers.dynamic_module_utils import custom_object_save
+
+        _, model_class = custom_classes(config.model_type)
+        with torch.device("meta"):
+            model = model_class(config)
+        custom_object_save(model, directory, config=config)
+    config.save_pretrained(directory)
+
+
+def _calibration_paths(calibration: Any) -> list[Path]:
+    if calibration is None:
+        from ..assets import default_corpus  # type: ignore[import-not-found,unused-ignore]
+
+        return [Path(p) for p in default_corpus().train]
+    items = [calibration] if isinstance(calibration, (str, os.PathLike)) else list(calibration)
+    paths = [Path(p) for p in items]
+    for path in paths:
+        if not path.is_file():
+            raise DataError(f"calibration text {str(path)!r} does not exist (give text files)")
+    if not paths:
+        raise DataError("calibration was given as an empty list of text files")
+    return paths
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass
+class _LayerPlan:
+    source_names: dict[str, str]  # relative -> full name in the source
+    output_names: dict[str, str]  # relative -> full name in the output
+    output_shapes: dict[str, tuple[int, ...]]
+    dtype: torch.dtype
+
+
+class _AttentionConverter:
+    """Converts one decoder layer's attention at a time, in layer order."""
+
+    def __init__(
+        self,
+        spec: FamilySpec,
+        config: Any,
+        new_config: Any,
+        reader: CheckpointReader,
+        method: PoolingMethod,
+        target: HeadTarget,
+        out_dtype: torch.dtype | None,
+        session: Any | None,
+    ) -> None:
+        self.spec, self.config, self.new_config = spec, config, new_config
+        self.new_spec = get_family(str(new_config.model_type))
+        self.reader, self.method, self.target = reader, method, target
+        self.out_dtype, self.session = out_dtype, session
+        self.records: list[dict[str, Any]] = []
+        self.seconds = 0.0
+
+    def convert(self, layer: int, plan: _LayerPlan) -> dict[str, torch.Tensor]:
+        # Weight-only methods touch one layer's small tensors: one thread is faster than waking
+        # a pool for each tiny op (markedly so on a busy machine). Data-aware methods keep all.
+        threads = 1 if self.session is None else torch.get_num_threads()
+        with _torch_threads(threads):
+            return self._convert(layer, plan)
+
+    def _convert(self, layer: int, plan: _LayerPlan) -> dict[str, torch.Tensor]:
+        start = time.perf_counter()
+        tensors = {rel: self.reader.read(full) for rel, full in plan.source_names.items()}
+        weights = split_attention(self.spec, self.config, tensors)
+        if self.session is not None:  # data-aware methods get fp32; weight-only ones (mean)
+            weights = weights.to(torch.float32)  # compute in fp32 internally, saving the casts
+
+        calibration = self.session.layer(layer, weights) if self.session is not None else None
+        result: PoolResult = self.method.fn(weights, self.target, calibration)
+        if self.session is not None:
+            self.session.advance(layer, result.weights)
+        merged = merge_attention(self.new_spec, self.new_config, result.weights)
+        dtype = self.out_dtype or plan.dtype
+        out: dict[str, torch.Tensor] = {}
+        for rel, full in plan.output_names.items():
+            tensor = merged[rel].to(dtype).contiguous()
+            if tuple(tensor.shape) != plan.output_shapes[rel]:
+                raise ConversionError(
+                    f"method {self.method.name!r} produced {full!r} of shape "
+                    f"{tuple(tensor.shape)}, expected {plan.output_shapes[rel]}"
+                )
+            out[full] = tensor
+        self.records.append({"layer": layer, **result.record})
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+def convert_checkpoint(
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    kv_heads: int,
+    heads: int | None = None,
+    method: str | None = None,
+    calibration: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    calibration_tokens: int = DEFAULT_CALIBRATION_TOKENS,
+    dtype: str = "keep",
+    max_shard_size: int | str = "5GB",
+    overwrite: bool = False,
+    revision: str | None = None,
+    token: str | bool | None = None,
+) -> ConversionReport:
+    """Rewrite ``src`` with ``kv_heads`` KV heads (and ``heads`` query heads) into ``out``.
+
+    Args:
+        src: local checkpoint directory or Hub id (only config, safetensors, index, tokenizer and
+            generation files are downloaded).
+        out: output directory; written to a temporary sibling and renamed when complete.
+        kv_heads: KV heads after conversion; must divide the source's KV heads and the query
+            heads.
+        heads: query heads after conversion (None keeps them); needs a method that reduces them.
+        method: pooling method name (see ``gqa_retrofit.conversion.pooling.pooling_methods``);
+            default :data:`DEFAULT_METHOD`, or :data:`DEFAULT_CALIBRATED_METHOD` when
+            ``calibration`` is given.
+        calibration: text file(s) for data-aware methods; default: the embedded corpus' training
+            split when the method needs calibration.
+        calibration_tokens: calibration token budget for data-aware methods.
+        dtype: ``keep``, ``bf16``, ``fp16`` or ``fp32`` for the floating-point tensors written.
+        max_shard_size: largest output shard (``"5GB"``, ``"500MB"`` or bytes).
+        overwrite: replace an existing ``out``.
+        revision, token: Hub revision and token for Hub ids (the token is never recorded).
+
+    Returns:
+        A :class:`ConversionReport` (the manifest is also written to ``out/gqa_retrofit.json``).
+
+    Raises:
+        ConfigError: bad dtype, shard size, method or head targets.
+        UnsupportedFamilyError: the model family cannot be converted (lists the supported ones).
+        ModelSourceError: ``src`` cannot be resolved.
+        OutputExistsError: ``out`` exists without ``overwrite``, or overlaps ``src``.
+        ConversionError: missing/truncated shards, tensors missing from the checkpoint, or a
+            full disk (nothing is left at ``out``).
+        DataError: calibration text missing or too short.
+    """
+    started = time.perf_counter()
+    out_dtype = _resolve_dtype(dtype)
+    parse_shard_size(max_shard_size)
+    src_str = os.fspath(src)
+    local_src = Path(src_str) if Path(src_str).exists() else None
+    check_output_location(out, source=local_src, overwrite=overwrite)
+    src_dir = resolve_checkpoint_dir(src_str, revision=revision, token=token)
+    check_output_location(out, source=src_dir, overwrite=overwrite)
+
+    spec, config = _load_config(src_dir)
+    geo = model_geometry(spec, config)
+    new_heads = geo.heads if heads is None else int(heads)
+    if kv_heads > geo.kv_heads:
+        raise ConfigError(
+            f"kv_heads={kv_heads} exceeds the source's {geo.kv_heads} KV heads; valid: "
+            + ", ".join(str(k) for k in range(1, geo.kv_heads + 1) if geo.kv_heads % k == 0)
+        )
+    if new_heads > geo.heads:
+        raise ConfigError(
+            f"heads={new_heads} exceeds the source's {geo.heads} query heads; choose at most "
+            f"{geo.heads}"
+        )
+    target = HeadTarget(kv_heads=int(kv_heads), heads=None if heads is None else new_heads)
+    meta_src = AttentionWeights(
+        *(
+            torch.empty(s, device="meta")
+            for s in (
+                (geo.heads, geo.head_dim, geo.hidden),
+                (geo.kv_heads, geo.head_dim, geo.hidden),
+                (geo.kv_heads, geo.head_dim, geo.hidden),
+                (geo.hidden, geo.heads, geo.head_dim),
+            )
+        )
+    )
+    check_target(meta_src, target)
+
+    method_name = method or (
+        DEFAULT_CALIBRATED_METHOD if calibration is not None else DEFAULT_METHOD
+    )
+    pooling = get_pooling(method_name)
+    if calibration is not None and not pooling.needs_calibration:
+        raise ConfigError(
+            f"method {method_name!r} uses no calibration data: drop --calibration or choose a "
+            "data-aware method"
+        )
+    if calibration_tokens <= 0:
+        raise ConfigError(f"calibration_tokens={calibration_tokens} must be positive")
+    text_paths = _calibration_paths(calibration) if pooling.needs_calibration else []
+
+    new_config = patch_config(
+        config, heads=new_heads if heads is not None else None, kv_heads=int(kv_heads)
+    )
+    if out_dtype is not None:
+        new_config.dtype = out_dtype
+    with CheckpointReader(src_dir) as reader:
+        plan, layer_plans, owner, sources = _plan_output(
+            spec, config, new_config, geo, reader, out_dtype, max_shard_size
+        )
+        session = None
+        calib_started = time.perf_counter()
+        if pooling.needs_calibration:
+            from .calibration import (  # type: ignore[import-not-found,unused-ignore]
+                CalibrationSession,
+            )
+
+            session = CalibrationSession(
+                src_dir,
+                config,
+                [str(p) for p in text_paths],
+                tokens=calibration_tokens,
+                dtype=torch.float32,
+            )
+        calib_setup = time.perf_counter() - calib_started
+        converter = _AttentionConverter(
+            spec, config, new_config, reader, pooling, target, out_dtype, session
+        )
+        plan_seconds = time.perf_counter() - started
+        files: dict[str, dict[str, int]] = {}
+        with atomic_output_dir(out, overwrite=overwrite, source=src_dir) as tmp:
+            try:
+                _write_shards(
+                    tmp, plan, reader, converter, layer_plans, owner, sources, out_dtype, files
+                )
+                write_index(tmp, plan)
+                _save_config(new_config, tmp)
+                for name in SIDE_FILES:
+                    if (src_dir / name).is_file():
+                        shutil.copyfile(src_dir / name, tmp / name)
+            except OSError as err:
+                converted = disk_error(err, tmp)
+                if converted is not None:
+                    raise converted from None
+                raise
+            seconds = time.perf_counter() - started
+            manifest = build_manifest(
+                source={
+                    "name": src_str,
+                    "path": str(src_dir.resolve()),
+                    "revision": hub_revision(src_dir) or revision,
+                    "fingerprint": source_fingerprint(src_dir, reader.shard_files),
+                    "model_type": spec.model_type,
+                    "bytes": reader.total_bytes,
+                    "tensors": len(reader.names()),
+                },
+                method={
+                    "name": pooling.name,
+                    "needs_calibration": pooling.needs_calibration,
+                    "summary": pooling.summary,
+                    "reference": pooling.reference,
+                },
+                heads_before={
+                    "heads": geo.heads,
+                    "kv_heads": geo.kv_heads,
+                    "head_dim": geo.head_dim,
+                },
+                heads_after={
+                    "heads": new_heads,
+                    "kv_heads": int(kv_heads),
+                    "head_dim": geo.head_dim,
+                },
+                layers=converter.records,
+                files=files,
+                dtype=dtype,
+                model_type=str(new_config.model_type),
+                calibration=(
+                    calibration_fingerprint(text_paths, calibration_tokens)
+                    if pooling.needs_calibration
+                    else None
+                ),
+                timings={
+                    "total_seconds": seconds,
+                    "plan_seconds": plan_seconds,
+                    "attention_seconds": converter.seconds,
+                    "calibration_setup_seconds": calib_setup,
+                },
+            )
+            write_manifest(tmp, manifest)
+    return ConversionReport(
+        output=Path(out),
+        source=src_str,
+        model_type=str(new_config.model_type),
+        method=pooling.name,
+        heads_before=geo.heads,
+        kv_heads_before=geo.kv_heads,
+        heads_after=new_heads,
+        kv_heads_after=int(kv_heads),
+        head_dim=geo.head_dim,
+        layers=geo.layers,
+        files=files,
+        seconds=seconds,
+        manifest=manifest,
+    )
+
+
+def _plan_output(
+    spec: FamilySpec,
+    config: Any,
+    new_config: Any,
+    geo: Geometry,
+    reader: CheckpointReader,
+    out_dtype: torch.dtype | None,
+    max_shard_size: int | str,
+) -> tuple[ShardPlan, dict[int, _LayerPlan], dict[str, int], dict[str, str]]:
+    """Output names, shapes, dtypes and shard files, computed on meta tensors."""
+    relative = attention_tensor_names(spec, config)
+    layer_plans: dict[int, _LayerPlan] = {}
+    owner: dict[str, int] = {}  # output attention tensor name -> layer
+    replaced: set[str] = set()
+    entries: list[tuple[str, tuple[int, ...], torch.dtype]] = []
+    new_spec = get_family(str(new_config.model_type))  # e.g. gpt2 -> gpt2_gqa
+    new_geo = attention_geometry(new_spec, new_config)
+    for layer in range(geo.layers):
+        prefix = attention_prefix(spec, layer)
+        out_prefix = attention_prefix(new_spec, layer)
+        source_names = {rel: prefix + rel for rel in relative}
+        for full in source_names.values():
+            if full not in reader:
+                raise ConversionError(
+                    f"tensor {full!r} is missing from the checkpoint in {str(reader.directory)!r}"
+                )
+        infos = {rel: reader.info(full) for rel, full in source_names.items()}
+        src_meta = split_attention(
+            spec,
+            config,
+            {
+                rel: torch.empty(info.shape, dtype=info.dtype, device="meta")
+                for rel, info in infos.items()
+            },
+        )
+        merged = merge_attention(
+            new_spec, new_config, _meta_weights(src_meta, new_geo.heads, new_geo.kv_heads)
+        )
+        dtype = infos[relative[0]].dtype
+        layer_plans[layer] = _LayerPlan(
+            source_names=source_names,
+            output_names={rel: out_prefix + rel for rel in merged},
+            output_shapes={rel: tuple(t.shape) for rel, t in merged.items()},
+            dtype=dtype,
+        )
+        replaced.update(source_names.values())
+        for rel, tensor in merged.items():
+            owner[out_prefix + rel] = layer
+            entries.append((out_prefix + rel, tuple(tensor.shape), out_dtype or dtype))
+    copied = [name for name in reader.names() if name not in replaced]
+    renames = _output_renames(copied, config, new_config)
+    sources: dict[str, str] = {}  # output name -> source name of tensors copied unchanged
+    for name in copied:
+        info = reader.info(name)
+        sources[renames.get(name, name)] = name
+        entries.append((renames.get(name, name), info.shape, _stored_dtype(info.dtype, out_dtype)))
+    entries.sort(key=lambda e: _natural_key(e[0]))
+    return plan_shards(entries, max_shard_size), layer_plans, owner, sources
+
+
+def _output_renames(names: list[str], config: Any, new_config: Any) -> dict[str, str]:
+    """Renames needed when the output model type reads different names than the source's.
+
+    transformers renames some legacy checkpoint names while loading, keyed by architecture
+    (gpt_neox stores ``embed_out.weight`` and loads it as ``lm_head.weight``). A custom
+    ``<family>_gqa`` output type has no such mapping, so names the output model would not find
+    are renamed here by the source architecture's own renaming rules.
+    """
+    if new_config.model_type == config.model_type:
+        return {}
+    from transformers import AutoModelForCausalLM
+    from transformers.conversion_mapping import get_checkpoint_conversion_mapping
+    from transformers.core_model_loading import WeightRenaming
+
+    with torch.device("meta"):
+        expected = set(AutoModelForCausalLM.from_config(new_config).state_dict())
+    rules: list[tuple[str, str]] = []
+    for key in [*(getattr(config, "architectures", None) or []), str(config.model_type)]:
+        for transform in get_checkpoint_conversion_mapping(key) or []:
+            if type(transform) is WeightRenaming:
+                sources = getattr(transform, "_original_source_patterns", transform.source_patterns)
+                targets = getattr(transform, "_original_target_patterns", transform.target_patterns)
+                rules += list(zip(sources, targets))
+    renames = {}
+    for name in names:
+        for pattern, replacement in rules:
+            if name in expected:
+                break
+            renamed = re.sub(pattern, replacement, name)
+            if renamed != name and renamed in expected:
+                renames[name] = renamed
+                break
+    return renames
+
+
+def _write_shards(
+    tmp: Path,
+    plan: ShardPlan,
+    reader: CheckpointReader,
+    converter: _AttentionConverter,
+    layer_plans: dict[int, _LayerPlan],
+    owner: dict[str, int],
+    sources: dict[str, str],
+    out_dtype: torch.dtype | None,
+    files: dict[str, dict[str, int]],
+) -> None:
+    shapes: dict[str, tuple[int, ...]] = {}
+    dtypes: dict[str, torch.dtype] = {}
+    for layer, lp in layer_plans.items():
+        for rel, full in lp.output_names.items():
+            shapes[full] = lp.output_shapes[rel]
+            dtypes[full] = out_dtype or layer_plans[layer].dtype
+    pending: dict[int, dict[str, torch.Tensor]] = {}
+    next_layer = 0
+    bar = progress(
+        total=plan.total_size, unit="B", unit_scale=True, unit_divisor=1024, desc="convert"
+    )
+    try:
+        for file_name, names in plan.files.items():
+            entries: list[tuple[str, tuple[int, ...], torch.dtype]] = []
+            for name in names:
+                if name in owner:
+                    entries.append((name, shapes[name], dtypes[name]))
+                else:
+                    info = reader.info(sources[name])
+                    entries.append((name, info.shape, _stored_dtype(info.dtype, out_dtype)))
+            writer = SafetensorsStreamWriter(tmp / file_name, entries)
+            try:
+                for name, shape, dt in entries:
+                    if name in owner:
+                        layer = owner[name]
+                        while layer not in pending:  # layers strictly in order (calibration)
+                            pending[next_layer] = converter.convert(
+                                next_layer, layer_plans[next_layer]
+                            )
+                            next_layer += 1
+                        writer.write(name, pending[layer].pop(name))
+                        if not pending[layer]:
+                            del pending[layer]
+                    else:
+                        info = reader.info(sources[name])
+                        copy_tensor(
+                            reader,
+                            sources[name],
+                            writer,
+                            out_name=name,
+                            dtype=out_dtype if info.dtype.is_floating_point else None,
+                        )
+                    size = int(torch.Size(shape).numel()) * dt.itemsize
+                    bar.update(size)
+                writer.close()
+            except BaseException:
+                writer.abort()
+                raise
+            files[file_name] = {"tensors": len(names), "bytes": (tmp / file_name).stat().st_size}
+    finally:
+        bar.close()

@@ -1,0 +1,289 @@
+"""``plan``: the head configurations a retrofit of an existing checkpoint can reach, costed
+exactly with the estimator and ranked by the recipe's objective Z.
+
+Reachable configurations (``gqa-retrofit convert SRC OUT --kv-heads K [--heads H]``):
+
+- KV heads K: the divisors of the current KV count (contiguous groups of KV heads are pooled,
+  so K must divide it; more KV heads than the source is not a retrofit);
+- query heads H: the current count, uniform per-group reductions (``n_kv·r`` for r = 1 … the
+  current group size) and divisors of the current count, with K dividing H.
+
+For SmolLM2-135M (9 query / 3 KV heads) this gives 9:3 (current), 9:1, 6:3, 6:1, 3:3, 3:1, 1:1.
+
+Each configuration is costed by :func:`gqa_retrofit.cost.estimate` (``what_if``), so the numbers
+equal ``gqa-retrofit estimate MODEL --what-if H:K``. Z uses the exact memory (weights + KV
+cache, bytes at ``dtype``) and exact decode FLOPs per token at the context:
+``Z = λ·M^α + (1−λ)·C^β``.
+
+Costs alone always favour the most aggressive reduction: a retrofit has no fitted loss law to
+hold quality at a target, as the recipe from scratch does. So the *chosen* configuration is the
+best Z within the budget among those keeping at least ``min_heads`` query heads (default: all
+of them, i.e. a KV-head-only retrofit, the standard GQA uptraining). Query-head reductions are
+always listed and costed; the paper's Appendix I law is shown next to them as the paper's fit
+for its own models, not a prediction for this one.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .prior import heads_prior_delta
+from .search import HeadConfig, Objective, pareto_mask, percent_change
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def reachable_head_configs(heads: int, kv_heads: int) -> list[HeadConfig]:
+    """Head configurations a conversion of an ``heads``:``kv_heads`` model can produce.
+
+    Raises:
+        ConfigError: non-positive counts or ``heads`` not divisible by ``kv_heads``.
+    """
+    if heads <= 0 or kv_heads <= 0 or heads % kv_heads:
+        raise ConfigError(
+            f"invalid source geometry {heads}:{kv_heads}: need positive heads divisible by kv_heads"
+        )
+    group = heads // kv_heads
+    head_options = {kv_heads * r for r in range(1, group + 1)} | set(_divisors(heads))
+    configs = {
+        HeadConfig(h, k) for h in head_options for k in _divisors(kv_heads) if k <= h and h % k == 0
+    }
+    return sorted(configs, key=lambda c: (-c.heads, -c.kv_heads))
+
+
+@dataclass
+class PlanOption:
+    """One reachable configuration with its exact costs at the plan's context."""
+
+    heads: int
+    kv_heads: int
+    head_dim: int
+    current: bool
+    params_total: int
+    params_non_embedding: int
+    kv_cache_bytes: int
+    memory_bytes: int  # weights + KV cache at the dtype
+    decode_flops: int  # one token at position T
+    prefill_flops: int  # the whole context, causal
+    z: float
+    change_percent: dict[str, float]  # against the current model, negative = cheaper
+    pareto: bool = False
+    within_budget: bool = True
+    rank: int = 0
+    prior_loss_delta: float | None = None  # paper's Appendix I law, query heads only
+    beyond_max_position: bool = False  # the context exceeds the model's trained length
+
+    @property
+    def config(self) -> HeadConfig:
+        return HeadConfig(self.heads, self.kv_heads)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "heads": self.heads,
+            "kv_heads": self.kv_heads,
+            "head_dim": self.head_dim,
+            "current": self.current,
+            "params": self.params_total,
+            "params_non_embedding": self.params_non_embedding,
+            "kv_cache_bytes": self.kv_cache_bytes,
+            "memory": self.memory_bytes,
+            "memory_bytes": self.memory_bytes,
+            "flops": self.decode_flops,
+            "decode_flops": self.decode_flops,
+            "prefill_flops": self.prefill_flops,
+            "z": self.z,
+            "change_percent": self.change_percent,
+            "pareto": self.pareto,
+            "within_budget": self.within_budget,
+            "paper_prior_loss_delta": self.prior_loss_delta,
+            "beyond_max_position": self.beyond_max_position,
+        }
+
+
+@dataclass
+class RetrofitPlan:
+    """Ranked reachable configurations of one model, and the chosen one."""
+
+    model: str
+    model_type: str
+    context: int
+    dtype: str
+    objective: Objective
+    options: list[PlanOption]  # best Z first
+    chosen: PlanOption | None
+    memory_budget: int | None
+    max_flops: float | None
+    min_heads: int
+    prior_label: str
+    command: str | None  # the convert command for the chosen configuration
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "model_type": self.model_type,
+            "context": self.context,
+            "dtype": self.dtype,
+            "objective": {
+                "lambda": self.objective.lam,
+                "alpha": self.objective.alpha,
+                "beta": self.objective.beta,
+                "memory": "exact weights + KV cache bytes at dtype",
+                "flops": "exact decode FLOPs per token at position T (2 per MAC)",
+            },
+            "memory_budget": self.memory_budget,
+            "max_flops": self.max_flops,
+            "min_heads": self.min_heads,
+            "options": [o.to_dict() for o in self.options],
+            "chosen": None if self.chosen is None else self.chosen.to_dict(),
+            "command": self.command,
+            "paper_prior": self.prior_label,
+        }
+
+
+def convert_command(model: str, out: str, option: PlanOption, current_heads: int) -> str:
+    """The ``gqa-retrofit convert`` command that produces ``option`` from ``model``."""
+    parts = ["gqa-retrofit", "convert", model, out, "--kv-heads", str(option.kv_heads)]
+    if option.heads != current_heads:
+        parts += ["--heads", str(option.heads)]
+    return shlex.join(parts)
+
+
+def default_output_name(model: str, option: PlanOption) -> str:
+    name = Path(model.rstrip("/")).name or "model"
+    if name == "config.json":
+        name = Path(model).parent.name or "model"
+    return f"{name.replace('/', '-')}-h{option.heads}-kv{option.kv_heads}"
+
+
+def plan_retrofit(
+    model: str | Path,
+    *,
+    context: int,
+    memory_budget: int | None = None,
+    max_flops: float | None = None,
+    lam: float = 0.9,
+    alpha: float = 0.5,
+    beta: float = 1.0 / 3.0,
+    dtype: str = "bf16",
+    min_heads: int | None = None,
+    out: str | None = None,
+    revision: str | None = None,
+) -> RetrofitPlan:
+    """Enumerate, cost exactly and rank the head configurations a retrofit of ``model`` can
+    reach; choose the best Z within the budget.
+
+    Args:
+        model: a local model directory, a ``config.json`` path or a Hub id (config only).
+        context: deployment context length T.
+        memory_budget: bytes available for weights + KV cache (batch 1) at ``dtype``.
+        max_flops: largest acceptable decode FLOPs per token at T.
+        lam, alpha, beta: weights of Z (paper: 0.9, 1/2, 1/3).
+        dtype: weights and KV-cache dtype of the costs.
+        min_heads: fewest query heads the chosen configuration may keep (default: the current
+            count, i.e. only KV heads change).
+        out: output directory in the printed convert command (default: ``<name>-h<H>-kv<K>``).
+        revision: Hub revision for Hub ids.
+
+    Returns:
+        The plan: options best first, Pareto front and budget marked, the chosen one and its
+        convert command (``None`` when nothing fits the budget or the current model is best).
+
+    Raises:
+        ModelSourceError: the model cannot be found.
+        ConfigError: an unreadable config, an MLA model, bad context, dtype, budget, weights
+            or ``min_heads``.
+    """
+    from ..cost import estimate
+
+    objective = Objective(lam=lam, alpha=alpha, beta=beta)
+    if memory_budget is not None and memory_budget <= 0:
+        raise ConfigError(f"invalid memory budget {memory_budget!r}: must be positive")
+    if max_flops is not None and not max_flops > 0:
+        raise ConfigError(f"invalid max FLOPs {max_flops!r}: must be positive")
+    report = estimate(str(model), contexts=[context], dtype=dtype, revision=revision)
+    shape = report.shape
+    if shape.mla is not None:
+        raise ConfigError(
+            f"plan needs a model with KV heads; {report.model} ({shape.model_type}) uses MLA"
+        )
+    current = HeadConfig(shape.heads, shape.kv_heads)
+    floor = shape.heads if min_heads is None else min_heads
+    if not 1 <= floor <= shape.heads:
+        raise ConfigError(
+            f"invalid min_heads {min_heads!r}: must lie in 1..{shape.heads} (the model's "
+            "query heads)"
+        )
+    others = [c for c in reachable_head_configs(shape.heads, shape.kv_heads) if c != current]
+    report = estimate(
+        str(model),
+        contexts=[context],
+        dtype=dtype,
+        revision=revision,
+        what_if=[(c.heads, c.kv_heads, None) for c in others],
+    )
+    base = report.per_context[0]
+    options = []
+    for variant in (report, *report.what_if):
+        cost = variant.per_context[0]
+        s = variant.shape
+        delta = None
+        if s.heads != shape.heads:
+            delta = heads_prior_delta(report.params.non_embedding, shape.heads, s.heads)[0]
+        options.append(
+            PlanOption(
+                heads=s.heads,
+                kv_heads=s.kv_heads,
+                head_dim=s.head_dim,
+                current=variant is report,
+                params_total=variant.params.total,
+                params_non_embedding=variant.params.non_embedding,
+                kv_cache_bytes=cost.kv_cache_bytes,
+                memory_bytes=cost.memory_bytes,
+                decode_flops=cost.decode_flops,
+                prefill_flops=cost.prefill_flops,
+                z=objective.z(cost.memory_bytes, cost.decode_flops),
+                change_percent={
+                    "memory": percent_change(cost.memory_bytes, base.memory_bytes),
+                    "kv_cache": percent_change(cost.kv_cache_bytes, base.kv_cache_bytes),
+                    "flops": percent_change(cost.decode_flops, base.decode_flops),
+                },
+                within_budget=(memory_budget is None or cost.memory_bytes <= memory_budget)
+                and (max_flops is None or cost.decode_flops <= max_flops),
+                prior_loss_delta=delta,
+                beyond_max_position=cost.beyond_max_position,
+            )
+        )
+    # best Z first; among equal Z keep more heads (less quality risk)
+    options.sort(key=lambda o: (o.z, -o.heads, -o.kv_heads))
+    for rank, (option, front) in enumerate(
+        zip(options, pareto_mask([(o.memory_bytes, o.decode_flops) for o in options])), start=1
+    ):
+        option.rank = rank
+        option.pareto = front
+    chosen = next((o for o in options if o.within_budget and o.heads >= floor), None)
+    command = None
+    if chosen is not None and not chosen.current:
+        target = out or default_output_name(str(model), chosen)
+        command = convert_command(str(model), target, chosen, shape.heads)
+    law = heads_prior_delta(report.params.non_embedding, shape.heads, shape.heads)[1]
+    return RetrofitPlan(
+        model=report.model,
+        model_type=shape.model_type,
+        context=context,
+        dtype=dtype,
+        objective=objective,
+        options=options,
+        chosen=chosen,
+        memory_budget=memory_budget,
+        max_flops=max_flops,
+        min_heads=floor,
+        prior_label=law.label,
+        command=command,
+    )

@@ -1,0 +1,71 @@
+"""``recommend``: the whole recipe from a runs file to a ranked list (Section 4.1)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+
+from .aspect import PAPER_HEAD_DIM, Sizing
+from .runs import Run, fit_runs, read_runs, select_context
+from .search import HeadConfig, Objective, RecipeResult, search
+
+
+def recommend(
+    runs: str | os.PathLike[str] | Sequence[Run],
+    *,
+    context: int,
+    target_loss: float,
+    lam: float = 0.9,
+    alpha: float = 0.5,
+    beta: float = 1.0 / 3.0,
+    baseline: HeadConfig | str | None = None,
+    candidates: Iterable[HeadConfig] | None = None,
+    fit_context: int | None = None,
+    head_dim: int = PAPER_HEAD_DIM,
+    bytes_per_value: float = 2.0,
+    skip_unfittable: bool = False,
+    sizing: Sizing = "interpolate",
+) -> RecipeResult:
+    """Fit each head configuration's runs, size and cost every candidate at ``context``, rank
+    by ``Z = λ·M^α + (1−λ)·C^β``.
+
+    Args:
+        runs: a runs CSV path (see :func:`read_runs`) or a list of :class:`Run`.
+        context: the deployment context length T the costs are evaluated at.
+        target_loss: the loss every candidate must reach.
+        lam, alpha, beta: the objective's weights (paper: 0.9, 1/2, 1/3).
+        baseline: a configuration (``HeadConfig`` or ``"32:8"``) to report savings against.
+        candidates: restrict the search (default: every configuration in the runs).
+        fit_context: fit only runs trained at this context (needed when the file mixes them).
+        head_dim: d_h of every candidate (paper: 64).
+        bytes_per_value: for ``memory_bytes`` (2 = bf16).
+        skip_unfittable: leave out configurations whose fit is refused (listed in
+            ``refused_fits``) instead of failing.
+        sizing: ``"interpolate"`` (Appendix B.1, default) or ``"table"`` (nearest row of the
+            paper's aspect table).
+
+    Returns:
+        The ranked result, best first.
+
+    Raises:
+        DataError: unreadable runs, refused fits, or an unreachable target.
+        ConfigError: invalid objective weights, target, context, baseline or candidates.
+    """
+    objective = Objective(lam=lam, alpha=alpha, beta=beta)
+    all_runs = read_runs(runs) if isinstance(runs, (str, os.PathLike)) else list(runs)
+    chosen = select_context(all_runs, fit_context)
+    fits, refused = fit_runs(chosen, skip_unfittable=skip_unfittable)
+    base = HeadConfig.parse(baseline) if isinstance(baseline, str) else baseline
+    result = search(
+        fits,
+        target_loss,
+        context,
+        objective=objective,
+        candidates=candidates,
+        baseline=base,
+        head_dim=head_dim,
+        bytes_per_value=bytes_per_value,
+        sizing=sizing,
+    )
+    result.refused_fits = refused
+    return result

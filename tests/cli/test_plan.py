@@ -1,0 +1,109 @@
+"""``gqa-retrofit plan``: table, JSON, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gqa_retrofit.cli.main import main
+from gqa_retrofit.cli.plan import byte_size, flops_value
+
+SMOLLM2 = Path(__file__).parents[1] / "recipe" / "fixtures" / "smollm2-135m"
+
+
+def test_table_prints_the_convert_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "plan",
+                str(SMOLLM2),
+                "--context",
+                "128k",
+                "--memory-budget",
+                "2GiB",
+                "--out",
+                "smol-mqa",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == f"gqa-retrofit convert {SMOLLM2} smol-mqa --kv-heads 1"
+    assert "chosen: heads 9, kv_heads 1" in out
+    assert "9:3 (now)" in out
+    assert "beyond the model's max_position_embeddings" in out
+    assert "paper's Appendix I fit" in out and "not a prediction for this model" in out
+
+
+def test_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "plan",
+                str(SMOLLM2),
+                "--context",
+                "32k",
+                "--max-flops",
+                "4G",
+                "--min-heads",
+                "3",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert data["max_flops"] == 4e9 and data["min_heads"] == 3
+    assert data["chosen"]["heads"] == 3 and data["chosen"]["kv_heads"] == 1
+    assert data["command"].endswith("--kv-heads 1 --heads 3")
+    assert {(o["heads"], o["kv_heads"]) for o in data["options"]} == {
+        (9, 3),
+        (9, 1),
+        (6, 3),
+        (6, 1),
+        (3, 3),
+        (3, 1),
+        (1, 1),
+    }
+    for option in data["options"]:
+        assert option["within_budget"] == (option["flops"] <= 4e9)
+
+
+def test_units() -> None:
+    assert byte_size("16GiB") == 16 * 2**30
+    assert byte_size("1.5 GB") == 1_500_000_000
+    assert byte_size("1024") == 1024
+    assert flops_value("2G") == 2e9
+    assert flops_value("3e9") == 3e9
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--context", "4k", "--min-heads", "0"], "invalid min_heads 0: must lie in 1..9"),
+        (["--context", "4k", "--dtype", "fp7"], "fp7"),
+        (["--context", "4k", "--lambda", "-1"], "invalid lambda -1.0"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", str(SMOLLM2), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gqa-retrofit plan: error: ") and message in err
+    assert err.count("\n") == 1
+
+
+def test_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(tmp_path / "nothing"), "--context", "4k"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gqa-retrofit plan: error: ") and err.count("\n") == 1
+
+
+def test_bad_budget_unit(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["plan", str(SMOLLM2), "--context", "4k", "--memory-budget", "16 parsecs"])
+    assert exc.value.code == 2
+    assert "invalid size '16 parsecs'" in capsys.readouterr().err
