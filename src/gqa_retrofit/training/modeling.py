@@ -24,7 +24,7 @@ def _register_custom_types() -> None:
         module = importlib.import_module("gqa_retrofit.patching")
     except ImportError:
         return
-    register = getattr(module, "register_auto_classes", None)
+    register = getattr(module, "register_custom_types", None)
     if callable(register):
         register()
 
