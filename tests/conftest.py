@@ -33,3 +33,23 @@ def default_model() -> Path:
     from gqa_retrofit.assets import default_model_dir
 
     return default_model_dir()
+
+
+@pytest.fixture
+def hub_server(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """A loopback Hub stand-in (see ``tests/hub_server.py``) with this process's client on it.
+
+    ``HF_ENDPOINT`` and ``HF_TOKEN`` (a write token) are set in the environment, so subprocesses
+    started with ``os.environ`` reach it too; this process downloads into a fresh HF hub cache
+    (``huggingface_hub.constants.HF_HUB_CACHE``). The test fails if the client sent any request the
+    stand-in does not understand. The server stops at teardown (and by itself after 10 minutes).
+    """
+    from hub_server import serve
+
+    server = serve(time_limit=600)
+    server.patch_client(monkeypatch, cache_dir=tmp_path_factory.mktemp("hf-hub-cache"))
+    try:
+        yield server
+    finally:
+        server.stop()
+    assert not server.unhandled, f"requests the Hub stand-in did not understand: {server.unhandled}"

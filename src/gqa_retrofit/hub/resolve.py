@@ -35,6 +35,12 @@ def looks_like_hub_id(name: str) -> bool:
     return not Path(name).exists() and bool(_HUB_ID.match(name)) and ".." not in name
 
 
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.ENDPOINT)
+
+
 def _hub_error(name: str, err: Exception) -> ModelSourceError:
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -57,10 +63,11 @@ def _hub_error(name: str, err: Exception) -> ModelSourceError:
         why = (
             "HF_HUB_OFFLINE is set and it is not in the HF cache"
             if offline
-            else ("the Hub cannot be reached and it is not in the HF cache")
+            else f"the Hub at {_endpoint()} cannot be reached and it is not in the HF cache"
         )
         return ModelSourceError(f"cannot resolve Hub model {name!r}: {why}")
-    return ModelSourceError(f"cannot resolve {name!r}: {type(err).__name__}: {err}")
+    first = next((line for line in str(err).splitlines() if line.strip()), "")
+    return ModelSourceError(f"cannot resolve {name!r}: {type(err).__name__}: {first.strip()}")
 
 
 def resolve_config_file(

@@ -1,0 +1,527 @@
+"""Calibration activations for data-aware conversion, streamed one decoder layer at a time.
+
+A :class:`CalibrationSession` tokenizes a little text, builds the model with every weight on
+the meta device, materialises only the embeddings, and then walks the decoder layers in order,
+as post-training quantization toolkits do. For layer ``i`` it loads that layer's tensors from
+the safetensors shards, runs it, and hands the pooling method a :class:`LayerCalibration`:
+
+- ``inputs``: the attention input (after the layer's input norm) in the *partially converted*
+  model, i.e. through layers ``0..i-1`` already converted;
+- ``target``: the attention output of the *original* layer in the original model;
+- :meth:`LayerCalibration.run_attention`: runs this family's real transformers attention module
+  (RoPE, q/k norms, scaling, masks all come from transformers) with any canonical weights.
+
+After pooling, :meth:`CalibrationSession.advance` pushes both activation streams through layer
+``i`` (the converted stream with the converted weights) and frees the layer again. Memory is one
+decoder layer plus the activations (windows x seq_len x hidden, a few per stream).
+
+Usage::
+
+    session = CalibrationSession(src_dir, config, text_paths, tokens=16384)
+    for i in range(session.num_layers):
+        calibration = session.layer(i, source_weights[i])
+        result = method.fn(source_weights[i], target, calibration)
+        session.advance(i, result.weights)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..arch import FamilySpec, get_family
+from ..arch.layout import merge_attention
+from ..errors import ConversionError, DataError
+from .canonical import AttentionWeights
+
+# Windows per forward pass: bounds the peak activation memory of one layer call.
+_CHUNK_WINDOWS = 4
+
+
+class _StopForward(Exception):
+    """Raised by a hook to end a forward pass once the wanted activations are recorded."""
+
+
+@dataclass
+class _Call:
+    """How a module was called: positional args (hidden states first) and keyword args."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    hidden_kw: bool  # hidden states were passed as the keyword ``hidden_states``
+
+    def with_hidden(self, hidden: torch.Tensor) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if self.hidden_kw:
+            return self.args, {**self.kwargs, "hidden_states": hidden}
+        return (hidden, *self.args[1:]), self.kwargs
+
+
+def _record_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[torch.Tensor, _Call]:
+    if args:
+        return args[0], _Call(tuple(args), dict(kwargs), hidden_kw=False)
+    hidden = kwargs["hidden_states"]
+    return hidden, _Call((), dict(kwargs), hidden_kw=True)
+
+
+class _LayerRecorder(nn.Module):
+    """Stands in for decoder layer ``index`` during the stem pass: records how it is called."""
+
+    def __init__(self, index: int, calls: dict[int, _Call], last: bool) -> None:
+        super().__init__()
+        self.index, self.calls, self.last = index, calls, last
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        hidden, call = _record_call(args, kwargs)
+        self.calls[self.index] = call
+        if self.last:
+            raise _StopForward
+        return hidden
+
+
+def head_config(config: Any, *, heads: int, kv_heads: int, head_dim: int) -> Any:
+    """A copy of ``config`` describing attention with the given head geometry.
+
+    Only for families that honour ``num_key_value_heads`` and ``head_dim`` natively.
+    """
+    patched = copy.deepcopy(config)
+    patched.num_attention_heads = heads
+    patched.num_key_value_heads = kv_heads
+    patched.head_dim = head_dim
+    return patched
+
+
+def _module_path(spec: FamilySpec) -> tuple[str, str]:
+    """(path of the decoder-layer list, attention attribute inside one layer)."""
+    before, sep, after = spec.attn_path.partition(".{i}")
+    if not sep or not after.startswith("."):
+        raise ConversionError(f"cannot locate decoder layers from attn_path {spec.attn_path!r}")
+    return before, after[1:]
+
+
+def _get(root: nn.Module, dotted: str) -> Any:
+    obj: Any = root
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _set_parameter(root: nn.Module, dotted: str, tensor: torch.Tensor) -> None:
+    owner, _, name = dotted.rpartition(".")
+    module = _get(root, owner) if owner else root
+    module._parameters[name] = nn.Parameter(tensor, requires_grad=False)
+
+
+def attention_weights(spec: FamilySpec, config: Any, module: nn.Module) -> AttentionWeights:
+    """Canonical weights of a live attention module (through :mod:`gqa_retrofit.arch.layout`)."""
+    from ..arch.layout import split_attention
+
+    return split_attention(
+        spec, config, {name: t.detach() for name, t in module.state_dict().items()}
+    )
+
+
+def build_attention(
+    spec: FamilySpec,
+    original: nn.Module,
+    config: Any,
+    weights: AttentionWeights,
+    *,
+    layer_idx: int,
+) -> nn.Module:
+    """A new attention module like ``original`` but holding ``weights`` (any head geometry).
+
+    Parameters outside the canonical form (per-head q/k norms) are shared with ``original``.
+
+    Raises:
+        ConversionError: the module has a parameter that neither source provides.
+    """
+    from accelerate import init_empty_weights
+
+    config = head_config(
+        config, heads=weights.heads, kv_heads=weights.kv_heads, head_dim=weights.head_dim
+    )
+    with init_empty_weights(include_buffers=False):
+        module = type(original)(config=config, layer_idx=layer_idx)
+    for name, tensor in merge_attention(spec, config, weights).items():
+        _set_parameter(module, name, tensor)
+    source = dict(original.named_parameters())
+    for name, p in list(module.named_parameters()):
+        if p.is_meta:
+            kept = source.get(name)
+            if kept is None or kept.shape != p.shape:
+                raise ConversionError(
+                    f"cannot build the converted attention of layer {layer_idx}: no value for "
+                    f"{name}"
+                )
+            _set_parameter(module, name, kept.detach())
+    return module.eval()
+
+
+class _ShardReader:
+    """Reads single tensors from a safetensors checkpoint directory (one file open at a time)."""
+
+    def __init__(self, src_dir: Path) -> None:
+        index = src_dir / "model.safetensors.index.json"
+        if index.is_file():
+            weight_map = json.loads(index.read_text())["weight_map"]
+            self.files = {name: src_dir / file for name, file in weight_map.items()}
+        elif (src_dir / "model.safetensors").is_file():
+            from safetensors import safe_open
+
+            path = src_dir / "model.safetensors"
+            with safe_open(str(path), framework="pt") as f:
+                self.files = {name: path for name in f.keys()}  # noqa: SIM118
+        else:
+            raise ConversionError(f"no safetensors weights in {src_dir}")
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.files
+
+    def read(self, names: Sequence[str]) -> dict[str, torch.Tensor]:
+        from safetensors import safe_open
+
+        by_file: dict[Path, list[str]] = {}
+        for name in names:
+            if name not in self.files:
+                raise ConversionError(f"tensor {name!r} is missing from the checkpoint")
+            by_file.setdefault(self.files[name], []).append(name)
+        out: dict[str, torch.Tensor] = {}
+        for path, file_names in by_file.items():
+            if not path.is_file():
+                raise ConversionError(f"shard {path.name} is missing")
+            with safe_open(str(path), framework="pt") as f:
+                for name in file_names:
+                    out[name] = f.get_tensor(name)
+        return out
+
+
+def calibration_windows(
+    tokenizer: Any, text_paths: Sequence[str | Path], *, tokens: int, seq_len: int
+) -> torch.Tensor:
+    """The first ``tokens // seq_len`` windows of ``seq_len`` tokens of the texts, in order.
+
+    Raises:
+        DataError: a text is missing, or all texts together are shorter than one window or
+            than ``tokens``.
+    """
+    if seq_len <= 0 or tokens < seq_len:
+        raise DataError(
+            f"calibration tokens={tokens} must be at least one window of seq_len={seq_len}"
+        )
+    windows = tokens // seq_len
+    ids: list[int] = []
+    for path in text_paths:
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"calibration text {str(path)!r} does not exist")
+        text = path.read_text(encoding="utf-8", errors="replace")
+        # Tokenize in slices: only as much text as the windows need.
+        start, step = 0, max(8 * seq_len * windows, 65536)
+        while start < len(text) and len(ids) < windows * seq_len:
+            piece = text[start : start + step]
+            ids.extend(tokenizer(piece, add_special_tokens=False)["input_ids"])
+            start += step
+        if len(ids) >= windows * seq_len:
+            break
+    if len(ids) < windows * seq_len:
+        raise DataError(
+            f"calibration text has {len(ids)} tokens, fewer than the {windows * seq_len} "
+            f"requested ({windows} windows of {seq_len}); give more text or fewer tokens"
+        )
+    return torch.tensor(ids[: windows * seq_len]).view(windows, seq_len)
+
+
+def fingerprint(windows: torch.Tensor) -> str:
+    """SHA-256 of the calibration token ids (for the manifest; tokens are never written)."""
+    return hashlib.sha256(windows.to(torch.int64).numpy().tobytes()).hexdigest()
+
+
+@dataclass
+class LayerCalibration:
+    """What a data-aware pooling method gets for one decoder layer.
+
+    Attributes:
+        index: decoder layer index.
+        inputs: attention inputs ``[windows, seq, d]`` in the partially converted model.
+        source_inputs: attention inputs ``[windows, seq, d]`` in the original model.
+        target: the original layer's attention output ``[windows, seq, d]`` on ``source_inputs``.
+        qk_norm: the family normalises q and k per head (linear K/Q maps are then not exact).
+        residual_gap: original minus converted residual stream entering the layer
+            ``[windows, seq, d]`` (the error of the layers converted so far).
+    """
+
+    index: int
+    inputs: torch.Tensor
+    source_inputs: torch.Tensor
+    target: torch.Tensor
+    qk_norm: bool
+    residual_gap: torch.Tensor
+    _session: CalibrationSession = field(repr=False)
+
+    @property
+    def tokens(self) -> int:
+        return int(self.inputs.shape[0] * self.inputs.shape[1])
+
+    def run_attention(
+        self, weights: AttentionWeights, inputs: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run this layer's transformers attention module with ``weights`` on ``inputs``.
+
+        Args:
+            weights: canonical weights of any head geometry the family supports.
+            inputs: attention inputs ``[windows, seq, d]``; defaults to :attr:`inputs`.
+
+        Returns:
+            ``(output, heads)``: the attention output ``[windows, seq, d]`` and the per-head
+            outputs entering the output projection ``[windows, seq, n_h, d_h]``.
+        """
+        return self._session.run_attention(
+            self.index, weights, self.inputs if inputs is None else inputs
+        )
+
+
+class CalibrationSession:
+    """Streams calibration activations through a checkpoint one decoder layer at a time.
+
+    Args:
+        src_dir: local checkpoint directory (safetensors weights, tokenizer files).
+        config: the source transformers config.
+        text_paths: calibration text files, used in order.
+        tokens: calibration tokens (rounded down to whole windows of ``seq_len``).
+        seq_len: tokens per window.
+        dtype: compute dtype of the calibration passes.
+        tokenizer: a tokenizer to use instead of the one in ``src_dir``.
+
+    Raises:
+        DataError: the calibration text is missing or too short.
+        ConversionError: the checkpoint lacks a tensor the calibration needs.
+        UnsupportedFamilyError: the family has no entry in the family table.
+    """
+
+    def __init__(
+        self,
+        src_dir: str | Path,
+        config: Any,
+        text_paths: Sequence[str | Path],
+        *,
+        tokens: int,
+        seq_len: int = 512,
+        dtype: torch.dtype = torch.float32,
+        tokenizer: Any | None = None,
+    ) -> None:
+        from accelerate import init_empty_weights
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.src_dir = Path(src_dir)
+        self.config = config
+        self.spec = get_family(config.model_type)
+        self.dtype = dtype
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(self.src_dir)
+        self.windows = calibration_windows(tokenizer, text_paths, tokens=tokens, seq_len=seq_len)
+        self.fingerprint = fingerprint(self.windows)
+        self._reader = _ShardReader(self.src_dir)
+        self._layers_path, self._attn_name = _module_path(self.spec)
+
+        with init_empty_weights(include_buffers=False):
+            self.model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        self.model.eval()
+        self._layers: nn.ModuleList = _get(self.model, self._layers_path)
+        self.num_layers = len(self._layers)
+        self._load_stem()
+        self._chunks = list(torch.split(self.windows, _CHUNK_WINDOWS))
+        self._source: list[torch.Tensor] = []  # residual stream of the original model
+        self._converted: list[torch.Tensor] = []  # residual stream of the converted model
+        self._calls: list[dict[int, _Call]] = []  # per chunk: how each layer is called
+        self._attn_calls: list[_Call] = []  # per chunk: how the current attention is called
+        self._next_source: list[torch.Tensor] | None = None
+        self._current: int | None = None
+        self._run_stem()
+
+    # ------------------------------------------------------------------ loading
+    def _layer_prefix(self, i: int) -> str:
+        return f"{self._layers_path}.{i}"
+
+    def _load_stem(self) -> None:
+        """Materialise every parameter outside the decoder layers and the output head."""
+        skip = {id(p) for p in self._layers.parameters()}
+        output = self.model.get_output_embeddings()
+        if output is not None:
+            skip |= {id(p) for p in output.parameters()}
+        names = [n for n, p in self.model.named_parameters() if id(p) not in skip]
+        tensors = self._reader.read(names)
+        for name in names:
+            _set_parameter(self.model, name, tensors[name].to(self.dtype))
+
+    def _materialise_layer(self, i: int) -> nn.Module:
+        layer = self._layers[i]
+        names = [n for n, _ in layer.named_parameters()]
+        prefix = self._layer_prefix(i)
+        tensors = self._reader.read([f"{prefix}.{n}" for n in names])
+        for name in names:
+            _set_parameter(layer, name, tensors[f"{prefix}.{name}"].to(self.dtype))
+        return layer
+
+    def _release_layer(self, i: int) -> None:
+        layer = self._layers[i]
+        for name, p in list(layer.named_parameters()):
+            _set_parameter(layer, name, torch.empty_like(p, device="meta"))
+
+    # ------------------------------------------------------------------ passes
+    @torch.no_grad()
+    def _run_stem(self) -> None:
+        """Embed every chunk and record how each decoder layer is called."""
+        original = list(self._layers)
+        for chunk in self._chunks:
+            calls: dict[int, _Call] = {}
+            for i in range(self.num_layers):
+                self._layers[i] = _LayerRecorder(i, calls, last=i == self.num_layers - 1)
+            try:
+                self.model(input_ids=chunk, use_cache=False)
+            except _StopForward:
+                pass
+            finally:
+                for i, layer in enumerate(original):
+                    self._layers[i] = layer
+            if len(calls) != self.num_layers:
+                raise ConversionError(
+                    f"calibration pass reached {len(calls)} of {self.num_layers} decoder layers"
+                )
+            first = calls[0].kwargs["hidden_states"] if calls[0].hidden_kw else calls[0].args[0]
+            self._calls.append(calls)
+            self._source.append(first)
+            self._converted.append(first)
+
+    def _layer_forward(self, i: int, chunk: int, hidden: torch.Tensor) -> torch.Tensor:
+        args, kwargs = self._calls[chunk][i].with_hidden(hidden)
+        out = self._layers[i](*args, **kwargs)
+        return out[0] if isinstance(out, tuple) else out
+
+    @torch.no_grad()
+    def layer(self, i: int, source_weights: AttentionWeights | None = None) -> LayerCalibration:
+        """Load layer ``i`` and collect what a method needs to convert its attention.
+
+        Args:
+            i: the next decoder layer (layers are visited in order, each once).
+            source_weights: unused here (the layer is read from the shards); accepted so the
+                converter can pass what it read.
+
+        Raises:
+            ConversionError: layers visited out of order, or a tensor is missing.
+        """
+        expected = 0 if self._current is None else self._current + 1
+        if i != expected or self._next_source is not None:
+            raise ConversionError(f"calibration expects layer {expected} next, got layer {i}")
+        self._current = i
+        layer = self._materialise_layer(i)
+        attn = _get(layer, self._attn_name)
+        captured: dict[str, Any] = {}
+
+        def pre_hook(_m: nn.Module, args: Any, kwargs: Any) -> None:
+            hidden, call = _record_call(args, kwargs)
+            captured["input"], captured["call"] = hidden, call
+            if captured.get("stop"):
+                raise _StopForward
+
+        def post_hook(_m: nn.Module, _args: Any, _kwargs: Any, output: Any) -> None:
+            captured["output"] = output[0] if isinstance(output, tuple) else output
+
+        handles = [
+            attn.register_forward_pre_hook(pre_hook, with_kwargs=True),
+            attn.register_forward_hook(post_hook, with_kwargs=True),
+        ]
+        source_in, target, conv_in, next_source = [], [], [], []
+        self._attn_calls = []
+        try:
+            for c in range(len(self._chunks)):
+                captured["stop"] = False
+                next_source.append(self._layer_forward(i, c, self._source[c]))
+                source_in.append(captured["input"])
+                target.append(captured["output"])
+                self._attn_calls.append(captured["call"])
+                captured["stop"] = True
+                with contextlib.suppress(_StopForward):
+                    self._layer_forward(i, c, self._converted[c])
+                conv_in.append(captured["input"])
+        finally:
+            for h in handles:
+                h.remove()
+        self._next_source = next_source
+        return LayerCalibration(
+            index=i,
+            inputs=torch.cat(conv_in),
+            source_inputs=torch.cat(source_in),
+            target=torch.cat(target),
+            qk_norm=self.spec.qk_norm,
+            residual_gap=torch.cat(self._source) - torch.cat(self._converted),
+            _session=self,
+        )
+
+    def attention_module(self, i: int, weights: AttentionWeights) -> nn.Module:
+        """This family's attention module for layer ``i`` holding ``weights``."""
+        original = _get(self._layers[i], self._attn_name)
+        return build_attention(
+            self.spec, original, self.model.config, weights.to(self.dtype), layer_idx=i
+        )
+
+    @torch.no_grad()
+    def run_attention(
+        self, i: int, weights: AttentionWeights, inputs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """See :meth:`LayerCalibration.run_attention`."""
+        if i != self._current or self._next_source is None:
+            raise ConversionError(f"layer {i} is not the layer being calibrated")
+        module = self.attention_module(i, weights)
+        o_proj = _get(module, self.spec.o_name)
+        heads: list[torch.Tensor] = []
+        handle = o_proj.register_forward_pre_hook(lambda _m, args: heads.append(args[0]))
+        outputs = []
+        try:
+            for c, chunk_inputs in enumerate(torch.split(inputs, _CHUNK_WINDOWS)):
+                args, kwargs = self._attn_calls[c].with_hidden(chunk_inputs)
+                out = module(*args, **kwargs)
+                outputs.append(out[0] if isinstance(out, tuple) else out)
+        finally:
+            handle.remove()
+        head_out = torch.cat(heads)
+        return torch.cat(outputs), head_out.view(
+            *head_out.shape[:-1], weights.heads, weights.head_dim
+        )
+
+    @torch.no_grad()
+    def advance(self, i: int, converted: AttentionWeights) -> None:
+        """Push both streams through layer ``i`` (the converted one with ``converted``).
+
+        Raises:
+            ConversionError: ``i`` is not the layer returned by the last :meth:`layer` call.
+        """
+        if i != self._current or self._next_source is None:
+            raise ConversionError(f"layer {i} is not the layer being calibrated")
+        layer = self._layers[i]
+        original_attn = _get(layer, self._attn_name)
+        setattr(layer, self._attn_name, self.attention_module(i, converted))
+        try:
+            self._converted = [
+                self._layer_forward(i, c, self._converted[c]) for c in range(len(self._chunks))
+            ]
+        finally:
+            setattr(layer, self._attn_name, original_attn)
+        self._source, self._next_source = self._next_source, None
+        self._release_layer(i)
+
+    def converted_hidden_states(self) -> torch.Tensor:
+        """The converted model's residual stream after the layers advanced so far."""
+        return torch.cat(self._converted)
+
+    def source_hidden_states(self) -> torch.Tensor:
+        """The original model's residual stream after the layers advanced so far."""
+        return torch.cat(self._source)

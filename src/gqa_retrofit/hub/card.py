@@ -1,0 +1,612 @@
+"""Model cards for retrofitted checkpoints: ``README.md`` from the manifest and the estimator.
+
+The card is rendered from a Jinja template (``gqa_retrofit/model_cards/default.md.jinja`` or the
+user's ``template=``) through ``huggingface_hub.ModelCard.from_template``, so the YAML header is
+written by ``ModelCardData``: ``base_model`` (+ ``base_model_relation: finetune``),
+``library_name: transformers``, ``pipeline_tag: text-generation``, ``tags``, ``license``
+(inherited from the source model's card when known), ``datasets`` (Hub dataset ids used for
+calibration/training) and ``model-index`` (from the recorded evaluations).
+
+Inputs, all read from the checkpoint directory:
+
+- ``gqa_retrofit.json`` (the converter's manifest): ``source``, ``method``, ``heads`` (before,
+  after), ``calibration``, ``timings``; optionally ``training`` (the trainer's record) and
+  ``evaluations``, a list of ``{"model": "source"|"converted"|"trained", "dataset": str,
+  "metric": "perplexity", "value": float, ...}`` records (optional keys: ``dataset_id``
+  (a Hub dataset id), ``split``, ``tokens``, ``seq_len``).
+- ``config.json`` (``auto_map`` decides whether loading needs ``trust_remote_code``).
+
+Our part of the card sits between :data:`BEGIN_MARKER` and :data:`END_MARKER`. Updating an
+existing card replaces only that part and our YAML keys: text outside the markers and other YAML
+keys are kept, and rendering twice gives the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, ConversionError, ModelSourceError
+
+CARD_FILENAME = "README.md"
+MANIFEST_FILENAME = "gqa_retrofit.json"
+PLOT_FILENAME = "gqa_retrofit_cost.png"
+BEGIN_MARKER = "<!-- gqa-retrofit:begin -->"
+END_MARKER = "<!-- gqa-retrofit:end -->"
+DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "default.md.jinja"
+DEFAULT_CONTEXTS = (4096, 32768, 131072)
+# YAML keys the card owns; every other key of an existing card is kept as the user wrote it.
+OWNED_KEYS = (
+    "base_model",
+    "base_model_relation",
+    "library_name",
+    "pipeline_tag",
+    "tags",
+    "datasets",
+    "model-index",
+    "license",
+)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+_HEADER = re.compile(r"\A---\n(.*?)\n---[ \t]*\n?", re.DOTALL)
+
+
+@dataclass
+class Geometry:
+    """Attention geometry of one side of the conversion."""
+
+    heads: int | None
+    kv_heads: int | None
+    head_dim: int | None
+    layers: int | None = None
+
+
+@dataclass
+class CardFacts:
+    """Everything the template needs, gathered from the checkpoint directory."""
+
+    model_name: str
+    source: str
+    source_is_hub: bool
+    source_revision: str | None
+    method: str
+    method_options: dict[str, Any]
+    before: Geometry
+    after: Geometry
+    model_type: str
+    custom_code: bool
+    calibration: dict[str, Any] | None
+    timings: dict[str, float]
+    training: dict[str, Any] | None
+    evaluations: list[dict[str, Any]]
+    datasets: list[str]
+    license: str | None
+    manifest: dict[str, Any] = field(repr=False)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelSourceError(f"{str(path)!r} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{str(path)!r} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{str(path)!r} must hold a JSON object")
+    return data
+
+
+def _first(mapping: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if mapping.get(key) is not None:
+            return mapping[key]
+    return None
+
+
+def _geometry(record: dict[str, Any] | None) -> Geometry:
+    record = record or {}
+    return Geometry(
+        heads=_first(record, "heads", "num_attention_heads", "n_heads", "q_heads"),
+        kv_heads=_first(record, "kv_heads", "num_key_value_heads", "n_kv_heads"),
+        head_dim=_first(record, "head_dim", "d_head"),
+        layers=_first(record, "layers", "num_hidden_layers"),
+    )
+
+
+def _config_geometry(config: dict[str, Any]) -> Geometry:
+    heads = config.get("num_attention_heads")
+    head_dim = config.get("head_dim") or (
+        config["hidden_size"] // heads if heads and config.get("hidden_size") else None
+    )
+    return Geometry(
+        heads=heads,
+        kv_heads=config.get("num_key_value_heads", heads),
+        head_dim=head_dim,
+        layers=config.get("num_hidden_layers"),
+    )
+
+
+def _source_fields(manifest: dict[str, Any]) -> tuple[str, str | None]:
+    source = manifest.get("source")
+    if isinstance(source, str):
+        return source, None
+    if isinstance(source, dict):
+        name = _first(source, "id", "repo_id", "name", "path", "model")
+        revision = _first(source, "revision", "commit")
+        return str(name or "unknown"), revision
+    return "unknown", None
+
+
+def _hub_datasets(manifest: dict[str, Any]) -> list[str]:
+    """Hub dataset ids recorded for calibration and training (``dataset_id``/``datasets`` keys;
+    local text files are described in the body, not listed here)."""
+    found: set[str] = set()
+    for record in (manifest.get("calibration"), manifest.get("training")):
+        if not isinstance(record, dict):
+            continue
+        for key in ("dataset_id", "datasets"):
+            value = record.get(key)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str) and _HUB_ID.match(item) and not Path(item).exists():
+                    found.add(item)
+    return sorted(found)
+
+
+def source_license(source: str, *, revision: str | None = None) -> str | None:
+    """The ``license`` of the source model's card (a local ``README.md``, or the Hub's
+    ``cardData`` for a Hub id), or None when unknown.
+
+    The Hub is asked once, without retries (``HF_ENDPOINT``, ``HF_TOKEN`` and
+    ``HF_HUB_OFFLINE`` honoured); when it cannot be reached the license stays unknown and the
+    card says to check the base model's license.
+    """
+    path = Path(source)
+    if path.is_dir():
+        readme = path / CARD_FILENAME
+        if not readme.is_file():
+            return None
+        meta, _ = _split(readme.read_text(encoding="utf-8", errors="replace"))
+        value = meta.get("license")
+    elif _HUB_ID.match(source):
+        from huggingface_hub import HfApi
+
+        try:
+            info = HfApi().model_info(source, revision=revision)
+        except Exception:
+            return None
+        value = info.card_data.get("license") if info.card_data is not None else None
+    else:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def gather_facts(
+    checkpoint_dir: str | os.PathLike[str],
+    *,
+    license: str | None = None,
+    base_model: str | None = None,
+) -> CardFacts:
+    """Read the manifest and config of a converted checkpoint into :class:`CardFacts`.
+
+    Raises:
+        ModelSourceError: the directory or its ``config.json`` is missing.
+        ConversionError: there is no ``gqa_retrofit.json`` manifest.
+        ConfigError: a file is not valid JSON.
+    """
+    folder = Path(checkpoint_dir)
+    if not (folder / "config.json").is_file():
+        raise ModelSourceError(
+            f"{str(checkpoint_dir)!r} is not a checkpoint directory (no config.json)"
+        )
+    if not (folder / MANIFEST_FILENAME).is_file():
+        raise ConversionError(
+            f"{str(checkpoint_dir)!r} has no {MANIFEST_FILENAME}: cards are rendered for "
+            "checkpoints written by gqa-retrofit convert/train"
+        )
+    manifest = read_json(folder / MANIFEST_FILENAME)
+    config = read_json(folder / "config.json")
+    source, revision = _source_fields(manifest)
+    method_record = manifest.get("method")
+    if isinstance(method_record, dict):
+        method = str(_first(method_record, "name", "method") or "unknown")
+        options = {
+            k: v
+            for k, v in method_record.items()
+            if k not in ("name", "method", "needs_calibration") and v not in (None, {}, [])
+        }
+    else:
+        method, options = str(method_record or "unknown"), {}
+    heads = manifest.get("heads") or {}
+    before = _geometry(heads.get("before"))
+    after = _geometry(heads.get("after"))
+    from_config = _config_geometry(config)
+    for name in ("heads", "kv_heads", "head_dim", "layers"):
+        if getattr(after, name) is None:
+            setattr(after, name, getattr(from_config, name))
+        if getattr(before, name) is None and name == "layers":
+            before.layers = from_config.layers
+    if base_model is not None:
+        if not _HUB_ID.match(base_model):
+            raise ConfigError(f"base model {base_model!r} is not a Hub model id (owner/name)")
+        source = base_model
+    elif isinstance(manifest.get("base_model"), str):
+        source = manifest["base_model"]
+    is_hub = bool(_HUB_ID.match(source)) and not Path(source).exists()
+    if license is None:
+        license = manifest.get("license") or source_license(source, revision=revision)
+    evaluations = [e for e in manifest.get("evaluations") or [] if isinstance(e, dict)]
+    return CardFacts(
+        model_name=folder.resolve().name,
+        source=source,
+        source_is_hub=is_hub,
+        source_revision=revision,
+        method=method,
+        method_options=options,
+        before=before,
+        after=after,
+        model_type=str(config.get("model_type", "unknown")),
+        custom_code=bool(config.get("auto_map")),
+        calibration=manifest.get("calibration"),
+        timings=dict(manifest.get("timings") or {}),
+        training=manifest.get("training"),
+        evaluations=evaluations,
+        datasets=_hub_datasets(manifest),
+        license=license,
+        manifest=manifest,
+    )
+
+
+# -- pieces of the body --------------------------------------------------------------------------
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _fmt_number(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        tiny_or_huge = value != 0 and (abs(value) < 0.01 or abs(value) >= 1e5)
+        return f"{value:.4g}" if tiny_or_huge else f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def quality_note(evaluations: list[dict[str, Any]]) -> str | None:
+    """A warning when this model's perplexity is far above the source's (untrained pooling)."""
+    by_model: dict[str, float] = {}
+    for record in evaluations:
+        if record.get("metric", "perplexity") == "perplexity" and isinstance(
+            record.get("value"), (int, float)
+        ):
+            by_model.setdefault(str(record.get("model", "converted")), float(record["value"]))
+    source = by_model.get("source")
+    mine = by_model.get("trained", by_model.get("converted"))
+    if source is None or mine is None or mine <= 2 * source:
+        return None
+    return (
+        f"This model's perplexity is {mine / source:,.0f}× the source's: head pooling without "
+        "enough training loses much of the model's quality. Uptrain it (`gqa-retrofit train`) "
+        "before using it for anything but experiments."
+    )
+
+
+def evaluation_table(evaluations: list[dict[str, Any]]) -> str:
+    """Markdown table: one row per (dataset, metric), one column per evaluated model."""
+    if not evaluations:
+        return ""
+    models: list[str] = []
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in evaluations:
+        model = str(record.get("model", "converted"))
+        if model not in models:
+            models.append(model)
+        key = (str(record.get("dataset", "?")), str(record.get("metric", "perplexity")))
+        rows.setdefault(key, {})[model] = record.get("value")
+    lines = ["| dataset | metric | " + " | ".join(models) + " |"]
+    lines.append("|---|---|" + "---:|" * len(models))
+    for (dataset, metric), values in rows.items():
+        cells = [_fmt_number(values[m]) if m in values else "–" for m in models]
+        lines.append(f"| {dataset} | {metric} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def eval_results(facts: CardFacts) -> list[Any]:
+    """``EvalResult`` objects (model-index) for this model's own evaluations."""
+    from huggingface_hub import EvalResult
+
+    own = [e for e in facts.evaluations if e.get("model", "converted") not in ("source", "base")]
+    if own and any(e.get("model") == "trained" for e in own):
+        own = [e for e in own if e.get("model") == "trained"]
+    results = []
+    for record in own:
+        if not isinstance(record.get("value"), (int, float)):
+            continue
+        dataset = str(record.get("dataset", "text"))
+        results.append(
+            EvalResult(
+                task_type="text-generation",
+                task_name="Causal language modeling",
+                dataset_type=str(record.get("dataset_id") or dataset),
+                dataset_name=dataset,
+                dataset_split=record.get("split"),
+                metric_type=str(record.get("metric", "perplexity")),
+                metric_name=str(record.get("metric", "perplexity")).capitalize(),
+                metric_value=round(float(record["value"]), 4),
+            )
+        )
+    return results
+
+
+def card_data(facts: CardFacts) -> Any:
+    """The ``ModelCardData`` of the YAML header."""
+    from huggingface_hub import ModelCardData
+
+    tags = ["gqa-retrofit", "gqa", f"gqa-retrofit-{facts.method}", facts.model_type]
+    if facts.training:
+        tags.append("distillation" if facts.training.get("teacher") else "uptraining")
+    results = eval_results(facts)
+    return ModelCardData(
+        base_model=facts.source if facts.source_is_hub else None,
+        base_model_relation="finetune" if facts.source_is_hub else None,
+        library_name="transformers",
+        pipeline_tag="text-generation",
+        license=facts.license,
+        tags=tags,
+        datasets=facts.datasets or None,
+        model_name=facts.model_name if results else None,
+        eval_results=results or None,
+    )
+
+
+def cost_report(
+    facts: CardFacts, config_path: Path, contexts: tuple[int, ...] = DEFAULT_CONTEXTS
+) -> Any:
+    """The estimator's report of the source geometry, with this model as its what-if.
+
+    The source is costed from this checkpoint's config with the recorded pre-conversion head
+    geometry (every other dimension is unchanged by a retrofit), so no source download is needed
+    and the what-if's savings are those of the retrofit.
+
+    Raises:
+        ConfigError: the geometry before or after the conversion is unknown.
+    """
+    from ..cost import estimate
+
+    before, after = facts.before, facts.after
+    if not (before.heads and before.kv_heads and after.heads and after.kv_heads):
+        raise ConfigError(
+            "the manifest does not record the head counts before and after the conversion "
+            "(heads.before / heads.after): cannot cost the retrofit"
+        )
+    config = read_json(config_path)
+    config.update(
+        num_attention_heads=before.heads,
+        num_key_value_heads=before.kv_heads,
+        _name_or_path=facts.source,  # the report's label
+    )
+    if before.head_dim:
+        config["head_dim"] = before.head_dim
+    report = estimate(
+        config, contexts=contexts, what_if=[(after.heads, after.kv_heads, after.head_dim)]
+    )
+    return report
+
+
+def cost_table(
+    facts: CardFacts, config_path: Path, contexts: tuple[int, ...] = DEFAULT_CONTEXTS
+) -> str:
+    """Markdown cost table: the source and this model at each context, savings in percent."""
+    return str(cost_report(facts, config_path, contexts).to_markdown())
+
+
+def write_cost_plot(
+    checkpoint_dir: str | os.PathLike[str],
+    *,
+    base_model: str | None = None,
+    contexts: tuple[int, ...] = DEFAULT_CONTEXTS,
+) -> Path:
+    """Plot KV cache and decode FLOPs vs context (source and this model) next to the card.
+
+    Returns:
+        The path of the PNG (``gqa_retrofit_cost.png``), which the card embeds.
+    """
+    from ..cost import plot_reports
+
+    folder = Path(checkpoint_dir)
+    facts = gather_facts(folder, license="", base_model=base_model)  # "": no license lookup
+    report = cost_report(facts, folder / "config.json", contexts)
+    return Path(plot_reports([report], folder / PLOT_FILENAME, title=f"{facts.model_name}"))
+
+
+def reproduce_commands(facts: CardFacts) -> list[str]:
+    """The exact commands recorded in the manifest, or the equivalent convert/train commands."""
+    recorded = facts.manifest.get("commands") or facts.manifest.get("command")
+    if isinstance(recorded, str):
+        commands = [recorded]
+    elif isinstance(recorded, list):
+        commands = [str(c) for c in recorded]
+    else:
+        parts = ["gqa-retrofit convert", facts.source, "OUT"]
+        if facts.after.kv_heads:
+            parts.append(f"--kv-heads {facts.after.kv_heads}")
+        if facts.after.heads and facts.after.heads != facts.before.heads:
+            parts.append(f"--heads {facts.after.heads}")
+        parts.append(f"--method {facts.method}")
+        if facts.source_revision and facts.source_is_hub:
+            parts.append(f"--revision {facts.source_revision}")
+        commands = [" ".join(parts)]
+    training = facts.training or {}
+    train_cmd = training.get("command")
+    if isinstance(train_cmd, str) and train_cmd not in commands:
+        commands.append(train_cmd)
+    return commands
+
+
+def render_card(
+    checkpoint_dir: str | os.PathLike[str],
+    *,
+    template: str | os.PathLike[str] | None = None,
+    repo_id: str | None = None,
+    license: str | None = None,
+    base_model: str | None = None,
+    contexts: tuple[int, ...] = DEFAULT_CONTEXTS,
+) -> str:
+    """Render the model card of a retrofitted checkpoint (the text of its ``README.md``).
+
+    Args:
+        checkpoint_dir: output of ``convert`` or ``train`` (``config.json`` + manifest).
+        template: a Jinja template path; defaults to the packaged ``default.md.jinja``. It gets
+            ``card_data`` (the YAML) and the variables documented in ``docs/publish.md``.
+        repo_id: the Hub id the card will live at (used in the loading snippet).
+        license: overrides the license inherited from the source card.
+        base_model: the source's Hub id when it was converted from a local copy (else the
+            manifest's ``source``, or its ``base_model`` key, is used).
+        contexts: context lengths of the cost table.
+
+    Returns:
+        The card text; with the default template our part sits between the markers.
+
+    Raises:
+        ModelSourceError: not a checkpoint directory, or the template does not exist.
+        ConversionError: no ``gqa_retrofit.json`` manifest.
+        ConfigError: the template does not render.
+    """
+    import jinja2
+    from huggingface_hub import ModelCard
+
+    from .. import __version__
+
+    template_path = Path(template) if template is not None else DEFAULT_TEMPLATE
+    if not template_path.is_file():
+        raise ModelSourceError(f"card template {str(template_path)!r} does not exist")
+    folder = Path(checkpoint_dir)
+    facts = gather_facts(folder, license=license, base_model=base_model)
+    data = card_data(facts)
+    try:
+        card = ModelCard.from_template(
+            data,
+            template_path=str(template_path),
+            facts=facts,
+            repo_id=repo_id or f"<your-namespace>/{facts.model_name}",
+            begin_marker=BEGIN_MARKER,
+            end_marker=END_MARKER,
+            version=__version__,
+            cost_table=cost_table(facts, folder / "config.json", contexts),
+            plot_file=PLOT_FILENAME if (folder / PLOT_FILENAME).is_file() else None,
+            evaluation_table=evaluation_table(facts.evaluations),
+            quality_note=quality_note(facts.evaluations),
+            commands=reproduce_commands(facts),
+            kv_ratio=(facts.before.kv_heads / facts.after.kv_heads)
+            if facts.before.kv_heads and facts.after.kv_heads
+            else None,
+            fmt=_fmt_number,
+            fmt_bytes=_fmt_bytes,
+        )
+    except jinja2.TemplateError as err:
+        raise ConfigError(f"card template {str(template_path)!r} failed to render: {err}") from None
+    return _normalise(str(card))
+
+
+def _normalise(text: str) -> str:
+    """Strip trailing spaces, collapse 3+ blank lines, end with exactly one newline."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    out = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+    return out.strip("\n") + "\n"
+
+
+def has_markers(text: str) -> bool:
+    return BEGIN_MARKER in text and END_MARKER in text
+
+
+def _split(text: str) -> tuple[dict[str, Any], str]:
+    """(YAML header as a dict, body) of a card text."""
+    import yaml
+
+    match = _HEADER.match(text)
+    if not match:
+        return {}, text
+    try:
+        meta = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError:
+        meta = {}
+    return (meta if isinstance(meta, dict) else {}), text[match.end() :]
+
+
+def merge_card(existing: str, rendered: str) -> str:
+    """Update ``existing`` with a freshly ``rendered`` card, keeping everything the user wrote.
+
+    Our YAML keys are replaced (others kept); the text between the markers is replaced; text
+    before and after the markers is kept. An existing card without markers keeps its body below
+    our section. ``merge_card(merge_card(a, r), r) == merge_card(a, r)``.
+    """
+    import yaml
+
+    old_meta, old_body = _split(existing)
+    new_meta, new_body = _split(rendered)
+    meta = {k: v for k, v in old_meta.items() if k not in OWNED_KEYS}
+    meta.update(new_meta)
+    ours = new_body
+    if has_markers(new_body):
+        start = new_body.index(BEGIN_MARKER)
+        ours = new_body[start : new_body.index(END_MARKER) + len(END_MARKER)]
+    if not existing.strip():
+        body = new_body
+    elif has_markers(old_body):
+        start = old_body.index(BEGIN_MARKER)
+        end = old_body.index(END_MARKER) + len(END_MARKER)
+        body = old_body[:start] + ours + old_body[end:]
+    else:
+        body = ours + "\n\n" + old_body
+    header = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()
+    return _normalise(f"---\n{header}\n---\n\n{body.lstrip()}")
+
+
+def write_card(
+    checkpoint_dir: str | os.PathLike[str],
+    *,
+    template: str | os.PathLike[str] | None = None,
+    repo_id: str | None = None,
+    license: str | None = None,
+    base_model: str | None = None,
+    contexts: tuple[int, ...] = DEFAULT_CONTEXTS,
+    plot: bool = True,
+) -> Path:
+    """Render the card and write (or idempotently update) ``checkpoint_dir/README.md``.
+
+    With ``plot`` (default) it also writes the cost plot ``gqa_retrofit_cost.png`` that the
+    card embeds (an existing plot is embedded either way).
+
+    Returns:
+        The path of the written ``README.md``.
+
+    Raises:
+        ModelSourceError, ConversionError, ConfigError: see :func:`render_card`.
+    """
+    folder = Path(checkpoint_dir)
+    if plot and (folder / "config.json").is_file() and (folder / MANIFEST_FILENAME).is_file():
+        write_cost_plot(folder, base_model=base_model, contexts=contexts)
+    rendered = render_card(
+        folder,
+        template=template,
+        repo_id=repo_id,
+        license=license,
+        base_model=base_model,
+        contexts=contexts,
+    )
+    path = folder / CARD_FILENAME
+    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    text = merge_card(existing, rendered)
+    tmp = path.with_name(f".{CARD_FILENAME}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
