@@ -61,6 +61,9 @@ _EXPORTS: dict[str, str] = {
     "render_card": "gqa_retrofit.hub.card",
     "write_card": "gqa_retrofit.hub.card",
     "push_to_hub": "gqa_retrofit.hub.push",
+    "train": "gqa_retrofit.training",
+    "TrainOptions": "gqa_retrofit.training",
+    "TrainingReport": "gqa_retrofit.training",
 }
 
 
