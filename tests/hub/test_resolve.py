@@ -75,7 +75,7 @@ def test_hub_errors_are_typed_one_liners(hub_server, tiny_llama_dir):
     with pytest.raises(ModelSourceError, match="revision not found"):
         resolve_checkpoint_dir(REPO, revision="v9")
     with pytest.raises(ModelSourceError, match="neither an existing path nor a Hub id"):
-        resolve_config_file("../../etc")
+        resolve_config_file("../no-such-dir-gqa/../model")
 
 
 def test_offline_uses_the_cache_or_says_why(hub_server, tiny_llama_dir, tmp_path):

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from gqa_retrofit.cli.main import build_parser
+from gqa_retrofit.cli.train import options_from_args
+from gqa_retrofit.errors import TrainingError
+from gqa_retrofit.training.options import TrainOptions, load_config, option_fields
+
+
+def test_every_option_has_help_text() -> None:
+    for f in option_fields():
+        assert f.metadata["help"], f.name
+
+
+def test_from_dict_accepts_dashes_and_rejects_unknown_keys() -> None:
+    opts = TrainOptions.from_dict({"max-steps": 7, "data": "a.txt", "distill_weight": 0.25})
+    assert (opts.max_steps, opts.data, opts.distill_weight) == (7, ["a.txt"], 0.25)
+    with pytest.raises(TrainingError, match="unknown training option 'max_step'"):
+        TrainOptions.from_dict({"max_step": 3})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"max_steps": 0}, "--max-steps 0 is invalid: must be a positive integer"),
+        ({"seq_len": -4}, "--seq-len -4 is invalid"),
+        ({"distill_weight": 1.5}, r"--distill-weight 1.5 is invalid: must be in \[0.0, 1.0\]"),
+        ({"schedule": "linear"}, "--schedule 'linear' is invalid: choose one of wsd, cosine"),
+        ({"lr": 0.0}, "--lr 0.0 is invalid"),
+        ({"data": []}, "no training data given"),
+    ],
+)
+def test_validate_names_the_bad_value(change: dict, message: str) -> None:
+    opts = TrainOptions.from_dict({"model": "m", "out": "o", "data": ["x.txt"], **change})
+    with pytest.raises(TrainingError, match=message):
+        opts.validate()
+
+
+def test_yaml_config_merges_under_cli_flags(tmp_path: Path) -> None:
+    config = tmp_path / "train.yaml"
+    config.write_text("max-steps: 50\nlr: 0.001\ndata: [a.txt, b.txt]\nteacher: orig\n")
+    assert load_config(config)["max-steps"] == 50
+    args = build_parser().parse_args(
+        ["train", "m", "out", "--config", str(config), "--lr", "0.02", "--trainable", "lora"]
+    )
+    opts = options_from_args(args)
+    assert opts.max_steps == 50  # from the file
+    assert opts.lr == 0.02  # the flag wins over the file
+    assert opts.data == ["a.txt", "b.txt"]
+    assert (opts.teacher, opts.trainable, opts.model, opts.out) == ("orig", "lora", "m", "out")
+    assert opts.seq_len == 512  # untouched default
+
+
+def test_json_config_and_bad_config(tmp_path: Path) -> None:
+    good = tmp_path / "c.json"
+    good.write_text('{"seq_len": 64, "resume": "latest"}')
+    assert load_config(good) == {"seq_len": 64, "resume": "latest"}
+    bad = tmp_path / "c.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(TrainingError, match="must hold a mapping"):
+        load_config(bad)
+    with pytest.raises(TrainingError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_resume_flag_without_value_means_latest() -> None:
+    args = build_parser().parse_args(["train", "m", "o", "--data", "x", "--resume"])
+    assert isinstance(args, argparse.Namespace)
+    assert options_from_args(args).resume == "latest"
+    args = build_parser().parse_args(["train", "m", "o", "--data", "x", "y", "--data", "z"])
+    assert options_from_args(args).data == ["x", "y", "z"]
+
+
+def test_shipped_example_config_is_valid() -> None:
+    root = Path(__file__).resolve().parents[2]
+    values = load_config(root / "examples" / "train_config.yaml")
+    opts = TrainOptions.from_dict({**values, "model": "m", "out": "o"}).validate()
+    assert (opts.max_steps, opts.seq_len, opts.teacher) == (100, 256, "original-model/")
