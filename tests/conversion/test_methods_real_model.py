@@ -17,11 +17,11 @@ from gqa_retrofit.conversion.pooling import HeadTarget
 
 pytestmark = pytest.mark.integration
 
-CALIBRATION_TOKENS = 4096  # 8 windows of 512: small enough for CI
-# Mean pooling scores 12,183 here (shared/notes/assets.md); issue 6 asks the data-aware default
-# to be at least 30x better than mean pooling (its stricter target, <= 100, is not reached yet
-# with this small calibration: see docs/convert.md).
-MEAN_POOLING_PERPLEXITY = 12_183
+# 16 windows of 512 (half the converter's default budget): about a minute on 2 cores, and enough
+# for the default pca-refit to reach issue 6's target (measured 79.2 with 8,192 tokens through the
+# CLI, 74.3 with the default 16,384; mean pooling scores 12,183, the original 36.6).
+CALIBRATION_TOKENS = 8192
+TARGET_PERPLEXITY = 100.0
 
 
 def test_default_method_converts_smollm2_to_one_kv_head(default_model: Path) -> None:
@@ -46,4 +46,4 @@ def test_default_method_converts_smollm2_to_one_kv_head(default_model: Path) -> 
     assert len(result.records) == 30
     ppl = evaluate_perplexity(model, corpus.test, tokenizer=tokenizer, seq_len=512, max_windows=16)
     assert ppl.windows == 16
-    assert ppl.perplexity <= MEAN_POOLING_PERPLEXITY / 30, ppl.perplexity
+    assert ppl.perplexity <= TARGET_PERPLEXITY, ppl.perplexity

@@ -88,7 +88,7 @@ def test_importance_beats_index_after_conversion(layer0, refit: bool) -> None:
 
 def test_registered_methods_need_calibration(layer0) -> None:
     source, _ = layer0
-    assert DEFAULT_METHOD == "pca"
+    assert DEFAULT_METHOD == "pca-refit"
     for name in ("align-mean", "pca", "mean-refit", "pca-refit"):
         method = get_pooling(name)
         assert method.needs_calibration and method.reference and method.summary

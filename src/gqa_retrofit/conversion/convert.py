@@ -54,6 +54,7 @@ from .manifest import (
     source_fingerprint,
     write_manifest,
 )
+from .methods import DEFAULT_METHOD as DEFAULT_DATA_AWARE_METHOD
 from .pooling import HeadTarget, PoolingMethod, PoolResult, check_target, get_pooling
 from .streaming import (
     CheckpointReader,
@@ -69,7 +70,7 @@ from .streaming import (
 # The method used when none is named: mean pooling without calibration data; the best
 # data-aware method (chosen by measurement, see docs/convert.md) when calibration text is given.
 DEFAULT_METHOD = "mean"
-DEFAULT_CALIBRATED_METHOD = "pca-refit"  # registered by conversion.methods (convmethods)
+DEFAULT_CALIBRATED_METHOD = DEFAULT_DATA_AWARE_METHOD  # the one default, kept in conversion.methods
 DEFAULT_CALIBRATION_TOKENS = 16_384
 
 DTYPES: dict[str, torch.dtype | None] = {
