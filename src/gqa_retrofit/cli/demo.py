@@ -18,7 +18,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--out", default="demo-output", help="output directory (demo-output)")
     parser.add_argument(
-        "--train-steps", type=positive_int, default=None, help="distillation steps (80)"
+        "--train-steps", type=positive_int, default=None, help="distillation steps (24)"
     )
     parser.add_argument("--eval-windows", type=positive_int, default=16, help="windows (16)")
     parser.add_argument(

@@ -25,6 +25,7 @@ from .calibration import (
     build_attention,
 )
 from .canonical import AttentionWeights
+from .convert import DEFAULT_CALIBRATION_TOKENS
 from .pooling import HeadTarget, get_pooling
 
 
@@ -44,7 +45,7 @@ def convert_in_memory(
     method: str,
     text_paths: Sequence[str | Path] = (),
     *,
-    tokens: int = 16384,
+    tokens: int = DEFAULT_CALIBRATION_TOKENS,
     seq_len: int = 512,
     tokenizer: Any | None = None,
 ) -> InMemoryConversion:

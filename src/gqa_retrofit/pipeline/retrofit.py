@@ -447,7 +447,9 @@ class RetrofitPipeline:
         seconds = copy_seconds(size)
         note = ""
         if self.options.calibration:
-            tokens = self.options.calibration_tokens or 16384
+            from ..conversion.convert import DEFAULT_CALIBRATION_TOKENS
+
+            tokens = self.options.calibration_tokens or DEFAULT_CALIBRATION_TOKENS
             seconds += forward_seconds(size, tokens, context=512, passes=4.0)
             note = "with calibration"
         return StageEstimate(seconds, size.weight_bytes // size.layers * 4 + 512 * 1024**2, note)
