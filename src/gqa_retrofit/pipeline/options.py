@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._options import options_from_mapping, read_config_file
 from ..errors import ConfigError
 
 
@@ -63,19 +63,13 @@ class RetrofitOptions:
         Raises:
             ConfigError: unknown keys (the message lists the valid ones).
         """
-        known = {f.name for f in fields(cls)}
-        clean: dict[str, Any] = {}
-        for key, value in values.items():
-            name = str(key).replace("-", "_")
-            if name not in known:
-                raise ConfigError(
-                    f"unknown retrofit option {key!r}; valid: {', '.join(sorted(known))}"
-                )
-            clean[name] = value
-        for name in ("calibration", "train_data", "contexts", "bench_contexts"):
-            if isinstance(clean.get(name), (str, int)):
-                clean[name] = [clean[name]]
-        return cls(**clean)
+        return options_from_mapping(
+            cls,
+            values,
+            label="retrofit",
+            error=ConfigError,
+            list_fields=("calibration", "train_data", "contexts", "bench_contexts"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,21 +127,4 @@ def load_config(path: str | Path) -> dict[str, Any]:
     Raises:
         ConfigError: the file is missing, cannot be parsed, or is not a mapping.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            values = yaml.safe_load(text)
-        else:
-            values = json.loads(text)
-    except Exception as err:  # yaml.YAMLError, json.JSONDecodeError
-        raise ConfigError(f"config file {str(path)!r} cannot be parsed: {err}") from None
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a mapping of option names")
-    return values
+    return read_config_file(path, error=ConfigError)

@@ -7,12 +7,12 @@ and ``HfArgumentParser`` do; :mod:`gqa_retrofit.cli.train` builds its flags from
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .._options import options_from_mapping, read_config_file
 from ..errors import TrainingError
 
 SCHEDULES = ("wsd", "cosine")
@@ -119,20 +119,9 @@ class TrainOptions:
         Raises:
             TrainingError: unknown keys (the message lists valid ones).
         """
-        known = {f.name for f in fields(cls)}
-        clean: dict[str, Any] = {}
-        for key, value in values.items():
-            name = str(key).replace("-", "_")
-            if name not in known:
-                raise TrainingError(
-                    f"unknown training option {key!r}; valid: {', '.join(sorted(known))}"
-                )
-            clean[name] = value
-        if isinstance(clean.get("data"), str):
-            clean["data"] = [clean["data"]]
-        if isinstance(clean.get("report_to"), str):
-            clean["report_to"] = [clean["report_to"]]
-        return cls(**clean)
+        return options_from_mapping(
+            cls, values, label="training", error=TrainingError, list_fields=("data", "report_to")
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -231,21 +220,4 @@ def load_config(path: str | Path) -> dict[str, Any]:
     Raises:
         TrainingError: the file is missing, unreadable, or not a mapping.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise TrainingError(f"config file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            values = yaml.safe_load(text)
-        else:
-            values = json.loads(text)
-    except Exception as err:  # yaml.YAMLError / json.JSONDecodeError
-        raise TrainingError(f"config file {str(path)!r} cannot be parsed: {err}") from None
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise TrainingError(f"config file {str(path)!r} must hold a mapping of option: value")
-    return values
+    return read_config_file(path, error=TrainingError)
