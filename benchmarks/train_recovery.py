@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -49,147 +47,55 @@ TRAIN_ORDER = ["sense_and_sensibility", "pride_and_prejudice", "mansfield_park",
 
 
 def model_dir() -> Path:
-    try:
-        from gqa_retrofit.assets import default_model_dir
+    from gqa_retrofit.assets import default_model_dir
 
-        return Path(default_model_dir())
-    except ImportError:
-        return CACHE / "models" / "SmolLM2-135M-Instruct"
+    return Path(default_model_dir())
 
 
 def corpus() -> tuple[list[str], str]:
-    try:
-        from gqa_retrofit.assets import default_corpus
+    from gqa_retrofit.assets import default_corpus
 
-        c = default_corpus()
-        # one fixed order (publication order), so every arm and every resume packs the same
-        # blocks whichever way the asset module lists the files
-        order = {n: i for i, n in enumerate(TRAIN_ORDER)}
-        train = sorted((str(p) for p in c.train), key=lambda p: order.get(Path(p).stem, 99))
-        return train, str(c.test)
-    except ImportError:
-        austen = CACHE / "text" / "austen"
-        return [str(austen / f"{n}.txt") for n in TRAIN_ORDER], str(austen / "persuasion.txt")
+    c = default_corpus()
+    # one fixed order (publication order), so every arm and every resume packs the same blocks
+    # whichever way the asset module lists the files
+    order = {n: i for i, n in enumerate(TRAIN_ORDER)}
+    train = sorted((str(p) for p in c.train), key=lambda p: order.get(Path(p).stem, 99))
+    return train, str(c.test)
 
 
-def perplexity(
-    model: Any, tokenizer: Any, text_path: str, windows: int = 16, seq_len: int = 512
-) -> dict[str, Any]:
-    """Perplexity over the first ``windows`` windows of ``seq_len`` tokens (loss on seq_len-1)."""
-    try:
-        from gqa_retrofit.evaluation.perplexity import evaluate_perplexity
+def perplexity(model: Any, tokenizer: Any, text_path: str) -> float:
+    """Perplexity over the first 16 windows of 512 tokens (loss on 511 tokens each)."""
+    from gqa_retrofit.evaluation.perplexity import evaluate_perplexity
 
-        result = evaluate_perplexity(
-            model, text_path, tokenizer=tokenizer, seq_len=seq_len, max_windows=windows
-        )
-        return {"perplexity": float(result.perplexity), "evaluator": "gqa_retrofit"}
-    except ImportError:
-        pass
-    text = Path(text_path).read_text(encoding="utf-8")
-    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-    total, count = 0.0, 0
-    model.eval()
-    with torch.no_grad():
-        for w in range(windows):
-            chunk = torch.tensor([ids[w * seq_len : (w + 1) * seq_len]])
-            if chunk.shape[1] < seq_len:
-                break
-            logits = model(input_ids=chunk, use_cache=False).logits
-            loss = torch.nn.functional.cross_entropy(logits[0, :-1].float(), chunk[0, 1:])
-            total += float(loss) * (seq_len - 1)
-            count += seq_len - 1
-    return {"perplexity": math.exp(total / count), "evaluator": "benchmark-fallback"}
-
-
-def repeated_4gram_fraction(ids: list[int]) -> float:
-    grams = [tuple(ids[i : i + 4]) for i in range(len(ids) - 3)]
-    return 0.0 if not grams else 1.0 - len(set(grams)) / len(grams)
+    result = evaluate_perplexity(model, text_path, tokenizer=tokenizer, seq_len=512, max_windows=16)
+    return float(result.perplexity)
 
 
 def generations(model: Any, tokenizer: Any) -> dict[str, Any]:
-    model.eval()
-    out, fractions = [], []
-    for prompt in PROMPTS:
-        enc = tokenizer(prompt, return_tensors="pt")
-        with torch.no_grad():
-            gen = model.generate(
-                **enc,
-                max_new_tokens=NEW_TOKENS,
-                do_sample=False,
-                pad_token_id=tokenizer.eos_token_id,
-            )
-        new = gen[0, enc["input_ids"].shape[1] :].tolist()
-        fractions.append(repeated_4gram_fraction(new))
-        out.append(
-            {
-                "prompt": prompt,
-                "continuation": tokenizer.decode(new),
-                "repeated_4gram_fraction": fractions[-1],
-            }
-        )
-    return {"samples": out, "repeated_4gram_fraction": sum(fractions) / len(fractions)}
+    from gqa_retrofit.evaluation.generation import greedy_continuations
+
+    found = greedy_continuations(model, tokenizer, PROMPTS, new_tokens=NEW_TOKENS).to_dict()
+    for sample in found["samples"]:
+        sample["continuation"] = sample.pop("text")
+        sample.pop("token_ids")
+    return found
 
 
-def convert_mean(src: Path, dst: Path) -> Path:
-    """3 -> 1 KV heads by the registry's mean pooling, written as a plain llama checkpoint."""
-    if (dst / "config.json").is_file():
-        return dst
-    from safetensors.torch import load_file, save_file
-    from transformers import AutoConfig, AutoTokenizer
+def convert(src: Path, dst: Path, method: str) -> Path:
+    """3 -> 1 KV heads with the registered pooling ``method`` (calibrated on the training novels
+    by the converter's defaults when the method is data-aware), as a plain llama checkpoint."""
+    if not (dst / "config.json").is_file():
+        from gqa_retrofit import convert_checkpoint
 
-    from gqa_retrofit.conversion.canonical import AttentionWeights
-    from gqa_retrofit.conversion.pooling import HeadTarget, get_pooling
-
-    config = AutoConfig.from_pretrained(src)
-    n_h, n_kv, d_h, d = (
-        config.num_attention_heads,
-        config.num_key_value_heads,
-        config.head_dim,
-        config.hidden_size,
-    )
-    state = load_file(str(src / "model.safetensors"))
-    pool = get_pooling("mean").fn
-    for i in range(config.num_hidden_layers):
-        p = f"model.layers.{i}.self_attn."
-        w = AttentionWeights(
-            q=state[p + "q_proj.weight"].view(n_h, d_h, d),
-            k=state[p + "k_proj.weight"].view(n_kv, d_h, d),
-            v=state[p + "v_proj.weight"].view(n_kv, d_h, d),
-            o=state[p + "o_proj.weight"].view(d, n_h, d_h),
-        )
-        pooled = pool(w, HeadTarget(kv_heads=1)).weights
-        state[p + "k_proj.weight"] = pooled.k.reshape(-1, d).contiguous()
-        state[p + "v_proj.weight"] = pooled.v.reshape(-1, d).contiguous()
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    config.num_key_value_heads = 1
-    config.save_pretrained(tmp)
-    save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-    AutoTokenizer.from_pretrained(src).save_pretrained(tmp)
-    (tmp / "gqa_retrofit.json").write_text(
-        json.dumps(
-            {"source": str(src), "method": "mean", "kv_heads": {"from": n_kv, "to": 1}}, indent=2
-        )
-    )
-    tmp.rename(dst)
+        convert_checkpoint(str(src), str(dst), kv_heads=1, method=method)
     return dst
 
 
-def convert_best(src: Path, dst: Path) -> tuple[Path, str] | None:
-    """The best data-aware conversion on main, if the conversion package provides one."""
-    try:
-        from gqa_retrofit.conversion import convert_checkpoint  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    for method in ("pca_refit", "pca", "aligned"):
-        try:
-            if not (dst / "config.json").is_file():
-                convert_checkpoint(str(src), str(dst), kv_heads=1, method=method)
-            return dst, method
-        except Exception as err:
-            print(f"best arm: method {method!r} unavailable: {err}", file=sys.stderr)
-    return None
+def best_method() -> str:
+    """The converter's default data-aware method (what ``convert --calibration`` picks)."""
+    from gqa_retrofit.conversion.convert import DEFAULT_CALIBRATED_METHOD
+
+    return str(DEFAULT_CALIBRATED_METHOD)
 
 
 def load(path: Path, state_file: Path | None = None) -> Any:
@@ -243,6 +149,11 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--eval-every", type=int, default=25)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (every arm)")
+    parser.add_argument("--trainable", default="attention", help="attention, all or lora")
+    parser.add_argument(
+        "--distill-weight", type=float, default=0.5, help="weight A of the KL term (converted arms)"
+    )
     parser.add_argument(
         "--results",
         type=Path,
@@ -286,13 +197,14 @@ def main() -> int:
         "steps": args.steps,
         "planned_steps": 100,
         "batch": "4 x 256 tokens",
-        "lr": 3e-4,
+        "lr": args.lr,
         "schedule": "wsd",
         "warmup": min(10, max(1, args.steps // 5)),
-        "trainable": "attention",
-        "distill": "0.5*CE + 0.5*KL (T=1)",
+        "trainable": args.trainable,
+        "distill": f"{1 - args.distill_weight:g}*CE + {args.distill_weight:g}*KL (T=1), "
+        "converted arms only; the original trains on CE",
         "perplexity": "first 16 windows of 512 tokens, loss on 511 tokens each",
-        "device": f"CPU, {args.threads} threads (shared machine)",
+        "device": f"CPU, {args.threads} threads",
         "generation": f"greedy, {NEW_TOKENS} new tokens, {len(PROMPTS)} prompts",
     }
     WORK.mkdir(parents=True, exist_ok=True)
@@ -305,24 +217,17 @@ def main() -> int:
         if arm == "original":
             start, teacher = src, None
         elif arm == "mean":
-            start = convert_mean(src, WORK / "smollm2-kv1-mean")
+            start = convert(src, WORK / "smollm2-kv1-mean", "mean")
+            entry["method"] = "mean"
         elif arm == "best":
-            best = convert_best(src, WORK / "smollm2-kv1-best")
-            if best is None:
-                entry.update(
-                    status="skipped",
-                    reason="no data-aware conversion available "
-                    "in gqa_retrofit.conversion on this branch",
-                )
-                save_results(results)
-                continue
-            start, entry["method"] = best
+            entry["method"] = best_method()
+            start = convert(src, WORK / "smollm2-kv1-best", entry["method"])
         else:
             raise SystemExit(f"unknown arm {arm!r}")
         curve = entry.setdefault("curve", {})
         if "0" not in curve:
             model = load(start)
-            curve["0"] = perplexity(model, tokenizer, test_file)["perplexity"]
+            curve["0"] = perplexity(model, tokenizer, test_file)
             entry["before"] = generations(model, tokenizer)
             del model
             save_results(results)
@@ -341,11 +246,11 @@ def main() -> int:
             max_steps=args.steps,
             seq_len=256,
             batch_size=4,
-            lr=3e-4,
+            lr=args.lr,
             schedule="wsd",
             warmup=min(10, max(1, args.steps // 5)),
-            trainable="attention",
-            distill_weight=0.5,
+            trainable=args.trainable,
+            distill_weight=args.distill_weight,
             temperature=1.0,
             save_every=args.eval_every,
             keep_checkpoints=args.steps // args.eval_every + 1,
@@ -380,7 +285,7 @@ def main() -> int:
             if step in curve:
                 continue
             model = load(start, ckpt / "model.safetensors")
-            curve[step] = perplexity(model, tokenizer, test_file)["perplexity"]
+            curve[step] = perplexity(model, tokenizer, test_file)
             del model
             save_results(results)
             plot(results)
@@ -388,7 +293,7 @@ def main() -> int:
         # the final model holds the weights of the last checkpoint: reuse its curve point
         last = curve.get(str(args.steps))
         entry["final_perplexity"] = (
-            last if last is not None else perplexity(model, tokenizer, test_file)["perplexity"]
+            last if last is not None else perplexity(model, tokenizer, test_file)
         )
         entry["after"] = generations(model, tokenizer)
         entry["status"] = "complete"

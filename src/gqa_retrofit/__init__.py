@@ -42,6 +42,8 @@ _EXPORTS: dict[str, str] = {
     "convert_in_memory": "gqa_retrofit.conversion.in_memory",
     "InMemoryConversion": "gqa_retrofit.conversion.in_memory",
     "PerplexityResult": "gqa_retrofit.evaluation.perplexity",
+    "greedy_continuations": "gqa_retrofit.evaluation.generation",
+    "repeated_ngram_fraction": "gqa_retrofit.evaluation.generation",
     "estimate": "gqa_retrofit.cost",
     "estimate_what_if": "gqa_retrofit.cost",
     "cost_shape": "gqa_retrofit.cost",

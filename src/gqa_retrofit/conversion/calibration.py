@@ -139,18 +139,33 @@ def build_attention(
 ) -> nn.Module:
     """A new attention module like ``original`` but holding ``weights`` (any head geometry).
 
-    Parameters outside the canonical form (per-head q/k norms) are shared with ``original``.
+    For families whose fewer-KV-head form is a custom ``<family>_gqa`` type (gpt2, gpt_neox,
+    opt, falcon) the module is that type's attention, built from the patched config, as in the
+    checkpoint the converter writes. Parameters outside the canonical form (per-head q/k norms)
+    are shared with ``original``.
 
     Raises:
         ConversionError: the module has a parameter that neither source provides.
     """
     from accelerate import init_empty_weights
 
-    config = head_config(
-        config, heads=weights.heads, kv_heads=weights.kv_heads, head_dim=weights.head_dim
-    )
+    module_type: type[nn.Module] = type(original)
+    if spec.decoupled == "custom":
+        from ..patching import patch_config
+
+        implementation = getattr(config, "_attn_implementation", None)
+        config = patch_config(
+            config, heads=weights.heads, kv_heads=weights.kv_heads, head_dim=weights.head_dim
+        )
+        config._attn_implementation = implementation
+        spec = get_family(str(config.model_type))
+        module_type = _attention_type(config, spec)
+    else:
+        config = head_config(
+            config, heads=weights.heads, kv_heads=weights.kv_heads, head_dim=weights.head_dim
+        )
     with init_empty_weights(include_buffers=False):
-        module = type(original)(config=config, layer_idx=layer_idx)
+        module = module_type(config=config, layer_idx=layer_idx)
     for name, tensor in merge_attention(spec, config, weights).items():
         _set_parameter(module, name, tensor)
     source = dict(original.named_parameters())
@@ -164,6 +179,31 @@ def build_attention(
                 )
             _set_parameter(module, name, kept.detach())
     return module.eval()
+
+
+def _window_length(spec: FamilySpec, config: Any, seq_len: int) -> int:
+    """``seq_len``, capped at the model's position limit (learned position tables: gpt2, opt)."""
+    for key in spec.positions_keys:
+        limit = getattr(config, key, None)
+        if isinstance(limit, int) and limit > 0:
+            return min(seq_len, limit)
+    return seq_len
+
+
+_ATTENTION_TYPES: dict[str, type[nn.Module]] = {}
+
+
+def _attention_type(config: Any, spec: FamilySpec) -> type[nn.Module]:
+    """The attention class of ``config``'s model type (read from a skeleton on the meta device)."""
+    model_type = str(config.model_type)
+    if model_type not in _ATTENTION_TYPES:
+        from accelerate import init_empty_weights
+        from transformers import AutoModelForCausalLM
+
+        with init_empty_weights(include_buffers=False):
+            skeleton = AutoModelForCausalLM.from_config(config)
+        _ATTENTION_TYPES[model_type] = type(_get(skeleton, spec.attn_path.format(i=0)))
+    return _ATTENTION_TYPES[model_type]
 
 
 class _ShardReader:
@@ -297,13 +337,14 @@ class CalibrationSession:
         config: the source transformers config.
         text_paths: calibration text files, used in order.
         tokens: calibration tokens (rounded down to whole windows of ``seq_len``).
-        seq_len: tokens per window.
+        seq_len: tokens per window (capped at the model's maximum positions).
         dtype: compute dtype of the calibration passes.
         tokenizer: a tokenizer to use instead of the one in ``src_dir``.
 
     Raises:
         DataError: the calibration text is missing or too short.
-        ConversionError: the checkpoint lacks a tensor the calibration needs.
+        ConversionError: the checkpoint lacks a tensor the calibration needs, or stores the
+            decoder layers under other names (mixture-of-experts layers in transformers v5).
         UnsupportedFamilyError: the family has no entry in the family table.
     """
 
@@ -327,7 +368,10 @@ class CalibrationSession:
         self.dtype = dtype
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(self.src_dir)
-        self.windows = calibration_windows(tokenizer, text_paths, tokens=tokens, seq_len=seq_len)
+        self.seq_len = _window_length(self.spec, config, seq_len)
+        self.windows = calibration_windows(
+            tokenizer, text_paths, tokens=tokens, seq_len=self.seq_len
+        )
         self.fingerprint = fingerprint(self.windows)
         self._reader = _ShardReader(self.src_dir)
         self._layers_path, self._attn_name = _module_path(self.spec)
@@ -337,6 +381,7 @@ class CalibrationSession:
         self.model.eval()
         self._layers: nn.ModuleList = _get(self.model, self._layers_path)
         self.num_layers = len(self._layers)
+        self._check_layer_names()
         self._load_stem()
         self._chunks = list(torch.split(self.windows, _CHUNK_WINDOWS))
         self._source: list[torch.Tensor] = []  # residual stream of the original model
@@ -350,6 +395,18 @@ class CalibrationSession:
     # ------------------------------------------------------------------ loading
     def _layer_prefix(self, i: int) -> str:
         return f"{self._layers_path}.{i}"
+
+    def _check_layer_names(self) -> None:
+        """Refuse checkpoints whose decoder layers are stored under other names than the modules'
+        (transformers converts mixture-of-experts weights while loading: not streamed here)."""
+        prefix = self._layer_prefix(0)
+        for name, _ in self._layers[0].named_parameters():
+            if f"{prefix}.{name}" not in self._reader.files:
+                kind = "mixture-of-experts " if self.spec.moe is not None else ""
+                raise ConversionError(
+                    f"data-aware methods cannot stream this {kind}{self.config.model_type} "
+                    f"checkpoint: {prefix}.{name} is stored under another name; use --method mean"
+                )
 
     def _load_stem(self) -> None:
         """Materialise every parameter outside the decoder layers and the output head."""

@@ -52,7 +52,7 @@ def convert_in_memory(
     """Convert the checkpoint in ``src_dir`` with ``method`` and return the converted model.
 
     Args:
-        src_dir: local checkpoint directory (separate q/k/v layout families).
+        src_dir: local checkpoint directory of any supported family and layout.
         target: head counts after conversion.
         method: a registered pooling method name.
         text_paths: calibration texts (needed by data-aware methods).
@@ -91,10 +91,12 @@ def convert_in_memory(
     for i, weights in enumerate(converted):
         old = _get(layers[i], attn_name)
         setattr(layers[i], attn_name, build_attention(spec, old, config, weights, layer_idx=i))
-    # The model's sub-modules share this config object: update it in place.
-    config.num_attention_heads = converted[0].heads
-    config.num_key_value_heads = converted[0].kv_heads
-    config.head_dim = converted[0].head_dim
+    if spec.decoupled != "custom":
+        # The model's sub-modules share this config object: update it in place. (Custom
+        # ``<family>_gqa`` attention modules hold their own patched config.)
+        config.num_attention_heads = converted[0].heads
+        config.num_key_value_heads = converted[0].kv_heads
+        config.head_dim = converted[0].head_dim
     return InMemoryConversion(
         model=model,
         records=records,

@@ -66,15 +66,11 @@ def greedy_continuation(model_dir: str | Path, prompt: str, *, new_tokens: int =
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from ..evaluation.generation import greedy_continuations
+
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    ids = tokenizer(prompt, return_tensors="pt")
-    with torch.inference_mode():
-        output = model.generate(
-            **ids, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id
-        )
-    text = tokenizer.decode(output[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
-    return str(text)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    return greedy_continuations(model, tokenizer, [prompt], new_tokens=new_tokens).samples[0].text
 
 
 def demo(
