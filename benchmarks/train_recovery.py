@@ -2,19 +2,20 @@
 
 Arms (each resumable; run a subset with ``--arms``):
 
-- ``original``: the unconverted model (3 KV heads) fine-tuned on the same batches (CE only):
-  the fair baseline.
-- ``mean``: 3 -> 1 KV heads by mean pooling (pooling registry), then trained with
-  0.5*CE + 0.5*KL distillation from the original.
-- ``best``: the best data-aware conversion available in ``gqa_retrofit.conversion`` (if any),
-  trained like ``mean``.
+- ``original``: the unconverted model (3 KV heads) fine-tuned on the same batches with the same
+  settings (cross-entropy only): the fair baseline.
+- ``mean``: 3 -> 1 KV heads by mean pooling, then trained with ``(1-A)*CE + A*KL`` distillation
+  from the original (A = ``--distill-weight``, 0.5).
+- ``best``: 3 -> 1 KV heads by the converter's default data-aware method (``pca-refit``,
+  calibrated on the training novels with the default budget), trained like ``mean``.
 
-Budget per arm: 100 optimizer steps of 4 x 256 tokens of the four training novels, attention
-projections trainable, AdamW lr 3e-4, WSD schedule, seed 0. Perplexity on *Persuasion* (first 16
-windows of 512 tokens) before training and at every saved checkpoint gives the curve; greedy
+Budget per arm: ``--steps`` (100) optimizer steps of 4 x 256 tokens of the four training novels,
+``--trainable`` (attention projections), AdamW at ``--lr`` (1e-4, chosen by
+``train_recovery_sweep.py``), WSD schedule, seed 0. Perplexity on *Persuasion* (first 16 windows
+of 512 tokens) before training and at every saved checkpoint gives the curve; greedy
 continuations of fixed prompts before/after give the repeated-4-gram fraction.
 
-    python benchmarks/train_recovery.py [--arms original,mean] [--steps 100]
+    python benchmarks/train_recovery.py [--arms best,original,mean] [--steps 100] [--lr 1e-4]
 
 Writes ``benchmarks/results/train_recovery.json`` (after every finished measurement, so a
 stopped run keeps what it measured) and ``benchmarks/results/train_recovery.png``.
@@ -81,13 +82,14 @@ def generations(model: Any, tokenizer: Any) -> dict[str, Any]:
     return found
 
 
-def convert(src: Path, dst: Path, method: str) -> Path:
+def convert(src: Path, dst: Path, method: str, calibration_tokens: int | None = None) -> Path:
     """3 -> 1 KV heads with the registered pooling ``method`` (calibrated on the training novels
     by the converter's defaults when the method is data-aware), as a plain llama checkpoint."""
     if not (dst / "config.json").is_file():
         from gqa_retrofit import convert_checkpoint
 
-        convert_checkpoint(str(src), str(dst), kv_heads=1, method=method)
+        extra = {} if calibration_tokens is None else {"calibration_tokens": calibration_tokens}
+        convert_checkpoint(str(src), str(dst), kv_heads=1, method=method, **extra)
     return dst
 
 
@@ -149,7 +151,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--eval-every", type=int, default=25)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (every arm)")
+    parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (every arm)")
     parser.add_argument("--trainable", default="attention", help="attention, all or lora")
     parser.add_argument(
         "--distill-weight", type=float, default=0.5, help="weight A of the KL term (converted arms)"

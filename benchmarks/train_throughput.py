@@ -6,11 +6,12 @@ runs in its own subprocess so that its peak RSS is its own; the two sides altern
 (ours, trainer, ours, trainer, ...) so that load from other processes on a shared machine hits
 both alike. Tokens/s counts the steps after ``--warmup-steps``, timed from the end of the last
 warmup step to the end of the last step (model loading and data preparation excluded on both
-sides).
+sides). Both sides write the trained model at the end (ours always does), so peak RSS compares
+like with like.
 
     python benchmarks/train_throughput.py [--model smollm2|small] [--rounds 3] [--steps 8]
 
-``small`` (the default on a shared 2-core machine) is a 4-layer llama with hidden 256 and the
+``small`` (the default, quick on a shared 2-core machine) is a 4-layer llama with hidden 256 and the
 SmolLM2 tokenizer/vocabulary (49,152); ``smollm2`` is the embedded 135M model.
 Writes ``benchmarks/results/train_throughput.json``.
 """
@@ -140,7 +141,9 @@ def run_trainer(model: Path, steps: int, warmup: int, work: Path) -> dict[str, A
         logging_strategy="no",
         seed=0,
     )
-    Trainer(model=lm, args=args, train_dataset=Blocks(), callbacks=[Clock()]).train()
+    trainer = Trainer(model=lm, args=args, train_dataset=Blocks(), callbacks=[Clock()])
+    trainer.train()
+    trainer.save_model(str(work / "trainer-out"))  # like ours, which always writes the result
     return {"step_ends": ends}
 
 

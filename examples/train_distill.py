@@ -34,7 +34,7 @@ def main() -> None:
         max_steps=args.steps,
         seq_len=256,
         batch_size=4,
-        lr=3e-4,
+        lr=1e-4,
         schedule="wsd",
         warmup=10,
         trainable="attention",

@@ -58,7 +58,12 @@ class TrainOptions:
     seq_len: int = _opt(512, "tokens per packed block", type=int)
     batch_size: int = _opt(4, "blocks per micro-batch per process", type=int)
     grad_accum: int = _opt(1, "micro-batches accumulated per optimizer step", type=int)
-    lr: float = _opt(3e-4, "peak learning rate (AdamW)", type=float)
+    lr: float = _opt(
+        1e-4,
+        "peak learning rate (AdamW); 1e-4 recovered a converted SmolLM2 best among 5e-5..1e-3 "
+        "(benchmarks/results/train_recovery_sweep.json)",
+        type=float,
+    )
     weight_decay: float = _opt(0.0, "AdamW weight decay", type=float)
     schedule: str = _opt(
         "wsd", "learning-rate schedule: warmup-stable-decay or cosine", choices=SCHEDULES
