@@ -133,7 +133,10 @@ def plot(results: dict[str, Any]) -> None:
     for name, arm in results["arms"].items():
         curve = sorted((int(s), v) for s, v in arm.get("curve", {}).items())
         if curve:
-            ax.plot([s for s, _ in curve], [v for _, v in curve], marker="o", label=name)
+            label = {"original": "original, fine-tuned (CE)"}.get(
+                name, f"{arm.get('method', name)} 3->1 KV + distillation"
+            )
+            ax.plot([s for s, _ in curve], [v for _, v in curve], marker="o", label=label)
     ax.set_yscale("log")
     ax.set_xlabel("optimizer step (4 x 256 tokens each)")
     ax.set_ylabel("perplexity on Persuasion (16 x 512 tokens)")
