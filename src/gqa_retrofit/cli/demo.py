@@ -5,20 +5,24 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..pipeline.demo import DEMO_TRAIN_STEPS
 from ._util import context_list, positive_int, print_json
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="retrofit the embedded SmolLM2-135M from 3 to 1 KV heads (about 15 min on 2 cores)",
+        help="retrofit the embedded SmolLM2-135M from 3 to 1 KV heads (about 7 min on 2 cores)",
         description="Run the whole retrofit on the embedded default model and text: best "
         "data-aware conversion, short distillation, perplexity before/after, decode benchmark, "
         "report and model card; then print a summary. Rerunning resumes an interrupted demo.",
     )
     parser.add_argument("--out", default="demo-output", help="output directory (demo-output)")
     parser.add_argument(
-        "--train-steps", type=positive_int, default=None, help="distillation steps (24)"
+        "--train-steps",
+        type=positive_int,
+        default=None,
+        help=f"distillation steps ({DEMO_TRAIN_STEPS})",
     )
     parser.add_argument("--eval-windows", type=positive_int, default=16, help="windows (16)")
     parser.add_argument(
@@ -32,7 +36,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pipeline.demo import DEMO_TRAIN_STEPS, DemoSummary, demo, format_summary
+    from ..pipeline.demo import DemoSummary, demo, format_summary
     from ..pipeline.stages import format_plan
 
     result = demo(

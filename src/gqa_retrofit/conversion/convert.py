@@ -72,8 +72,8 @@ from .streaming import (
 DEFAULT_METHOD = "mean"
 DEFAULT_CALIBRATED_METHOD = DEFAULT_DATA_AWARE_METHOD  # the one default, kept in conversion.methods
 # 32 windows of 512 tokens. Measured on SmolLM2 3 -> 1 KV heads (docs/convert.md): Persuasion
-# 74.3 and 31x better than mean pooling out of domain in ~1.5 min on 2 cores; 8,192 tokens: 79.2
-# and 29.6x in ~40 s.
+# 74.3 and 31x better than mean pooling out of domain, converted in about a minute on 2 cores;
+# 8,192 tokens: 79.2 and 29.6x in about 40 s.
 DEFAULT_CALIBRATION_TOKENS = 16_384
 
 DTYPES: dict[str, torch.dtype | None] = {
