@@ -4,7 +4,7 @@ The demo is one :func:`~gqa_retrofit.pipeline.retrofit.retrofit` run on the embe
 model and text (see ``shared/notes/assets.md``): the best data-aware conversion calibrated on the
 training novels, a short distillation run on the same novels, perplexity on *Persuasion* (never
 trained on), the decode benchmark at 2K context, then greedy continuations of one prompt from the
-original, the converted and the trained model. The default budget (24 steps) finished in about
+original, the converted and the trained model. The default budget (40 steps) finished in under
 7 minutes on 2 CPU cores (docs/demo.md).
 """
 
