@@ -240,7 +240,7 @@ def main() -> int:
             "threads": args.threads,
             "torch": torch.__version__,
             "transformers": transformers.__version__,
-            "machine": f"{os.cpu_count()} logical CPUs, shared with other jobs; load average "
+            "machine": f"{os.cpu_count()} logical CPUs; 1-minute load average "
             f"{os.getloadavg()[0]:.1f} at the end",
         },
         "runs": runs,

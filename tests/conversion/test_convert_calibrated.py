@@ -4,6 +4,7 @@ plain ``from_pretrained`` and equals the in-memory reference conversion."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -23,6 +24,12 @@ def text(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return random_text(tmp_path_factory.mktemp("text") / "calib.txt", 2000)
 
 
+def _convert(src: Path, out: Path, text: Path) -> Any:
+    return convert_checkpoint(
+        src, out, kv_heads=1, method="pca-refit", calibration=text, calibration_tokens=TOKENS
+    )
+
+
 @pytest.mark.parametrize("family", [f for f in TINY_FAMILIES if f != "mixtral"])
 def test_calibrated_conversion_reloads_and_equals_in_memory(
     family: str, text: Path, tmp_path: Path
@@ -30,14 +37,7 @@ def test_calibrated_conversion_reloads_and_equals_in_memory(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     src = save_tiny_model(tmp_path / "src", family, max_shard_size="40KB")
-    report = convert_checkpoint(
-        src,
-        tmp_path / "out",
-        kv_heads=1,
-        method="pca-refit",
-        calibration=text,
-        calibration_tokens=TOKENS,
-    )
+    report = _convert(src, tmp_path / "out", text)
     assert report.manifest["method"]["name"] == "pca-refit"
     custom = "auto_map" in (tmp_path / "out" / "config.json").read_text()
     assert custom == (family in {"gpt2", "gpt_neox", "opt", "falcon"})
@@ -63,14 +63,7 @@ def test_mixture_of_experts_is_refused_by_data_aware_methods(text: Path, tmp_pat
 
     src = save_tiny_model(tmp_path / "src", "mixtral")
     with pytest.raises(ConversionError) as err:
-        convert_checkpoint(
-            src,
-            tmp_path / "out",
-            kv_heads=1,
-            method="pca-refit",
-            calibration=text,
-            calibration_tokens=TOKENS,
-        )
+        _convert(src, tmp_path / "out", text)
     assert str(err.value) == (
         "data-aware methods cannot stream this mixture-of-experts mixtral checkpoint: "
         "model.layers.0.mlp.gate.weight is stored under another name; use --method mean"
