@@ -37,7 +37,6 @@ ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "train_recovery.json"
 PLOT = ROOT / "results" / "train_recovery.png"
 WORK = Path(os.environ.get("GQA_BENCH_WORK", Path.home() / ".cache" / "gqa-retrofit" / "bench"))
-CACHE = Path.home() / ".cache" / "gqa-retrofit"
 PROMPTS = [
     "It was a fine morning in early spring, and Anne",
     "The letter from Mr. Elliot arrived just as",
