@@ -99,6 +99,44 @@ def best_method() -> str:
     return str(DEFAULT_CALIBRATED_METHOD)
 
 
+def warmup_steps(steps: int) -> int:
+    return min(10, max(1, steps // 5))
+
+
+def recipe(
+    start: Path,
+    out: Path,
+    teacher: str | None,
+    *,
+    steps: int,
+    lr: float,
+    trainable: str,
+    distill_weight: float,
+    **extra: Any,
+) -> Any:
+    """The benchmark's fixed training recipe (shared with ``train_recovery_sweep.py``): blocks of
+    4 x 256 tokens of the training novels in one fixed order, WSD, T = 1, seed 0."""
+    from gqa_retrofit.training import TrainOptions
+
+    return TrainOptions(
+        model=str(start),
+        out=str(out),
+        data=corpus()[0],
+        teacher=teacher,
+        max_steps=steps,
+        seq_len=256,
+        batch_size=4,
+        lr=lr,
+        schedule="wsd",
+        warmup=warmup_steps(steps),
+        trainable=trainable,
+        distill_weight=distill_weight,
+        temperature=1.0,
+        seed=0,
+        **extra,
+    )
+
+
 def load(path: Path, state_file: Path | None = None) -> Any:
     from transformers import AutoModelForCausalLM
 
@@ -185,7 +223,7 @@ def main() -> int:
         return 0
 
     from gqa_retrofit._progress import set_quiet
-    from gqa_retrofit.training import TrainOptions, train
+    from gqa_retrofit.training import train
     from gqa_retrofit.training.modeling import load_tokenizer
 
     set_quiet(True)
@@ -203,7 +241,7 @@ def main() -> int:
         "batch": "4 x 256 tokens",
         "lr": args.lr,
         "schedule": "wsd",
-        "warmup": min(10, max(1, args.steps // 5)),
+        "warmup": warmup_steps(args.steps),
         "trainable": args.trainable,
         "distill": f"{1 - args.distill_weight:g}*CE + {args.distill_weight:g}*KL (T=1), "
         "converted arms only; the original trains on CE",
@@ -242,23 +280,16 @@ def main() -> int:
             if marker.is_file() and json.loads(marker.read_text()).get("latest_checkpoint")
             else None
         )
-        options = TrainOptions(
-            model=str(start),
-            out=str(out),
-            data=train_files,
-            teacher=teacher,
-            max_steps=args.steps,
-            seq_len=256,
-            batch_size=4,
+        options = recipe(
+            start,
+            out,
+            teacher,
+            steps=args.steps,
             lr=args.lr,
-            schedule="wsd",
-            warmup=min(10, max(1, args.steps // 5)),
             trainable=args.trainable,
             distill_weight=args.distill_weight,
-            temperature=1.0,
             save_every=args.eval_every,
             keep_checkpoints=args.steps // args.eval_every + 1,
-            seed=0,
             resume=resume,
             overwrite=resume is None,
         )

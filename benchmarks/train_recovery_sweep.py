@@ -25,13 +25,13 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_recovery import WORK, best_method, convert, corpus, model_dir, perplexity
+from train_recovery import WORK, best_method, convert, corpus, load, model_dir, perplexity, recipe
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_recovery_sweep.json"
 
 
 def run(spec: str, steps: int, calibration_tokens: int) -> dict[str, Any]:
-    from gqa_retrofit.training import TrainOptions, train
+    from gqa_retrofit.training import train
     from gqa_retrofit.training.modeling import load_tokenizer
 
     start_name, lr, trainable, weight = spec.split(":")
@@ -47,31 +47,23 @@ def run(spec: str, steps: int, calibration_tokens: int) -> dict[str, Any]:
         )
     else:
         raise SystemExit(f"unknown start {start_name!r}: original or best")
-    train_files, test_file = corpus()
+    test_file = corpus()[1]
     out = WORK / f"sweep-{spec.replace(':', '_')}"
     t0 = time.perf_counter()
     train(
-        TrainOptions(
-            model=str(start),
-            out=str(out),
-            data=train_files,
-            teacher=str(src) if float(weight) > 0 else None,
-            max_steps=steps,
-            seq_len=256,
-            batch_size=4,
+        recipe(
+            start,
+            out,
+            str(src) if float(weight) > 0 else None,
+            steps=steps,
             lr=float(lr),
-            schedule="wsd",
-            warmup=min(10, steps // 5),
             trainable=trainable,
-            distill_weight=float(weight) if float(weight) > 0 else 0.5,
-            seed=0,
+            distill_weight=float(weight),
             overwrite=True,
         )
     )
     seconds = time.perf_counter() - t0
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
+    model = load(out)
     return {
         "start": start_name,
         "lr": float(lr),
