@@ -483,7 +483,9 @@ class RetrofitPipeline:
         # when every weight trains, about 1 when only attention or LoRA adapters do (input
         # gradients only through the rest). Measured on SmolLM2, attention, with teacher, quiet
         # 2-core machine: 5.3 s per step of 4 x 256 tokens; the plan said 5.4 s.
-        backward = 2.0 if o.train.get("trainable", "attention") == "all" else 1.0
+        from ..training.options import TrainOptions
+
+        backward = 2.0 if o.train.get("trainable", TrainOptions.trainable) == "all" else 1.0
         passes = 1.0 + backward + (1.0 if o.teacher == "auto" else 0.0)
         seconds = forward_seconds(size, tokens, context=seq_len, passes=passes)
         # weights + grads + AdamW moments of the student, teacher weights, activations
