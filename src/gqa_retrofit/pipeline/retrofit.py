@@ -450,8 +450,8 @@ class RetrofitPipeline:
             from ..conversion.convert import DEFAULT_CALIBRATION_TOKENS
 
             tokens = self.options.calibration_tokens or DEFAULT_CALIBRATION_TOKENS
-            # the original and the converted stream (2 passes) plus the methods' fits (measured
-            # on SmolLM2, 16,384 tokens, quiet 2-core machine: 63 s; the plan said 66 s)
+            # the original and the converted stream (2 passes) plus the methods' fits (make demo,
+            # 16,384 tokens, 2 cores: 70 s measured, 66 s planned; demo_run_stages.json)
             seconds += forward_seconds(size, tokens, context=512, passes=2.0)
             note = "with calibration"
         return StageEstimate(seconds, size.weight_bytes // size.layers * 4 + 512 * 1024**2, note)
@@ -481,8 +481,8 @@ class RetrofitPipeline:
             tokens = (o.train_steps or 100) * block_tokens
         # student forward + backward and a teacher forward (1 pass). The backward is 2 passes
         # when every weight trains, about 1 when only attention or LoRA adapters do (input
-        # gradients only through the rest). Measured on SmolLM2, attention, with teacher, quiet
-        # 2-core machine: 5.3 s per step of 4 x 256 tokens; the plan said 5.4 s.
+        # gradients only through the rest). make demo (attention, teacher, 40 steps of 4 x 256
+        # tokens, 2 cores): 3.8 min measured, 3.6 min planned (demo_run_stages.json).
         from ..training.options import TrainOptions
 
         backward = 2.0 if o.train.get("trainable", TrainOptions.trainable) == "all" else 1.0
