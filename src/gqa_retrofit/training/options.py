@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .._options import options_from_mapping, read_config_file
-from ..errors import TrainingError
+from ..errors import ConfigError, TrainingError
 
 SCHEDULES = ("wsd", "cosine")
 TRAINABLE = ("attention", "all", "lora")
@@ -107,6 +107,20 @@ class TrainOptions:
         "no", "autocast precision (where the device supports it)", choices=MIXED_PRECISION
     )
     gradient_checkpointing: bool = _opt(False, "recompute activations in backward (less memory)")
+    device: str = _opt(
+        "auto",
+        "where to train: auto (the accelerator when present), cpu, cuda, cuda:N, mps; under "
+        "accelerate launch each process takes its local device",
+    )
+    dtype: str = _opt(
+        "fp32",
+        "dtype of the student's weights, which the optimizer updates (fp32; bf16/fp16 train "
+        "in pure low precision, auto keeps the checkpoint's); --mixed-precision sets compute",
+    )
+    teacher_dtype: str = _opt(
+        "auto",
+        "dtype of the frozen teacher: auto (the teacher checkpoint's own), bf16, fp16 or fp32",
+    )
     report_to: list[str] = field(
         default_factory=list,
         metadata={
@@ -196,6 +210,21 @@ class TrainOptions:
                 raise TrainingError(
                     f"--{_flag(name)} {value!r} is invalid: choose one of " + ", ".join(choices)
                 )
+        from ..devices import dtype_name
+
+        for name in ("dtype", "teacher_dtype"):
+            value = getattr(self, name)
+            try:
+                dtype_name(value, allow_auto=True)
+            except ConfigError:
+                raise TrainingError(
+                    f"--{_flag(name)} {value!r} is invalid: choose auto, bf16, fp16 or fp32 "
+                    "(bfloat16, float16, float32 alike)"
+                ) from None
+        if not isinstance(self.device, str) or not self.device:
+            raise TrainingError(
+                f"--device {self.device!r} is invalid: choose auto, cpu, cuda, cuda:N or mps"
+            )
         for tracker in self.report_to:
             if tracker not in ("tensorboard", "trackio"):
                 raise TrainingError(
