@@ -129,6 +129,17 @@ class TrainOptions:
         },
     )
     trust_remote_code: bool = _opt(False, "allow custom modeling code from the checkpoint")
+    dry_run: bool = _opt(
+        False,
+        "print the memory plan per device (from the configs alone: MODEL and --teacher may hold "
+        "just config.json) and what makes it fit, then exit without training",
+    )
+    plan_devices: int | None = _opt(
+        None, "--dry-run: number of devices to plan for (default: this machine's)", type=int
+    )
+    device_memory: str | None = _opt(
+        None, "--dry-run: memory per device, e.g. 80GiB (default: this machine's)"
+    )
 
     # ---------------------------------------------------------------- helpers
     @classmethod
@@ -153,9 +164,15 @@ class TrainOptions:
         """
         if not self.model:
             raise TrainingError("no MODEL given: pass a checkpoint directory or Hub id")
-        if not self.out:
+        if self.plan_devices is not None and (
+            not isinstance(self.plan_devices, int) or self.plan_devices <= 0
+        ):
+            raise TrainingError(
+                f"--plan-devices {self.plan_devices!r} is invalid: must be a positive integer"
+            )
+        if not self.out and not self.dry_run:
             raise TrainingError("no OUT given: pass the output directory")
-        if not self.data:
+        if not self.data and not self.dry_run:
             raise TrainingError("no training data given: pass --data PATH_OR_DATASET")
         for name in (
             "seq_len",
