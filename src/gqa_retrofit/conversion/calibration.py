@@ -15,6 +15,14 @@ After pooling, :meth:`CalibrationSession.advance` pushes both activation streams
 ``i`` (the converted stream with the converted weights) and frees the layer again. Memory is one
 decoder layer plus the activations (windows x seq_len x hidden, a few per stream).
 
+With ``device="cuda"`` (or ``auto`` on a machine with a GPU) the forward passes run there: the
+stem, the current layer and both residual streams live on the device, every other layer stays on
+disk (meta tensors until its turn). What a pooling method sees (:class:`LayerCalibration`) is
+copied to the host, so methods do their float64 algebra on the CPU and never need to know the
+device; :meth:`LayerCalibration.run_attention` moves its inputs over and its outputs back.
+:meth:`CalibrationSession.save_streams` and :meth:`CalibrationSession.restore_streams` write and
+read the two streams between layers, so an interrupted conversion continues at the next layer.
+
 Usage::
 
     session = CalibrationSession(src_dir, config, text_paths, tokens=16384)
@@ -40,6 +48,7 @@ from torch import nn
 
 from ..arch import FamilySpec, get_family
 from ..arch.layout import merge_attention
+from ..devices import resolve_device
 from ..errors import ConversionError, DataError
 from .canonical import AttentionWeights
 
@@ -340,6 +349,7 @@ class CalibrationSession:
         seq_len: tokens per window (capped at the model's maximum positions).
         dtype: compute dtype of the calibration passes.
         tokenizer: a tokenizer to use instead of the one in ``src_dir``.
+        device: where the forward passes run (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``).
 
     Raises:
         DataError: the calibration text is missing or too short.
@@ -358,6 +368,7 @@ class CalibrationSession:
         seq_len: int = 512,
         dtype: torch.dtype = torch.float32,
         tokenizer: Any | None = None,
+        device: Any = "cpu",
     ) -> None:
         from accelerate import init_empty_weights
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -366,6 +377,7 @@ class CalibrationSession:
         self.config = config
         self.spec = get_family(config.model_type)
         self.dtype = dtype
+        self.device = resolve_device(device)
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(self.src_dir)
         self.seq_len = _window_length(self.spec, config, seq_len)
@@ -379,6 +391,10 @@ class CalibrationSession:
         with init_empty_weights(include_buffers=False):
             self.model = AutoModelForCausalLM.from_config(config, dtype=dtype)
         self.model.eval()
+        for module in self.model.modules():  # rotary tables etc. (built on the host)
+            for name, buffer in list(module._buffers.items()):
+                if buffer is not None and not buffer.is_meta:
+                    module._buffers[name] = buffer.to(self.device)
         self._layers: nn.ModuleList = _get(self.model, self._layers_path)
         self.num_layers = len(self._layers)
         self._check_layer_names()
@@ -417,7 +433,7 @@ class CalibrationSession:
         names = [n for n, p in self.model.named_parameters() if id(p) not in skip]
         tensors = self._reader.read(names)
         for name in names:
-            _set_parameter(self.model, name, tensors[name].to(self.dtype))
+            _set_parameter(self.model, name, tensors[name].to(self.device, self.dtype))
 
     def _materialise_layer(self, i: int) -> nn.Module:
         layer = self._layers[i]
@@ -425,7 +441,7 @@ class CalibrationSession:
         prefix = self._layer_prefix(i)
         tensors = self._reader.read([f"{prefix}.{n}" for n in names])
         for name in names:
-            _set_parameter(layer, name, tensors[f"{prefix}.{name}"].to(self.dtype))
+            _set_parameter(layer, name, tensors[f"{prefix}.{name}"].to(self.device, self.dtype))
         return layer
 
     def _release_layer(self, i: int) -> None:
@@ -443,7 +459,7 @@ class CalibrationSession:
             for i in range(self.num_layers):
                 self._layers[i] = _LayerRecorder(i, calls, last=i == self.num_layers - 1)
             try:
-                self.model(input_ids=chunk, use_cache=False)
+                self.model(input_ids=chunk.to(self.device), use_cache=False)
             except _StopForward:
                 pass
             finally:
@@ -513,13 +529,13 @@ class CalibrationSession:
             for h in handles:
                 h.remove()
         self._next_source = next_source
-        return LayerCalibration(
+        return LayerCalibration(  # on the host: methods compute there (see the module doc)
             index=i,
-            inputs=torch.cat(conv_in),
-            source_inputs=torch.cat(source_in),
-            target=torch.cat(target),
+            inputs=torch.cat(conv_in).cpu(),
+            source_inputs=torch.cat(source_in).cpu(),
+            target=torch.cat(target).cpu(),
             qk_norm=self.spec.qk_norm,
-            residual_gap=torch.cat(self._source) - torch.cat(self._converted),
+            residual_gap=(torch.cat(self._source) - torch.cat(self._converted)).cpu(),
             _session=self,
         )
 
@@ -527,7 +543,11 @@ class CalibrationSession:
         """This family's attention module for layer ``i`` holding ``weights``."""
         original = _get(self._layers[i], self._attn_name)
         return build_attention(
-            self.spec, original, self.model.config, weights.to(self.dtype), layer_idx=i
+            self.spec,
+            original,
+            self.model.config,
+            _on(weights, self.device, self.dtype),
+            layer_idx=i,
         )
 
     @torch.no_grad()
@@ -544,9 +564,10 @@ class CalibrationSession:
         outputs = []
         try:
             for c, chunk_inputs in enumerate(torch.split(inputs, _CHUNK_WINDOWS)):
-                args, kwargs = self._attn_calls[c].with_hidden(chunk_inputs)
+                args, kwargs = self._attn_calls[c].with_hidden(chunk_inputs.to(self.device))
                 out = module(*args, **kwargs)
-                outputs.append(out[0] if isinstance(out, tuple) else out)
+                outputs.append((out[0] if isinstance(out, tuple) else out).cpu())
+                heads[-1] = heads[-1].cpu()
         finally:
             handle.remove()
         head_out = torch.cat(heads)
@@ -576,9 +597,78 @@ class CalibrationSession:
         self._release_layer(i)
 
     def converted_hidden_states(self) -> torch.Tensor:
-        """The converted model's residual stream after the layers advanced so far."""
-        return torch.cat(self._converted)
+        """The converted model's residual stream after the layers advanced so far (host)."""
+        return torch.cat(self._converted).cpu()
 
     def source_hidden_states(self) -> torch.Tensor:
-        """The original model's residual stream after the layers advanced so far."""
-        return torch.cat(self._source)
+        """The original model's residual stream after the layers advanced so far (host)."""
+        return torch.cat(self._source).cpu()
+
+    @property
+    def next_layer(self) -> int:
+        """The layer :meth:`layer` expects next."""
+        return 0 if self._current is None else self._current + 1
+
+    def save_streams(self, path: str | Path) -> None:
+        """Write both residual streams (entering :attr:`next_layer`) to a safetensors file,
+        atomically.
+
+        Raises:
+            ConversionError: called between :meth:`layer` and :meth:`advance`.
+        """
+        from safetensors.torch import save_file
+
+        if self._next_source is not None:
+            raise ConversionError("streams can be saved only between layers")
+        tensors = {f"source.{c}": t.contiguous().cpu() for c, t in enumerate(self._source)}
+        tensors.update(
+            {f"converted.{c}": t.contiguous().cpu() for c, t in enumerate(self._converted)}
+        )
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        meta = {"next_layer": str(self.next_layer), "fingerprint": self.fingerprint}
+        save_file(tensors, str(tmp), metadata=meta)
+        tmp.replace(path)
+
+    def restore_streams(self, path: str | Path) -> int:
+        """Continue from streams written by :meth:`save_streams`; returns the next layer.
+
+        Raises:
+            ConversionError: the file belongs to other calibration data or another geometry,
+                or this session has already visited a layer.
+        """
+        from safetensors import safe_open
+
+        if self._current is not None:
+            raise ConversionError("streams can be restored only before the first layer")
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("fingerprint") != self.fingerprint:
+                raise ConversionError(
+                    f"saved calibration streams {str(path)!r} come from other calibration data"
+                )
+            source = [f.get_tensor(f"source.{c}") for c in range(len(self._chunks))]
+            converted = [f.get_tensor(f"converted.{c}") for c in range(len(self._chunks))]
+        for saved, now in zip(source, self._source):
+            if saved.shape != now.shape:
+                raise ConversionError(
+                    f"saved calibration streams {str(path)!r} have shape {tuple(saved.shape)}, "
+                    f"this model {tuple(now.shape)}"
+                )
+        self._source = [t.to(self.device, self.dtype) for t in source]
+        self._converted = [t.to(self.device, self.dtype) for t in converted]
+        next_layer = int(meta["next_layer"])
+        self._current = next_layer - 1 if next_layer > 0 else None
+        return next_layer
+
+
+def _on(weights: AttentionWeights, device: torch.device, dtype: torch.dtype) -> AttentionWeights:
+    """``weights`` moved to ``device`` and cast to ``dtype``."""
+    from dataclasses import fields, replace
+
+    moved = {
+        f.name: getattr(weights, f.name).to(device, dtype)
+        for f in fields(weights)
+        if getattr(weights, f.name) is not None
+    }
+    return replace(weights, **moved)

@@ -56,6 +56,7 @@ from .manifest import (
 )
 from .methods import DEFAULT_METHOD as DEFAULT_DATA_AWARE_METHOD
 from .pooling import HeadTarget, PoolingMethod, PoolResult, check_target, get_pooling
+from .resume import CalibrationResume, LayerProgress
 from .streaming import (
     CheckpointReader,
     SafetensorsStreamWriter,
@@ -280,13 +281,21 @@ class _AttentionConverter:
         target: HeadTarget,
         out_dtype: torch.dtype | None,
         session: Any | None,
+        resume: Any | None = None,
     ) -> None:
         self.spec, self.config, self.new_config = spec, config, new_config
         self.new_spec = get_family(str(new_config.model_type))
         self.reader, self.method, self.target = reader, method, target
-        self.out_dtype, self.session = out_dtype, session
+        self.out_dtype, self.session, self.resume = out_dtype, session, resume
         self.records: list[dict[str, Any]] = []
         self.seconds = 0.0
+        self.layers = (
+            None
+            if session is None
+            else LayerProgress(
+                session.num_layers, start=0 if resume is None else resume.start_layer
+            )
+        )
 
     def convert(self, layer: int, plan: _LayerPlan) -> dict[str, torch.Tensor]:
         # Weight-only methods touch one layer's small tensors: one thread is faster than waking
@@ -297,6 +306,12 @@ class _AttentionConverter:
 
     def _convert(self, layer: int, plan: _LayerPlan) -> dict[str, torch.Tensor]:
         start = time.perf_counter()
+        if self.resume is not None:  # a calibrated conversion continued after an interruption
+            saved = self.resume.saved(layer)
+            if saved is not None:
+                self.records.append(saved[1])
+                return saved[0]
+            self.resume.restore(self.session)
         tensors = {rel: self.reader.read(full) for rel, full in plan.source_names.items()}
         weights = split_attention(self.spec, self.config, tensors)
         if self.session is not None:  # data-aware methods get fp32; weight-only ones (mean)
@@ -317,7 +332,12 @@ class _AttentionConverter:
                     f"{tuple(tensor.shape)}, expected {plan.output_shapes[rel]}"
                 )
             out[full] = tensor
-        self.records.append({"layer": layer, **result.record})
+        record = {"layer": layer, **result.record}
+        self.records.append(record)
+        if self.resume is not None:
+            self.resume.layer_done(layer, out, record, self.session)
+        if self.layers is not None:
+            self.layers.done(layer, record)
         self.seconds += time.perf_counter() - start
         return out
 
@@ -332,6 +352,7 @@ def convert_checkpoint(
     calibration: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     calibration_tokens: int = DEFAULT_CALIBRATION_TOKENS,
     dtype: str = "keep",
+    device: Any = "auto",
     max_shard_size: int | str = "5GB",
     overwrite: bool = False,
     revision: str | None = None,
@@ -353,6 +374,10 @@ def convert_checkpoint(
             split when the method needs calibration.
         calibration_tokens: calibration token budget for data-aware methods.
         dtype: ``keep``, ``bf16``, ``fp16`` or ``fp32`` for the floating-point tensors written.
+        device: where data-aware methods run their calibration forward passes, one decoder layer
+            at a time (``auto``: the accelerator when present; ``cpu``, ``cuda``, ``cuda:N``,
+            ``mps``). An interrupted calibrated conversion continues at the layer it reached
+            when run again with the same arguments (:mod:`gqa_retrofit.conversion.resume`).
         max_shard_size: largest output shard (``"5GB"``, ``"500MB"`` or bytes).
         overwrite: replace an existing ``out``.
         revision, token: Hub revision and token for Hub ids (the token is never recorded).
@@ -361,7 +386,8 @@ def convert_checkpoint(
         A :class:`ConversionReport` (the manifest is also written to ``out/gqa_retrofit.json``).
 
     Raises:
-        ConfigError: bad dtype, shard size, method or head targets.
+        ConfigError: bad dtype, shard size, method or head targets; an unknown or unavailable
+            ``device``.
         UnsupportedFamilyError: the model family cannot be converted (lists the supported ones).
         ModelSourceError: ``src`` cannot be resolved.
         OutputExistsError: ``out`` exists without ``overwrite``, or overlaps ``src``.
@@ -427,7 +453,7 @@ def convert_checkpoint(
         plan, layer_plans, owner, sources = _plan_output(
             spec, config, new_config, geo, reader, out_dtype, max_shard_size
         )
-        session = None
+        session, resume = None, None
         calib_started = time.perf_counter()
         if pooling.needs_calibration:
             from .calibration import (  # type: ignore[import-not-found,unused-ignore]
@@ -440,10 +466,22 @@ def convert_checkpoint(
                 [str(p) for p in text_paths],
                 tokens=calibration_tokens,
                 dtype=torch.float32,
+                device=device,
+            )
+            resume = CalibrationResume(
+                out,
+                key={
+                    "source": source_fingerprint(src_dir, reader.shard_files)["digest"],
+                    "method": pooling.name,
+                    "heads": new_heads,
+                    "kv_heads": int(kv_heads),
+                    "calibration": session.fingerprint,
+                    "dtype": str(out_dtype),
+                },
             )
         calib_setup = time.perf_counter() - calib_started
         converter = _AttentionConverter(
-            spec, config, new_config, reader, pooling, target, out_dtype, session
+            spec, config, new_config, reader, pooling, target, out_dtype, session, resume
         )
         plan_seconds = time.perf_counter() - started
         files: dict[str, dict[str, int]] = {}
@@ -506,6 +544,8 @@ def convert_checkpoint(
                 },
             )
             write_manifest(tmp, manifest)
+    if resume is not None:
+        resume.finish()
     return ConversionReport(
         output=Path(out),
         source=src_str,
