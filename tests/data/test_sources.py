@@ -91,7 +91,7 @@ def test_no_sources_and_bad_options_are_refused() -> None:
     with pytest.raises(DataError, match="text_column must name a column"):
         DataOptions(text_column=" ")
     with pytest.raises(DataError, match="data seed must be a non-negative integer, got -1"):
-        DataOptions(seed=-1)
+        DataOptions(data_seed=-1)
     with pytest.raises(DataError, match="dataset_split must name a split"):
         DataOptions(dataset_split="")
 

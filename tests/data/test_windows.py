@@ -32,7 +32,7 @@ def test_windows_come_from_every_source_and_follow_the_seed(tmp_path: Path) -> N
     again = sample_windows([str(p) for p in paths], tok, seq_len=3, windows=8)
     assert torch.equal(again.windows, sample.windows)
     other = sample_windows(
-        [str(p) for p in paths], tok, seq_len=3, windows=8, options=DataOptions(seed=1)
+        [str(p) for p in paths], tok, seq_len=3, windows=8, options=DataOptions(data_seed=1)
     )
     assert not torch.equal(other.windows, sample.windows)
     first = sample_windows([str(p) for p in paths], tok, seq_len=3, windows=8, mode="first")

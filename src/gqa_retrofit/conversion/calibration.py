@@ -257,7 +257,7 @@ def calibration_sample(
     """``tokens // seq_len`` windows of ``seq_len`` tokens drawn from *all* ``sources``.
 
     Through :func:`gqa_retrofit.data.sample_windows`: the windows are split evenly over the
-    sources and chosen at random (``options.seed``) inside each; the sample's record says which
+    sources and chosen at random (``options.data_seed``) inside each; the sample's record says which
     files (SHA-256), datasets and how many tokens of each were used.
 
     Raises:

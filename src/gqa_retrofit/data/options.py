@@ -32,7 +32,7 @@ class DataOptions:
         default=None,
         metadata={"help": "branch, tag or commit of a Hub dataset (local files: not used)"},
     )
-    seed: int = field(
+    data_seed: int = field(
         default=0, metadata={"help": "seed of the choice of windows inside each source"}
     )
 
@@ -41,5 +41,5 @@ class DataOptions:
             raise DataError("text_column must name a column, got an empty string")
         if not self.dataset_split.strip():
             raise DataError("dataset_split must name a split (e.g. train), got an empty string")
-        if self.seed < 0:
-            raise DataError(f"data seed must be a non-negative integer, got {self.seed}")
+        if self.data_seed < 0:
+            raise DataError(f"data seed must be a non-negative integer, got {self.data_seed}")

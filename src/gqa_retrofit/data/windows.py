@@ -217,7 +217,7 @@ def sample_windows(
     for i, (stream, count) in enumerate(zip(streams, taken, strict=True)):
         n = available[i]
         grid = torch.tensor(stream.ids[: n * seq_len], dtype=torch.long).view(n, seq_len)
-        chosen = _choose(n, count, mode, options.seed, i)
+        chosen = _choose(n, count, mode, options.data_seed, i)
         parts.append(grid[chosen])
         source = stream.source
         records.append(
@@ -240,7 +240,7 @@ def sample_windows(
         seq_len=seq_len,
         windows=int(tensor.shape[0]),
         tokens=int(tensor.numel()),
-        seed=options.seed,
+        seed=options.data_seed,
         text_column=options.text_column,
         digest=hashlib.sha256(tensor.numpy().tobytes()).hexdigest(),
     )
