@@ -65,7 +65,8 @@ def test_hub_ids_and_dataset_repositories(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("missing/file.txt", "data 'missing/file.txt' does not exist: give an existing file"),
+        ("missing/file.txt", "data file 'missing/file.txt' does not exist"),
+        ("./missing/file", "data './missing/file' does not exist: give an existing file (.txt,"),
         ("nothing/*.txt", "data glob 'nothing/*.txt' matches no files"),
         ("x.csv", "data file 'x.csv' has an unsupported type '.csv': use .txt, .text, .md,"),
         ("empty_dir", "data directory 'empty_dir' holds no .txt, .text, .md, .jsonl"),

@@ -192,6 +192,8 @@ def resolve_source(spec: str | os.PathLike[str]) -> DataSource:
         return DataSource(spec, name, "files", tuple(found))
     if _looks_like_hub_id(spec):
         return DataSource(spec, spec, "hub", dataset=spec)
+    if path.suffix.lower() in FILE_KINDS:
+        raise DataError(f"data file {spec!r} does not exist")
     raise DataError(
         f"data {spec!r} does not exist: give an existing file ({SUPPORTED}), directory or glob, "
         "or a Hub dataset id (owner/name)"
