@@ -11,11 +11,13 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .._progress import progress
 from ..data import DataOptions, resolve_sources, sample_windows
 from ..data import read_text as data_read_text
+from ..devices import dtype_name
 from ..errors import ConfigError, ModelSourceError
 
 
@@ -30,6 +32,8 @@ class PerplexityResult:
     seq_len: int
     text_tokens: int  # tokens read from the data
     data: str  # the sources' names (relative paths or Hub ids)
+    dtype: str = "fp32"  # what the model ran in (devices.DTYPE_NAMES)
+    device: str = "cpu"
     data_record: dict[str, Any] = field(default_factory=dict)  # gqa_retrofit.data.DataRecord
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,33 +56,51 @@ def read_text(
 def load_model_and_tokenizer(
     model: str | os.PathLike[str],
     *,
-    dtype: str = "float32",
+    dtype: str = "auto",
+    device: Any = "auto",
     revision: str | None = None,
     token: str | bool | None = None,
     trust_remote_code: bool = False,
 ) -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer from a local directory or a Hub id, in eval mode.
 
+    Args:
+        dtype: a name from :mod:`gqa_retrofit.devices` (``auto``: the checkpoint's dtype).
+        device: ``auto`` (the accelerator when present), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+
     Raises:
         ModelSourceError: the path or Hub id cannot be resolved or has no config.json.
+        ConfigError: unknown or unavailable device, unknown dtype, a dtype the device cannot
+            compute in, or one too narrow for the checkpoint's values.
     """
-    import torch
+    import json
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from ..devices import (
+        check_cast_finite,
+        checkpoint_dtype,
+        resolve_device,
+        resolve_dtype,
+        torch_dtype,
+    )
     from ..hub.resolve import resolve_checkpoint_dir
 
+    dtype_name(dtype, allow_auto=True)
+    target = resolve_device(device)
     local = resolve_checkpoint_dir(str(model), revision=revision, token=token)
-    torch_dtype = getattr(torch, dtype, None)
-    if not isinstance(torch_dtype, torch.dtype):
-        raise ConfigError(f"unknown dtype {dtype!r}; valid: float32, bfloat16, float16")
+    config = json.loads((Path(local) / "config.json").read_text(encoding="utf-8"))
+    source = checkpoint_dtype(config)
+    chosen = resolve_dtype(dtype, checkpoint=source, device=target)
     try:
         tokenizer = AutoTokenizer.from_pretrained(local, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         raise ModelSourceError(f"no usable tokenizer in {str(model)!r}: {err}") from err
     loaded = AutoModelForCausalLM.from_pretrained(
-        local, dtype=torch_dtype, trust_remote_code=trust_remote_code
+        local, dtype=torch_dtype(chosen), trust_remote_code=trust_remote_code
     )
-    return loaded.eval(), tokenizer
+    check_cast_finite(loaded.named_parameters(), chosen, source=source)
+    return loaded.to(target).eval(), tokenizer
 
 
 def token_windows(token_ids: list[int], seq_len: int, max_windows: int | None) -> list[list[int]]:
@@ -97,7 +119,8 @@ def evaluate_perplexity(
     seq_len: int = 512,
     max_windows: int | None = 16,
     batch_size: int = 4,
-    dtype: str = "float32",
+    dtype: str = "auto",
+    device: Any = "auto",
     trust_remote_code: bool = False,
     data_options: DataOptions | None = None,
     token: str | bool | None = None,
@@ -114,11 +137,14 @@ def evaluate_perplexity(
         seq_len: window length in tokens (loss over ``seq_len - 1`` predictions per window).
         max_windows: evaluate at most this many windows from the start (None: all).
         batch_size: windows per forward pass.
+        dtype, device: for a model loaded here (see :func:`load_model_and_tokenizer`); a loaded
+            model runs where it is, in its dtype.
         data_options: text column, dataset config/split/revision.
         token: Hub token for Hub datasets (never recorded).
 
     Raises:
-        ConfigError: ``seq_len`` < 2, ``max_windows`` or ``batch_size`` < 1.
+        ConfigError: ``seq_len`` < 2, ``max_windows`` or ``batch_size`` < 1; a bad or
+            unavailable ``device``/``dtype``.
         DataError: the text is missing, empty, or shorter than one window.
         ModelSourceError: the model cannot be found.
     """
@@ -134,7 +160,7 @@ def evaluate_perplexity(
     sources = resolve_sources(specs)  # bad data fails before a model is loaded
     if isinstance(model, (str, os.PathLike)):
         model, loaded_tokenizer = load_model_and_tokenizer(
-            model, dtype=dtype, trust_remote_code=trust_remote_code
+            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code
         )
         tokenizer = tokenizer or loaded_tokenizer
     if tokenizer is None:
@@ -150,7 +176,8 @@ def evaluate_perplexity(
         what="evaluation data",
     )
     windows = sample.windows.tolist()
-    device = next(model.parameters()).device
+    weight = next(model.parameters())
+    device = weight.device
     total_nll = 0.0
     batches = range(0, len(windows), batch_size)
     with torch.inference_mode():
@@ -173,5 +200,7 @@ def evaluate_perplexity(
         seq_len=seq_len,
         text_tokens=sum(source.tokens_read for source in sample.record.sources),
         data=", ".join(sample.record.names),
+        dtype=dtype_name(weight.dtype),
+        device=str(device),
         data_record=sample.record.to_dict(),
     )
