@@ -159,3 +159,48 @@ def layer_state_bytes(layer: LayerCache, act: KVDtype, tp: int = 1) -> int:
     if tp > 1 and layer.heads and not layer.kv_heads:
         return total // tp
     return total
+
+
+def _attention_kv_heads(layers: tuple[LayerCache, ...] | list[LayerCache]) -> list[int]:
+    return [layer.kv_heads for layer in layers if layer.kv_heads]
+
+
+def replication_warning(
+    layers: list[LayerCache] | tuple[LayerCache, ...], tp: int, dcp: int
+) -> str:
+    """A one-line warning when KV heads are fewer than the TP degree and DCP does not use the
+    replicas, else ``""``."""
+    heads = _attention_kv_heads(layers)
+    if not heads:
+        return ""
+    fewest = min(heads)
+    replicas = kv_replicas(fewest, tp)
+    if replicas <= 1 or dcp >= replicas:
+        return ""
+    return (
+        f"{fewest} KV head(s) at --tp {tp}: vLLM replicates each KV head {replicas} times, so "
+        f"per-device KV is {replicas}x what the head count suggests; use --dcp {replicas} "
+        "(decode context parallel) or tp <= n_kv to keep the saving"
+    )
+
+
+def serving_dict(s: object, kv_dtype_name: str, tp: int, dcp: int) -> dict[str, object]:
+    """The serving assumptions of a report (JSON): tp, dcp, KV format and replication."""
+    from .layer_plan import cache_layers
+
+    layers = cache_layers(s)  # type: ignore[arg-type]
+    fmt = kv_dtype(kv_dtype_name)
+    heads = _attention_kv_heads(layers)
+    out: dict[str, object] = {
+        "tp": tp,
+        "dcp": dcp,
+        "kv_dtype": fmt.name,
+        "kv_dtype_format": fmt.description,
+        "kv_bits_per_value": fmt.bits + (8 * fmt.scale_bytes / fmt.group if fmt.group else 0),
+        "kv_replicas": kv_replicas(min(heads), tp) if heads else 1,
+        "rule": "vLLM: KV heads replicated tp / n_kv times when tp > n_kv; dcp splits tokens",
+    }
+    warning = replication_warning(layers, tp, dcp)
+    if warning:
+        out["warning"] = warning
+    return out
