@@ -17,6 +17,7 @@ exceed the replication factor). Fixed-size recurrent states are split over their
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -161,7 +162,7 @@ def layer_state_bytes(layer: LayerCache, act: KVDtype, tp: int = 1) -> int:
     return total
 
 
-def _attention_kv_heads(layers: tuple[LayerCache, ...] | list[LayerCache]) -> list[int]:
+def _attention_kv_heads(layers: Sequence[LayerCache]) -> list[int]:
     return [layer.kv_heads for layer in layers if layer.kv_heads]
 
 
