@@ -53,3 +53,64 @@ def test_reads_result_dicts_and_objects() -> None:
 
     assert judge_retrieval(result(2.0), result(5.0).to_dict()).kept is False
     assert judge_retrieval(result(2.0).to_dict(), result(2.0)).kept is True
+
+
+def test_records_round_trip_and_the_card_note() -> None:
+    from gqa_retrofit.evaluation.retrieval import RetrievalResult
+    from gqa_retrofit.evaluation.retrieval_copy import CopyProbeResult, CopyTrial
+    from gqa_retrofit.evaluation.retrieval_passkey import (
+        PasskeyCell,
+        PasskeyLength,
+        PasskeyResult,
+    )
+    from gqa_retrofit.evaluation.retrieval_verdict import (
+        evaluation_records,
+        retrieval_note,
+        summary_from_records,
+    )
+
+    def result(successes: int, loss: float) -> RetrievalResult:
+        passkey = PasskeyResult(
+            "filler",
+            0,
+            [0.5],
+            5,
+            8192,
+            1,
+            [PasskeyLength(1024, False, [PasskeyCell(0.5, successes, 5)])],
+        )
+        copy = CopyProbeResult(256, 4, 0, 100, 1, False, [CopyTrial(10.0, loss)])
+        return RetrievalResult(passkey=passkey, copy=copy)
+
+    source = evaluation_records("source", result(5, 2.0))
+    assert source == [
+        {
+            "model": "source",
+            "dataset": "passkey retrieval (filler haystack)",
+            "metric": "passkey_success@1024",
+            "value": 1.0,
+            "seq_len": 1024,
+            "trials": 5,
+        },
+        {
+            "model": "source",
+            "dataset": "copy probe (256 random tokens, repeated)",
+            "metric": "copy_second_copy_loss",
+            "value": 2.0,
+            "trials": 4,
+        },
+    ]
+    assert summary_from_records(source, "source") == {
+        "passkey_success": {"1024": 1.0},
+        "copy_second_copy_loss": 2.0,
+    }
+    converted = evaluation_records("converted", result(0, 9.0))
+    trained = evaluation_records("trained", result(5, 2.2))
+    assert retrieval_note(source + converted + trained) is None  # the trained model kept it
+    note = retrieval_note(source + converted)
+    assert note == (
+        "This model lost the source's in-context retrieval (copy-probe loss 9.00 is 4.5x the "
+        "source's 2.00 (keep: <= 1.3x); passkey at 1,024 tokens 0% vs the source's 100%): it may "
+        "not find or copy what is in its context, whatever its perplexity."
+    )
+    assert retrieval_note([]) is None

@@ -83,3 +83,87 @@ def judge_retrieval(source: Any, model: Any) -> RetrievalVerdict:
     if judged:
         verdict.kept = not verdict.reasons
     return verdict
+
+
+PASSKEY_METRIC = "passkey_success@"  # + the prompt length in tokens
+COPY_METRIC = "copy_second_copy_loss"
+LONG_METRIC = "long_window_perplexity"
+
+
+def evaluation_records(model: str, result: Any) -> list[dict[str, Any]]:
+    """Manifest ``evaluations`` records of one model's retrieval result (card, model-index).
+
+    Args:
+        model: ``"source"``, ``"converted"`` or ``"trained"``.
+        result: a :class:`RetrievalResult` or its ``to_dict()``.
+    """
+    data = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    records: list[dict[str, Any]] = []
+    passkey = data.get("passkey")
+    if passkey:
+        haystack = "filler" if passkey["haystack"] == "filler" else "natural text"
+        for row in passkey["lengths"]:
+            records.append(
+                {
+                    "model": model,
+                    "dataset": f"passkey retrieval ({haystack} haystack)",
+                    "metric": f"{PASSKEY_METRIC}{row['length']}",
+                    "value": row["success_rate"],
+                    "seq_len": row["length"],
+                    "trials": row["trials"],
+                }
+            )
+    copy = data.get("copy")
+    if copy:
+        records.append(
+            {
+                "model": model,
+                "dataset": f"copy probe ({copy['span_length']} random tokens, repeated)",
+                "metric": COPY_METRIC,
+                "value": copy["second_copy_loss"],
+                "trials": copy["trials"],
+            }
+        )
+    long_window = data.get("long_window")
+    if long_window:
+        records.append(
+            {
+                "model": model,
+                "dataset": f"{long_window['data'].rsplit('/', 1)[-1]} (long windows)",
+                "metric": LONG_METRIC,
+                "value": long_window["perplexity"],
+                "seq_len": long_window["seq_len"],
+                "tokens": long_window["tokens"],
+            }
+        )
+    return records
+
+
+def summary_from_records(records: list[dict[str, Any]], model: str) -> dict[str, Any]:
+    """The ``summary()`` of one model rebuilt from its evaluation records (for the card)."""
+    summary: dict[str, Any] = {}
+    for record in records:
+        if record.get("model") != model or not isinstance(record.get("value"), (int, float)):
+            continue
+        metric = str(record.get("metric", ""))
+        if metric.startswith(PASSKEY_METRIC):
+            length = metric.removeprefix(PASSKEY_METRIC)
+            summary.setdefault("passkey_success", {})[length] = float(record["value"])
+        elif metric == COPY_METRIC:
+            summary["copy_second_copy_loss"] = float(record["value"])
+    return summary
+
+
+def retrieval_note(evaluations: list[dict[str, Any]]) -> str | None:
+    """The card's warning when the final model (trained, else converted) lost retrieval."""
+    models = {str(r.get("model")) for r in evaluations}
+    final = "trained" if "trained" in models else "converted"
+    verdict = judge_retrieval(
+        summary_from_records(evaluations, "source"), summary_from_records(evaluations, final)
+    )
+    if verdict.kept is not False:
+        return None
+    return (
+        f"This model lost the source's in-context retrieval ({'; '.join(verdict.reasons)}): it "
+        "may not find or copy what is in its context, whatever its perplexity."
+    )
