@@ -107,6 +107,20 @@ def test_report_rows(tmp_path: Path) -> None:
     assert "| decode tokens/s at 2,048 (median of 5, fp32) | 20.00 | 25.00 (1.25x) |" in text
     assert "| measured KV cache at 2,112 tokens (fp32) | 3,000 B | 1,000 B |" in text
     assert "## Training" not in text  # no curve given
+    assert "## Conversion per layer" not in text  # no per-layer errors given
+    with_errors = render_report(
+        options,
+        RESULTS,
+        CURVE,
+        target,
+        perplexities(RESULTS),
+        BENCH,
+        [],
+        tmp_path,
+        layer_errors={0: 0.1, 1: 0.3},
+    )
+    assert "## Conversion per layer" in with_errors
+    assert "![reconstruction error per layer](report/layer_errors.png)" in with_errors
 
 
 def test_reproduce_command() -> None:

@@ -32,6 +32,7 @@ import torch
 
 from .._fs import write_json_atomic
 from .._progress import is_quiet, progress
+from .layer_errors import describe_errors, layer_error
 
 #: Least seconds between two saves of the calibration streams (they are the large part).
 STREAMS_EVERY_SECONDS = 60.0
@@ -125,19 +126,6 @@ class CalibrationResume:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def layer_error(record: dict[str, Any]) -> float | None:
-    """The relative reconstruction error of a layer's attention output in a manifest record
-    (``relative_error_after`` of a refit; None for methods that do not measure it)."""
-    for value in record.values():
-        if isinstance(value, dict):
-            if isinstance(value.get("relative_error_after"), (int, float)):
-                return float(value["relative_error_after"])
-            found = layer_error(value)
-            if found is not None:
-                return found
-    return None
-
-
 class LayerProgress:
     """Progress of a calibrated conversion in decoder layers, with each layer's reconstruction
     error; a summary line on stderr after the last layer (all silenced by ``--quiet``)."""
@@ -157,16 +145,3 @@ class LayerProgress:
             self.bar.close()
             if self.errors and not is_quiet():
                 print(f"gqa-retrofit convert: {describe_errors(self.errors)}", file=sys.stderr)
-
-
-def describe_errors(errors: dict[int, float]) -> str:
-    """One line: the relative reconstruction error per layer, its range and where it peaks."""
-    import statistics
-
-    worst = max(errors, key=errors.__getitem__)
-    best = min(errors, key=errors.__getitem__)
-    return (
-        f"relative reconstruction error of the attention output per layer: median "
-        f"{statistics.median(errors.values()):.4f}, min {errors[best]:.4f} (layer {best}), "
-        f"max {errors[worst]:.4f} (layer {worst})"
-    )

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..conversion.layer_errors import PLOT as LAYER_PLOT
+from ..conversion.layer_errors import manifest_errors, plot_layer_errors, report_lines
 from .options import RetrofitOptions
 
 PLOTS = "report"
@@ -302,7 +304,13 @@ def write_report(
     if curve:
         _plot_training(curve, plots / "training_curve.png")
         files.append(f"{PLOTS}/training_curve.png")
-    text = render_report(options, results, source_curve, target_curve, ppl, bench, curve, out)
+    errors = _layer_errors(final_model)
+    if errors:
+        plot_layer_errors(errors, plots / LAYER_PLOT)
+        files.append(f"{PLOTS}/{LAYER_PLOT}")
+    text = render_report(
+        options, results, source_curve, target_curve, ppl, bench, curve, out, layer_errors=errors
+    )
     (out / REPORT).write_text(text, encoding="utf-8")
     # the copy next to the model, linked from the card
     shutil.copy2(out / REPORT, final_model / CARD_REPORT)
@@ -310,6 +318,16 @@ def write_report(
     for name in files[1:]:
         shutil.copy2(out / name, final_model / name)
     return files
+
+
+def _layer_errors(final_model: Path) -> dict[int, float]:
+    """The per-layer reconstruction errors in the final model's conversion manifest."""
+    path = final_model / "gqa_retrofit.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest_errors(manifest) if isinstance(manifest, dict) else {}
 
 
 def render_report(
@@ -321,8 +339,11 @@ def render_report(
     bench: list[dict[str, Any]],
     curve: list[dict[str, float]],
     out: Path,
+    *,
+    layer_errors: dict[int, float] | None = None,
 ) -> str:
-    """The Markdown text of the report."""
+    """The Markdown text of the report (``layer_errors``: the conversion's per-layer
+    reconstruction error, plotted in ``report/layer_errors.png``)."""
     o = options
     lines = [
         f"# Retrofit report: {o.src}",
@@ -393,6 +414,7 @@ def render_report(
         "",
     ]
     lines += retrieval_lines(results)
+    lines += report_lines(layer_errors or {}, f"report/{LAYER_PLOT}")
     if curve:
         lines += [
             "## Training",

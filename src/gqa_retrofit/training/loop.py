@@ -58,6 +58,7 @@ class TrainingReport:
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     data_fingerprint: str = ""
     data_sources: list[str] = field(default_factory=list)
+    data_record: dict[str, Any] = field(default_factory=dict)  # files, sha256, tokens per source
     trainable: str = "attention"
     trainable_parameters: int = 0
     memory: dict[str, int] = field(default_factory=dict)

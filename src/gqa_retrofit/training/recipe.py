@@ -485,6 +485,7 @@ class TrainingRecipe:
             evaluations=self.evaluations,
             data_fingerprint=self.data.fingerprint,
             data_sources=self.data.sources,
+            data_record=self.data.record,
             trainable=o.trainable,
             trainable_parameters=self.n_trainable,
             memory=self.memory.to_dict(),
