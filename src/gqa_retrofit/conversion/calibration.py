@@ -236,6 +236,26 @@ class _ShardReader:
     def __contains__(self, name: str) -> bool:
         return name in self.files
 
+    def read_rows(self, name: str, rows: torch.Tensor, *, block: int = 8192) -> torch.Tensor:
+        """Rows ``rows`` (sorted, unique) of the 2-D tensor ``name``, read ``block`` rows at a
+        time: a vocabulary-sized embedding is never held whole.
+
+        Raises:
+            ConversionError: the tensor is missing.
+        """
+        from safetensors import safe_open
+
+        if name not in self.files:
+            raise ConversionError(f"tensor {name!r} is missing from the checkpoint")
+        parts = []
+        with safe_open(str(self.files[name]), framework="pt") as f:
+            sliced = f.get_slice(name)
+            for start in range(0, int(rows.max()) + 1, block):
+                wanted = rows[(rows >= start) & (rows < start + block)]
+                if wanted.numel():
+                    parts.append(sliced[start : start + block][wanted - start])
+        return torch.cat(parts)
+
     def read(self, names: Sequence[str]) -> dict[str, torch.Tensor]:
         from safetensors import safe_open
 
@@ -455,13 +475,23 @@ class CalibrationSession:
                 )
 
     def _load_stem(self) -> None:
-        """Materialise every parameter outside the decoder layers and the output head."""
+        """Materialise every parameter outside the decoder layers and the output head.
+
+        Of the input embedding only the rows of the calibration tokens are read (in fp32 a
+        128K-vocabulary table is GBs): the table becomes those rows, and the stem pass feeds
+        each token's row index (:attr:`_vocab`) instead of its id, which embeds identically.
+        """
         skip = {id(p) for p in self._layers.parameters()}
         output = self.model.get_output_embeddings()
         if output is not None:
             skip |= {id(p) for p in output.parameters()}
+        embedding = self.model.get_input_embeddings().weight
+        self._vocab = torch.unique(self.windows)  # sorted token ids of the calibration text
         names = [n for n, p in self.model.named_parameters() if id(p) not in skip]
-        tensors = self._reader.read(names)
+        table = [n for n, p in self.model.named_parameters() if p is embedding]
+        tensors = self._reader.read([n for n in names if n not in table])
+        for name in table:
+            tensors[name] = self._reader.read_rows(name, self._vocab)
         for name in names:
             _set_parameter(self.model, name, tensors[name].to(self.device, self.dtype))
 
@@ -489,7 +519,8 @@ class CalibrationSession:
             for i in range(self.num_layers):
                 self._layers[i] = _LayerRecorder(i, calls, last=i == self.num_layers - 1)
             try:
-                self.model(input_ids=chunk.to(self.device), use_cache=False)
+                rows = torch.searchsorted(self._vocab, chunk)  # ids -> rows of the stem table
+                self.model(input_ids=rows.to(self.device), use_cache=False)
             except _StopForward:
                 pass
             finally:
