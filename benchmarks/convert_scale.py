@@ -51,11 +51,12 @@ TARGET_KV_HEADS = 2
 SHARD_BYTES = 1_000_000_000  # ~1 GB source and output shards
 
 
-def _shapes() -> list[tuple[str, tuple[int, ...]]]:
-    d, f, v = CONFIG["hidden_size"], CONFIG["intermediate_size"], CONFIG["vocab_size"]
-    h, kv, dh = CONFIG["num_attention_heads"], CONFIG["num_key_value_heads"], CONFIG["head_dim"]
+def _shapes(config: dict | None = None) -> list[tuple[str, tuple[int, ...]]]:
+    config = CONFIG if config is None else config
+    d, f, v = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
+    h, kv, dh = config["num_attention_heads"], config["num_key_value_heads"], config["head_dim"]
     shapes: list[tuple[str, tuple[int, ...]]] = [("model.embed_tokens.weight", (v, d))]
-    for i in range(CONFIG["num_hidden_layers"]):
+    for i in range(config["num_hidden_layers"]):
         p = f"model.layers.{i}."
         shapes += [
             (p + "input_layernorm.weight", (d,)),
@@ -68,21 +69,24 @@ def _shapes() -> list[tuple[str, tuple[int, ...]]]:
             (p + "mlp.up_proj.weight", (f, d)),
             (p + "mlp.down_proj.weight", (d, f)),
         ]
-    shapes += [("model.norm.weight", (d,)), ("lm_head.weight", (v, d))]
+    shapes.append(("model.norm.weight", (d,)))
+    if not config.get("tie_word_embeddings", False):
+        shapes.append(("lm_head.weight", (v, d)))
     return shapes
 
 
-def generate(src: Path) -> dict[str, int]:
+def generate(src: Path, config: dict | None = None) -> dict[str, int]:
     """Write the synthetic checkpoint shard by shard (one shard in memory at a time)."""
     import torch
     from safetensors.torch import save_file
 
+    config = CONFIG if config is None else config
     src.mkdir(parents=True)
-    (src / "config.json").write_text(json.dumps(CONFIG, indent=2))
+    (src / "config.json").write_text(json.dumps(config, indent=2))
     gen = torch.Generator().manual_seed(0)
     groups: list[list[tuple[str, tuple[int, ...]]]] = [[]]
     size = 0
-    for name, shape in _shapes():
+    for name, shape in _shapes(config):
         nbytes = 2 * int(torch.Size(shape).numel())
         if groups[-1] and size + nbytes > SHARD_BYTES:
             groups.append([])

@@ -351,8 +351,20 @@ class LayerCalibration:
     source_inputs: torch.Tensor
     target: torch.Tensor
     qk_norm: bool
-    residual_gap: torch.Tensor
     _session: CalibrationSession = field(repr=False)
+
+    @property
+    def residual_gap(self) -> torch.Tensor:
+        """Original minus converted residual stream entering this layer ``[windows, seq, d]``
+        (computed on demand: few methods need it).
+
+        Raises:
+            ConversionError: the session has moved past this layer.
+        """
+        session = self._session
+        if session._current != self.index or session._next_source is None:
+            raise ConversionError(f"layer {self.index} is no longer being calibrated")
+        return torch.cat([(s - c).cpu() for s, c in zip(session._source, session._converted)])
 
     @property
     def tokens(self) -> int:
@@ -573,30 +585,36 @@ class CalibrationSession:
             attn.register_forward_pre_hook(pre_hook, with_kwargs=True),
             attn.register_forward_hook(post_hook, with_kwargs=True),
         ]
-        source_in, target, conv_in, next_source = [], [], [], []
+        # What the method gets, on the host, filled chunk by chunk (no per-chunk lists and
+        # concatenated copies: this is the largest memory of a calibrated conversion).
+        shape = (self.windows.shape[0], self.windows.shape[1], self._source[0].shape[-1])
+        source_in, target, conv_in = (torch.empty(shape, dtype=self.dtype) for _ in range(3))
+        next_source = []
         self._attn_calls = []
         try:
+            row = 0
             for c in range(len(self._chunks)):
+                rows = slice(row, row + self._chunks[c].shape[0])
+                row = rows.stop
                 captured["stop"] = False
                 next_source.append(self._layer_forward(i, c, self._source[c]))
-                source_in.append(captured["input"])
-                target.append(captured["output"])
+                source_in[rows] = captured.pop("input")
+                target[rows] = captured.pop("output")
                 self._attn_calls.append(captured["call"])
                 captured["stop"] = True
                 with contextlib.suppress(_StopForward):
                     self._layer_forward(i, c, self._converted[c])
-                conv_in.append(captured["input"])
+                conv_in[rows] = captured.pop("input")
         finally:
             for h in handles:
                 h.remove()
         self._next_source = next_source
         return LayerCalibration(  # on the host: methods compute there (see the module doc)
             index=i,
-            inputs=torch.cat(conv_in).cpu(),
-            source_inputs=torch.cat(source_in).cpu(),
-            target=torch.cat(target).cpu(),
+            inputs=conv_in,
+            source_inputs=source_in,
+            target=target,
             qk_norm=self.spec.qk_norm,
-            residual_gap=(torch.cat(self._source) - torch.cat(self._converted)).cpu(),
             _session=self,
         )
 
