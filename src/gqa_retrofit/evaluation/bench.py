@@ -55,7 +55,7 @@ def load_for_bench(
     """
     from transformers import AutoModelForCausalLM
 
-    from ..hub.resolve import resolve_checkpoint_dir
+    from ..sources import resolve_checkpoint_dir
 
     torch_dtype = _torch_dtype(dtype)
     path = resolve_checkpoint_dir(name, revision=revision)

@@ -66,7 +66,7 @@ def load_model_and_tokenizer(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..hub.resolve import resolve_checkpoint_dir
+    from ..sources import resolve_checkpoint_dir
 
     local = resolve_checkpoint_dir(str(model), revision=revision, token=token)
     torch_dtype = getattr(torch, dtype, None)

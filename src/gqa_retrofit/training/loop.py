@@ -24,11 +24,11 @@ from typing import Any
 
 import torch
 
-from .. import __version__
 from .._fs import check_output_location, write_json_atomic
 from .._progress import is_quiet, progress
+from .._version import __version__
 from ..errors import DataError, OutputExistsError, TrainingError
-from ..hub.resolve import resolve_checkpoint_dir
+from ..sources import resolve_checkpoint_dir
 from .checkpoint import (
     load_checkpoint,
     read_marker,
