@@ -20,8 +20,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Bottom first. Keep in step with the drawing in docs/architecture.md.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "_version"),
-    ("_fs", "_progress", "_options", "devices", "sources", "assets"),
+    ("errors", "_version", "_progress"),
+    ("_fs", "_options", "devices", "sources", "assets"),
     ("arch",),
     ("cost", "patching"),
     ("conversion",),
