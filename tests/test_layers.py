@@ -21,7 +21,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Bottom first. Keep in step with the drawing in docs/architecture.md.
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "_version", "_progress"),
-    ("_fs", "_options", "devices", "sources", "assets"),
+    ("_fs", "_options", "devices", "sources", "assets", "data"),
     ("arch",),
     ("cost", "patching"),
     ("conversion",),
