@@ -472,6 +472,64 @@ def estimator_numbers(model_dir: Path, *, dtype: str, context: int, batch: int) 
     }
 
 
+# A Llama-3.1-8B-shaped config (the published geometry: 32 layers, 32 query / 8 KV heads of 128)
+# for the tensor-parallel table; only the shape matters to the estimator.
+LLAMA_8B_SHAPE = {
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "intermediate_size": 14336,
+    "vocab_size": 128256,
+    "max_position_embeddings": 131072,
+    "tie_word_embeddings": False,
+}
+# (model, heads:kv_heads of the retrofit or None for the source, tp, dcp)
+TP_CASES: list[tuple[str, tuple[int, int] | None, int, int]] = [
+    ("Llama-3.1-8B shape", None, 8, 1),
+    ("Llama-3.1-8B shape", (32, 2), 8, 1),
+    ("Llama-3.1-8B shape", (32, 2), 8, 4),
+    ("Llama-3.1-8B shape", (32, 1), 8, 1),
+    ("Llama-3.1-8B shape", (32, 1), 8, 8),
+    ("source", None, 3, 1),
+    ("source", (9, 1), 3, 1),
+    ("source", (9, 1), 3, 3),
+]
+TP_CONTEXT = 3072  # divisible by every dcp above (8, 4, 3), so bytes / context is exact
+
+
+def tp_table(source_config: dict[str, Any], *, kv_dtype: str = "bf16") -> list[dict[str, Any]]:
+    """KV bytes per token per device for :data:`TP_CASES` from the estimator's vLLM rule
+    (``estimate(..., tp=, dcp=)``: KV heads replicated ``tp / n_kv`` times below the TP degree,
+    cached tokens split ``dcp`` ways), averaged over :data:`TP_CONTEXT` tokens."""
+    from gqa_retrofit import estimate
+
+    rows = []
+    for model, geometry, tp, dcp in TP_CASES:
+        config = dict(LLAMA_8B_SHAPE if model != "source" else source_config)
+        if geometry:
+            config.update(num_attention_heads=geometry[0], num_key_value_heads=geometry[1])
+        variant = estimate(config, contexts=[TP_CONTEXT], dtype=kv_dtype, tp=tp, dcp=dcp)
+        per_device = variant.per_context[0].per_device_cache_bytes
+        rows.append(
+            {
+                "model": model,
+                "heads": variant.shape.heads,
+                "kv_heads": variant.shape.kv_heads,
+                "head_dim": variant.shape.head_dim,
+                "layers": variant.shape.layers,
+                "tp": tp,
+                "dcp": dcp,
+                "kv_dtype": kv_dtype,
+                "kv_bytes_per_token_total": variant.kv_cache_bytes_per_token,
+                "kv_bytes_per_token_per_device": per_device / TP_CONTEXT,
+            }
+        )
+    return rows
+
+
 def build_retrofit(source: Path, out: Path, kv_heads: int) -> dict[str, Any]:
     """Mean-pool ``source`` to ``kv_heads`` KV heads into ``out`` with the package's converter."""
     from gqa_retrofit import convert_checkpoint
@@ -567,6 +625,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     from gqa_retrofit.assets import default_model_dir
 
     set_quiet(args.quiet)
+    if args.quiet:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # transformers' "Loading weights" bars
     python = args.vllm_python or default_vllm_python()
     vllm_version = check_vllm_python(python)
     source = args.source or Path(default_model_dir())
@@ -685,6 +747,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
             "prefix_caching": True,
         },
         "estimator": est,
+        "tensor_parallel_rule": tp_table(
+            json.loads((source / "config.json").read_text(encoding="utf-8"))
+        ),
         "capacity": capacity,
         "parity": parity,
         "throughput": throughput,

@@ -165,3 +165,33 @@ def test_memory_traffic_limit_from_the_estimator(
         assert numbers["decode_step_bytes"] == 4 * numbers["params"] + 16 * 2080 * bpt
     limit = serve.ratio(original["decode_step_bytes"], retrofit["decode_step_bytes"])
     assert 1.9 < limit < 2.1
+
+
+def test_tensor_parallel_table_follows_vllms_replication_rule(
+    serve: ModuleType, default_model: Path
+) -> None:
+    """Below the TP degree a KV head is replicated (no saving per device); DCP divides it back."""
+    config = json.loads((default_model / "config.json").read_text())
+    rows = serve.tp_table(config)
+    got = [(r["kv_heads"], r["tp"], r["dcp"], r["kv_bytes_per_token_per_device"]) for r in rows]
+    # per device: layers x (K, V) x max(1, n_kv / tp) x head_dim x 2 bytes / dcp
+    assert got == [
+        (8, 8, 1, 32 * 2 * 1 * 128 * 2),
+        (2, 8, 1, 32 * 2 * 1 * 128 * 2),
+        (2, 8, 4, 32 * 2 * 1 * 128 * 2 / 4),
+        (1, 8, 1, 32 * 2 * 1 * 128 * 2),
+        (1, 8, 8, 32 * 2 * 1 * 128 * 2 / 8),
+        (3, 3, 1, 30 * 2 * 1 * 64 * 2),
+        (1, 3, 1, 30 * 2 * 1 * 64 * 2),
+        (1, 3, 3, 30 * 2 * 1 * 64 * 2 / 3),
+    ]
+    assert [r["kv_bytes_per_token_total"] for r in rows] == [
+        131_072,
+        32_768,
+        32_768,
+        16_384,
+        16_384,
+        23_040,
+        7_680,
+        7_680,
+    ]
