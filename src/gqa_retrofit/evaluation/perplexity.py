@@ -84,7 +84,7 @@ def load_model_and_tokenizer(
         resolve_dtype,
         torch_dtype,
     )
-    from ..hub.resolve import resolve_checkpoint_dir
+    from ..sources import resolve_checkpoint_dir
 
     dtype_name(dtype, allow_auto=True)
     target = resolve_device(device)
