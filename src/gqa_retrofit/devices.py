@@ -53,6 +53,8 @@ DTYPE_MAX: dict[str, float] = {
 }
 #: What ``device=`` accepts (``cuda:N`` for any N as well).
 DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda", "cuda:N", "mps")
+#: The help text of every ``--device`` flag.
+DEVICE_HELP = "where models run: auto (the accelerator when present), cpu, cuda, cuda:N, mps"
 #: The fallback of ``dtype="auto"`` when a checkpoint records no dtype (transformers' own).
 DEFAULT_CHECKPOINT_DTYPE = "fp32"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..devices import DEVICE_HELP
 from ._util import context_list, positive_int, print_json
 
 
@@ -35,6 +36,7 @@ def register(subparsers: Any) -> None:
         "--trust-remote-code", action="store_true", help="allow custom model code (off)"
     )
     parser.add_argument("--json", action="store_true", help='print {"results": [...]}')
+    parser.add_argument("--device", default="auto", help=f"{DEVICE_HELP} (default: auto)")
     parser.set_defaults(func=run)
 
 
@@ -68,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         repeats=args.repeats,
         dtype=args.dtype,
+        device=args.device,
         seed=args.seed,
         trust_remote_code=args.trust_remote_code,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..devices import DEVICE_HELP
 from ._util import positive_int, print_json
 
 
@@ -69,6 +70,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     parser.add_argument("--revision", default=None, help="Hub revision of SRC")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--device", default="auto", help=f"{DEVICE_HELP} (default: auto)")
     parser.set_defaults(func=run)
 
 
@@ -84,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         calibration=args.calibration,
         calibration_tokens=args.calibration_tokens or DEFAULT_CALIBRATION_TOKENS,
         dtype=args.dtype,
+        device=args.device,
         max_shard_size=args.max_shard_size,
         overwrite=args.overwrite,
         revision=args.revision,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..devices import DEVICE_HELP
 from ._util import positive_int, print_json
 
 
@@ -29,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="allow custom model code from the checkpoint",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--device", default="auto", help=f"{DEVICE_HELP} (default: auto)")
     parser.set_defaults(func=run)
 
 
@@ -42,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         max_windows=None if args.all_windows else args.max_windows,
         batch_size=args.batch_size,
         dtype=args.dtype,
+        device=args.device,
         trust_remote_code=args.trust_remote_code,
     )
     if args.json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..devices import DEVICE_HELP
 from ._util import context_list, positive_int, print_json
 
 
@@ -63,6 +64,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="print the plan with time and memory estimates"
     )
+    parser.add_argument("--device", help=f"{DEVICE_HELP} (default: auto)")
     parser.add_argument("--overwrite", action="store_true", help="start over in OUT")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(func=run)
@@ -93,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         config=args.config,
         dry_run=args.dry_run,
         overwrite=args.overwrite,
+        **({"device": args.device} if args.device else {}),
     )
     if args.dry_run:
         if args.json:

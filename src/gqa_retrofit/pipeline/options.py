@@ -55,6 +55,11 @@ class RetrofitOptions:
         default_factory=dict, metadata={"help": "extra training options (lr, seq_len, ...)"}
     )
     trust_remote_code: bool = _opt(False, "allow custom modeling code")
+    device: str = _opt(
+        "auto",
+        "where calibration, training, evaluation and the benchmark run: auto (the accelerator "
+        "when present), cpu, cuda, cuda:N, mps",
+    )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RetrofitOptions:

@@ -324,6 +324,7 @@ class RetrofitPipeline:
             heads=o.heads,
             method=o.method,
             dtype=o.dtype,
+            device=o.device,
             overwrite=True,  # only a leftover of this very stage can be there
             **kwargs,
         )
@@ -335,7 +336,11 @@ class RetrofitPipeline:
         o = self.options
         assert o.eval_data is not None
         result = evaluate_perplexity(
-            str(model), o.eval_data, seq_len=o.eval_seq_len, max_windows=o.eval_windows
+            str(model),
+            o.eval_data,
+            seq_len=o.eval_seq_len,
+            max_windows=o.eval_windows,
+            device=o.device,
         )
         data = _to_jsonable(result)
         return data if isinstance(data, dict) else {"perplexity": data}
@@ -359,6 +364,7 @@ class RetrofitPipeline:
             teacher=o.src if o.teacher == "auto" else None,
             trust_remote_code=o.trust_remote_code,
         )
+        values.setdefault("device", o.device)
         if o.train_steps is not None:
             values["max_steps"] = o.train_steps
         if o.train_tokens is not None:
@@ -395,6 +401,7 @@ class RetrofitPipeline:
             new_tokens=o.bench_new_tokens,
             repeats=o.bench_repeats,
             names=["source", "retrofit"],
+            device=o.device,
             trust_remote_code=o.trust_remote_code,
         )
         return {"results": results}

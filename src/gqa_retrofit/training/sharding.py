@@ -31,5 +31,8 @@ def place_teacher(teacher: nn.Module, accelerator: Any) -> nn.Module:
         for layer in decoder_layers(teacher):
             fully_shard(layer)
         fully_shard(teacher)
+        # FSDP2 keeps the root's parameters gathered after forward (for a backward that a
+        # teacher never runs): free them after each forward too
+        teacher.register_forward_hook(lambda module, _args, _out: module.reshard())
         return teacher
     return teacher.to(accelerator.device)
