@@ -257,13 +257,13 @@ def test_cli_bad_input_exits_2_with_one_line(
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "short.txt").write_text("too short")
     cases = [
-        (["--data", str(corpus_dir), "--max-steps", "0"], "--max-steps 0 is invalid"),
-        (["--data", str(tmp_path / "empty.txt")], "is empty"),
+        (["--train-data", str(corpus_dir), "--train-steps", "0"], "--train-steps 0 is invalid"),
+        (["--train-data", str(tmp_path / "empty.txt")], "is empty"),
         (
-            ["--data", str(tmp_path / "short.txt"), "--seq-len", "64"],
+            ["--train-data", str(tmp_path / "short.txt"), "--seq-len", "64"],
             "shorter than one block of 64 tokens",
         ),
-        (["--data", str(corpus_dir), "--resume", str(corpus_dir)], "is not a training checkpoint"),
+        (["--train-data", str(corpus_dir), "--resume", str(corpus_dir)], "is not a training checkpoint"),
     ]
     for extra, message in cases:
         code = main(["--quiet", "train", str(tiny_lm), str(tmp_path / "out"), *extra])

@@ -23,8 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         "attention: estimate costs, patch, convert, train, recommend, publish.",
     )
     parser.add_argument("--version", action="version", version=f"gqa-retrofit {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for all errors")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    _add_global_flags(parser, default=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     package = importlib.import_module(__package__ or "gqa_retrofit.cli")
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
@@ -34,7 +33,24 @@ def build_parser() -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(subparsers)
+    for sub in subparsers.choices.values():
+        _add_global_flags(sub, default=argparse.SUPPRESS)  # also accepted after the command
     return parser
+
+
+def _add_global_flags(parser: argparse.ArgumentParser, *, default: object) -> None:
+    """``--debug`` and ``-q/--quiet``, before or after the subcommand."""
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "--debug", action="store_true", default=default, help="show tracebacks for all errors"
+    )
+    group.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        default=default,
+        help="no progress bars (also transformers' and huggingface_hub's bars and logs)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -137,7 +137,7 @@ def evaluate_perplexity(
     if not windows:
         raise DataError(
             f"text {str(data)!r} has {len(ids)} tokens, fewer than one window of {seq_len}; "
-            "use a longer text or a smaller --seq-len"
+            "use a longer text or a smaller --eval-seq-len"
         )
     device = next(model.parameters()).device
     total_nll = 0.0

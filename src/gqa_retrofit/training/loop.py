@@ -269,7 +269,7 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
             model_dir, teacher_dir, tokenizer, trust_remote_code=options.trust_remote_code
         )
     if options.eval_data is not None:
-        overlap = source_files([options.eval_data]) & source_files(options.data)
+        overlap = source_files([options.eval_data]) & source_files(options.train_data)
         if overlap:
             raise DataError(
                 f"evaluation text {sorted(overlap)[0]!r} is also in the training data: "
@@ -281,21 +281,21 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
     blocks_per_step = options.batch_size * options.grad_accum * world
     tokens_per_step = blocks_per_step * options.seq_len
     max_blocks = None
-    if options.max_steps is not None:
-        max_blocks = options.max_steps * blocks_per_step
-    elif options.max_tokens is not None:
-        max_blocks = math.ceil(options.max_tokens / tokens_per_step) * blocks_per_step
+    if options.train_steps is not None:
+        max_blocks = options.train_steps * blocks_per_step
+    elif options.train_tokens is not None:
+        max_blocks = math.ceil(options.train_tokens / tokens_per_step) * blocks_per_step
     data: PackedData = load_packed(
-        options.data,
+        options.train_data,
         tokenizer,
         options.seq_len,
         text_column=options.text_column,
         max_blocks=max_blocks,
     )
-    if options.max_steps is not None:
-        total_steps = options.max_steps
-    elif options.max_tokens is not None:
-        total_steps = math.ceil(options.max_tokens / tokens_per_step)
+    if options.train_steps is not None:
+        total_steps = options.train_steps
+    elif options.train_tokens is not None:
+        total_steps = math.ceil(options.train_tokens / tokens_per_step)
     else:
         total_steps = max(1, data.n_blocks // blocks_per_step)
     eval_blocks = None
@@ -305,9 +305,9 @@ def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> Trai
             tokenizer,
             options.seq_len,
             text_column=options.text_column,
-            max_blocks=options.eval_blocks,
+            max_blocks=options.eval_windows,
             what="evaluation data",
-        ).blocks[: options.eval_blocks]
+        ).blocks[: options.eval_windows]
 
     torch.manual_seed(options.seed)
     student = load_causal_lm(model_dir, trust_remote_code=options.trust_remote_code)

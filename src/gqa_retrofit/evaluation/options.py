@@ -1,0 +1,93 @@
+"""Options of ``gqa-retrofit eval``: one dataclass for the Python API, the CLI and YAML/JSON.
+
+The evaluation options (``--eval-data``, ``--eval-windows``, ``--eval-seq-len``,
+``--trust-remote-code``) are declared here once; ``train`` and ``retrofit`` reuse them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from .._options import Options, option
+from ..errors import ConfigError, GQARetrofitError
+
+if TYPE_CHECKING:
+    from .perplexity import PerplexityResult
+
+EVAL_DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass
+class EvalOptions(Options):
+    """Everything that defines a ``gqa-retrofit eval`` run (perplexity on held-out text).
+
+    Raises:
+        ConfigError: from :meth:`validate`, naming the bad option and what is valid.
+    """
+
+    label: ClassVar[str] = "eval"
+    error: ClassVar[type[GQARetrofitError]] = ConfigError
+
+    model: str = option(
+        "", "model to evaluate: local checkpoint directory or Hub id", positional=True
+    )
+    eval_data: str | None = option(
+        None, "held-out text to evaluate on", aliases=("data",), metavar="TEXT"
+    )
+    eval_windows: int = option(
+        16,
+        "evaluate the first N windows of --eval-seq-len tokens",
+        aliases=("max-windows", "eval-blocks"),
+        minimum=1,
+        metavar="N",
+    )
+    eval_seq_len: int = option(
+        512, "tokens per evaluation window", aliases=("seq-len",), minimum=2, metavar="N"
+    )
+    all_windows: bool = option(
+        False, "evaluate every window of --eval-data (ignores --eval-windows)"
+    )
+    batch_size: int = option(4, "evaluation windows per forward pass", minimum=1, metavar="N")
+    dtype: str = option("float32", "dtype the model is loaded in", choices=EVAL_DTYPES)
+    trust_remote_code: bool = option(
+        False,
+        "allow custom modeling code from the checkpoint (the tool's own *_gqa types load "
+        "without it)",
+    )
+
+    def validate(self) -> EvalOptions:
+        """Check every value and that the text exists; return self.
+
+        Raises:
+            ConfigError: the first bad value, named with what would be valid.
+        """
+        if not self.model:
+            raise ConfigError("no MODEL given: pass a checkpoint directory or Hub id")
+        if not self.eval_data:
+            raise ConfigError("no --eval-data given: pass the held-out text file")
+        self.check_fields()
+        if not Path(self.eval_data).is_file():
+            raise ConfigError(f"text file {self.eval_data!r} does not exist")
+        return self
+
+    def run(self) -> PerplexityResult:
+        """Validate, then evaluate (see :func:`.perplexity.evaluate_perplexity`).
+
+        Raises:
+            ConfigError: bad options (see :meth:`validate`).
+        """
+        from .perplexity import evaluate_perplexity
+
+        self.validate()
+        assert self.eval_data is not None
+        return evaluate_perplexity(
+            self.model,
+            self.eval_data,
+            seq_len=self.eval_seq_len,
+            max_windows=None if self.all_windows else self.eval_windows,
+            batch_size=self.batch_size,
+            dtype=self.dtype,
+            trust_remote_code=self.trust_remote_code,
+        )
