@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -137,3 +137,30 @@ def test_yaml_json_and_bad_files(tmp_path: Path) -> None:
         read_config_file(tmp_path / "bad.json", error=ConfigError)
     with pytest.raises(ConfigError, match="does not exist"):
         read_config_file(tmp_path / "missing.yaml", error=ConfigError)
+
+
+@dataclass(frozen=True)
+class _Data:  # a plain dataclass with help metadata, like the data loader's options
+    text_column: str = field(default="text", metadata={"help": "column"})
+    data_seed: int = field(default=0, metadata={"help": "seed"})
+
+
+@dataclass
+class _WithData(Options):
+    steps: int = option(1, "steps", minimum=1)
+    data: _Data = option(help="data loading", default_factory=_Data, nested=True)
+
+
+def test_nested_options_become_flags_and_keys(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    _WithData.add_arguments(parser)
+    assert "--text-column" in parser.format_help() and "--data-seed" in parser.format_help()
+    opts = _WithData.from_args(parser.parse_args(["--text-column", "body", "--steps", "2"]))
+    assert opts == _WithData(steps=2, data=_Data(text_column="body"))
+    assert _WithData.from_dict({"data": {"data-seed": 3}}).data == _Data(data_seed=3)
+    assert _WithData.from_dict({"data_seed": 4}).to_dict() == {
+        "steps": 1,
+        "data": {"text_column": "text", "data_seed": 4},
+    }
+    with pytest.raises(ConfigError, match=r"unknown option data.seed"):
+        _WithData.from_dict({"data": {"seed": 1}})

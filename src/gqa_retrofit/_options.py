@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import re
 import types
 import typing
@@ -59,6 +60,7 @@ def option(
     cli: bool = True,
     recorded: bool = True,
     shown_default: str | None = None,
+    nested: bool = False,
 ) -> Any:
     """Declare one option field (use as the dataclass field's default).
 
@@ -79,6 +81,8 @@ def option(
         recorded: False for run controls (``overwrite``, ``dry_run``) that are not part of what
             a run's recorded options compare.
         shown_default: text for ``(default: ...)`` in the help instead of the value.
+        nested: the field holds another options dataclass (give ``default_factory``); its
+            fields become flags and keys of this class (e.g. the data loader's options).
     """
     metadata = {
         "help": help,
@@ -97,6 +101,7 @@ def option(
         "cli": cli,
         "recorded": recorded,
         "shown_default": shown_default,
+        "nested": nested,
     }
     if default_factory is not MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
@@ -188,6 +193,41 @@ def _notice(old: str, new: str) -> None:
     notice(f"{old} is a deprecated name; use {new}")
 
 
+# -------------------------------------------------------------------- shared checks
+TEMP_SUFFIX_BYTES = 32  # what atomic outputs add to OUT's name for their temporary siblings
+
+
+def check_output_path(out: str | Path, *, what: str = "OUT") -> None:
+    """Refuse an output path that cannot be written, before any work starts.
+
+    Raises:
+        ConfigError: the name is too long for the file system once the temporary suffix is
+            added, a parent is a file, or the nearest existing parent is read-only.
+    """
+    path = Path(out).absolute()
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{what} {str(out)!r} is invalid: {str(ancestor)!r} is not a directory")
+    try:
+        name_max = int(os.pathconf(ancestor, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        name_max = 255
+    for part in path.relative_to(ancestor).parts:
+        size = len(part.encode("utf-8"))
+        if size > name_max - TEMP_SUFFIX_BYTES:
+            raise ConfigError(
+                f"{what} name {part[:24] + '...'!r} is {size} bytes long: at most "
+                f"{name_max - TEMP_SUFFIX_BYTES} fit (the file system allows {name_max} and "
+                f"the temporary sibling adds up to {TEMP_SUFFIX_BYTES})"
+            )
+    read_only = bool(os.statvfs(ancestor).f_flag & os.ST_RDONLY)
+    if read_only or not os.access(ancestor, os.W_OK | os.X_OK):
+        reason = "is on a read-only file system" if read_only else "is not writable"
+        raise ConfigError(f"{what} {str(out)!r} cannot be written: {str(ancestor)!r} {reason}")
+
+
 # -------------------------------------------------------------------- shared value parsers
 _SIZE_SUFFIX = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -241,7 +281,7 @@ class Options:
     (the exception raised for bad values).
     """
 
-    label: ClassVar[str] = "an"
+    label: ClassVar[str] = ""
     error: ClassVar[type[GQARetrofitError]] = ConfigError
 
     # -------------------------------------------------------------------- declaration
@@ -250,43 +290,83 @@ class Options:
         return list(fields(cls))  # type: ignore[arg-type]
 
     @classmethod
-    def _names(cls) -> dict[str, str]:
-        """Every accepted key (field name, flag name, aliases; underscores) -> field name."""
-        names: dict[str, str] = {}
+    def _flat_fields(cls) -> list[tuple[type, dataclasses.Field[Any], str | None]]:
+        """``(owner class, field, nested field name or None)``: nested options spelled out."""
+        flat: list[tuple[type, dataclasses.Field[Any], str | None]] = []
         for f in cls.option_fields():
+            inner = _nested_class(cls, f)
+            if inner is None:
+                flat.append((cls, f, None))
+            else:
+                flat.extend((inner, sub, f.name) for sub in fields(inner))
+        return flat
+
+    @classmethod
+    def _names(cls) -> dict[str, tuple[str | None, str]]:
+        """Every accepted key (field/flag names, aliases; underscores) -> (nested, field)."""
+        names: dict[str, tuple[str | None, str]] = {}
+        for f in cls.option_fields():
+            if _nested_class(cls, f) is not None:
+                names[f.name] = (f.name, "")  # the nested options as one mapping
+        for _, f, nested in cls._flat_fields():
             keys = {f.name, _key(flag_name(f)), *map(_key, f.metadata.get("aliases", ()))}
             for key in keys:
-                if names.setdefault(key, f.name) != f.name:
-                    raise TypeError(f"{cls.__name__}: {key!r} names {names[key]} and {f.name}")
+                if names.setdefault(key, (nested, f.name)) != (nested, f.name):
+                    raise TypeError(f"{cls.__name__}: {key!r} names two options")
         return names
 
     # -------------------------------------------------------------------- mappings
+    @classmethod
+    def _what(cls) -> str:
+        return f"{cls.label} option" if cls.label else "option"
+
     @classmethod
     def from_dict(cls: type[T], values: Mapping[str, Any]) -> T:
         """Build options from a mapping whose keys are field or flag names (``_`` or ``-``).
 
         Scalars given for list options are wrapped in a list. Old names (aliases) are accepted
-        with a notice on stderr.
+        with a notice on stderr. The fields of nested options may be given at the top level
+        or as a mapping under the nested field's name.
 
         Raises:
             error: an unknown key (the message lists the valid ones) or a value of a wrong type
                 that the dataclass itself refuses.
         """
         names = cls._names()
-        by_name = {f.name: f for f in cls.option_fields()}
+        owners = {(n, f.name): (owner, f) for owner, f, n in cls._flat_fields()}
         clean: dict[str, Any] = {}
+        nested_values: dict[str, dict[str, Any]] = {}
         for key, value in values.items():
-            name = names.get(_key(key))
-            if name is None:
-                valid = ", ".join(sorted(flag_name(f) for f in cls.option_fields()))
-                raise cls.error(f"unknown {cls.label} option {key!r}; valid: {valid}")
-            canonical = flag_name(by_name[name])
+            where = names.get(_key(key))
+            if where is None:
+                valid = ", ".join(sorted({flag_name(f) for _, f, _ in cls._flat_fields()}))
+                raise cls.error(f"unknown {cls._what()} {key!r}; valid: {valid}")
+            nested, name = where
+            if nested is not None and not name:  # a mapping (or instance) of nested options
+                if isinstance(value, Mapping):
+                    for sub_key, sub_value in value.items():
+                        sub = names.get(_key(sub_key))
+                        if sub is None or sub[0] != nested:
+                            raise cls.error(f"unknown {cls._what()} {nested}.{sub_key}")
+                        nested_values.setdefault(nested, {})[sub[1]] = sub_value
+                else:
+                    clean[nested] = value
+                continue
+            owner, f = owners[(nested, name)]
+            canonical = flag_name(f)
             if _key(key) not in (name, _key(canonical)):
                 _notice(repr(str(key)), repr(canonical))
-            _, is_list = _type_of(cls, by_name[name])
+            _, is_list = _type_of(owner, f)
             if is_list and isinstance(value, (str, int, float)):
                 value = [value]
-            clean[name] = value
+            if nested is None:
+                clean[name] = value
+            else:
+                nested_values.setdefault(nested, {})[name] = value
+        for nested, sub_values in nested_values.items():
+            inner = _nested_class(cls, next(f for f in cls.option_fields() if f.name == nested))
+            assert inner is not None
+            clean[nested] = inner(**sub_values)
         return cls(**clean)
 
     @classmethod
@@ -318,6 +398,10 @@ class Options:
         """
         for f in self.option_fields():
             value = getattr(self, f.name)
+            if _nested_class(type(self), f) is not None:
+                if isinstance(value, Options):
+                    value.check_fields()
+                continue
             kind, is_list = _type_of(type(self), f)
             values = value if is_list else [value]
             if is_list and not isinstance(value, list):
@@ -370,9 +454,9 @@ class Options:
         Every flag defaults to "not given" (``argparse.SUPPRESS``), so :meth:`from_args` can
         tell a flag from a default and let flags win over the config file.
         """
-        for f in cls.option_fields():
+        for owner, f, _ in cls._flat_fields():
             if f.metadata.get("cli", True):
-                cls._add_argument(parser, f)
+                _add_argument(parser, owner, f)
         if config:
             parser.add_argument(
                 "--config",
@@ -380,59 +464,6 @@ class Options:
                 default=argparse.SUPPRESS,
                 help="YAML or JSON file of these options (keys as the flags, with - or _); "
                 "flags given here override it",
-            )
-
-    @classmethod
-    def _add_argument(cls, parser: argparse.ArgumentParser, f: dataclasses.Field[Any]) -> None:
-        meta = f.metadata
-        kind, is_list = _type_of(cls, f)
-        default = _default(f)
-        help_text = str(meta.get("help", ""))
-        if meta.get("positional"):
-            parser.add_argument(
-                f.name,
-                metavar=meta.get("metavar") or flag_name(f).upper().replace("-", "_"),
-                nargs="?",
-                default=argparse.SUPPRESS,
-                help=help_text,
-            )
-            return
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
-        if kind is bool and not is_list:
-            kwargs.update(action="store_true" if default is not True else "store_false")
-            flag = flag_name(f) if default is not True else f"no-{flag_name(f)}"
-        else:
-            flag = flag_name(f)
-            parse = meta.get("parse")
-            kwargs["type"] = parse or (kind if kind in (int, float) else str)
-            if meta.get("choices") is not None:
-                kwargs["choices"] = meta["choices"]
-            if meta.get("metavar"):
-                kwargs["metavar"] = meta["metavar"]
-            if is_list and not parse:
-                kwargs.update(nargs=meta.get("nargs") or "+", action="extend")
-            elif meta.get("nargs"):
-                kwargs["nargs"] = meta["nargs"]
-            if meta.get("const") is not None:
-                kwargs["const"] = meta["const"]
-            shown = meta.get("shown_default")
-            if shown is None and default not in _NO_DEFAULT_SHOWN and default != []:
-                shown = ",".join(map(str, default)) if isinstance(default, list) else default
-            if shown is not None:
-                help_text = f"{help_text} (default: {shown})"
-        strings = [f"--{flag}"] + ([meta["short"]] if meta.get("short") else [])
-        parser.add_argument(*strings, help=help_text, **kwargs)
-        for alias in meta.get("aliases", ()):
-            alias_kwargs = {k: v for k, v in kwargs.items() if k not in ("action", "metavar")}
-            if kwargs.get("action") in ("store_true", "store_false"):
-                alias_kwargs.update(nargs=0, const=kwargs["action"] == "store_true")
-            parser.add_argument(
-                f"--{alias.replace('_', '-')}",
-                action=_DeprecatedAlias,
-                canonical=f"--{flag}",
-                extend=kwargs.get("action") == "extend",
-                help=argparse.SUPPRESS,
-                **alias_kwargs,
             )
 
     @classmethod
@@ -447,10 +478,78 @@ class Options:
         if config:
             values.update(read_config_file(config, error=cls.error))
         names = cls._names()
-        given = {name: value for name, value in vars(args).items() if name in names}
+        given = {
+            name: value
+            for name, value in vars(args).items()
+            if name in names and names[name][1] == name
+        }
         # a flag and a config key for the same option: the flag wins, whatever name the file used
         for key in list(values):
-            if names.get(_key(key)) in given:
+            if names.get(_key(key), (None, ""))[1] in given:
                 del values[key]
         values.update(given)
         return cls.from_dict(values)
+
+
+def _nested_class(cls: type, f: dataclasses.Field[Any]) -> type | None:
+    """The dataclass of a field declared with ``nested=True`` (None for plain fields)."""
+    if not f.metadata.get("nested"):
+        return None
+    kind, _ = _type_of(cls, f)
+    if not dataclasses.is_dataclass(kind):
+        raise TypeError(f"{cls.__name__}.{f.name}: nested options must be a dataclass")
+    return kind  # type: ignore[return-value]
+
+
+def _add_argument(parser: argparse.ArgumentParser, cls: type, f: dataclasses.Field[Any]) -> None:
+    """One flag (plus hidden aliases) for field ``f`` of ``cls``."""
+    meta = f.metadata
+    kind, is_list = _type_of(cls, f)
+    default = _default(f)
+    help_text = str(meta.get("help", ""))
+    if meta.get("positional"):
+        parser.add_argument(
+            f.name,
+            metavar=meta.get("metavar") or flag_name(f).upper().replace("-", "_"),
+            nargs="?",
+            default=argparse.SUPPRESS,
+            help=help_text,
+        )
+        return
+    kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
+    if kind is bool and not is_list:
+        kwargs.update(action="store_true" if default is not True else "store_false")
+        flag = flag_name(f) if default is not True else f"no-{flag_name(f)}"
+    else:
+        flag = flag_name(f)
+        parse = meta.get("parse")
+        kwargs["type"] = parse or (kind if kind in (int, float) else str)
+        if meta.get("choices") is not None:
+            kwargs["choices"] = meta["choices"]
+        if meta.get("metavar"):
+            kwargs["metavar"] = meta["metavar"]
+        if is_list and not parse:
+            kwargs.update(nargs=meta.get("nargs") or "+", action="extend")
+        elif meta.get("nargs"):
+            kwargs["nargs"] = meta["nargs"]
+        if meta.get("const") is not None:
+            kwargs["const"] = meta["const"]
+        shown = meta.get("shown_default")
+        if shown is None and default not in _NO_DEFAULT_SHOWN and default != []:
+            shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        if shown is not None:
+            help_text = f"{help_text} (default: {shown})"
+    strings = [f"--{flag}"] + ([meta["short"]] if meta.get("short") else [])
+    parser.add_argument(*strings, help=help_text, **kwargs)
+    for alias in meta.get("aliases", ()):
+        alias_kwargs = {k: v for k, v in kwargs.items() if k not in ("action", "metavar")}
+        if kwargs.get("action") in ("store_true", "store_false"):
+            alias_kwargs.update(nargs=0, const=kwargs["action"] == "store_true")
+        parser.add_argument(
+            f"--{alias.replace('_', '-')}",
+            action=_DeprecatedAlias,
+            canonical=f"--{flag}",
+            extend=kwargs.get("action") == "extend",
+            help=argparse.SUPPRESS,
+            **alias_kwargs,
+        )

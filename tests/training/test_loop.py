@@ -263,7 +263,10 @@ def test_cli_bad_input_exits_2_with_one_line(
             ["--train-data", str(tmp_path / "short.txt"), "--seq-len", "64"],
             "shorter than one block of 64 tokens",
         ),
-        (["--train-data", str(corpus_dir), "--resume", str(corpus_dir)], "is not a training checkpoint"),
+        (
+            ["--train-data", str(corpus_dir), "--resume", str(corpus_dir)],
+            "is not a training checkpoint",
+        ),
     ]
     for extra, message in cases:
         code = main(["--quiet", "train", str(tiny_lm), str(tmp_path / "out"), *extra])

@@ -57,6 +57,9 @@ def load_for_bench(
 
     from ..hub.resolve import resolve_checkpoint_dir
 
+    from ..patching import register_custom_types
+
+    register_custom_types()  # the tool's own *_gqa types load without trust_remote_code
     torch_dtype = _torch_dtype(dtype)
     path = resolve_checkpoint_dir(name, revision=revision)
     model = AutoModelForCausalLM.from_pretrained(

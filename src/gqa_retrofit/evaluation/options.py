@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from .._options import Options, option
-from ..errors import ConfigError, GQARetrofitError
+from ..errors import ConfigError, GQARetrofitError, ModelSourceError
 
 if TYPE_CHECKING:
+    from ..cost.config_reader import ModelShape
     from .perplexity import PerplexityResult
 
 EVAL_DTYPES = ("float32", "bfloat16", "float16")
@@ -72,6 +73,17 @@ class EvalOptions(Options):
             raise ConfigError(f"text file {self.eval_data!r} does not exist")
         return self
 
+    def check_source(self) -> ModelShape:
+        """Read MODEL's config as ``estimate`` does and check the window fits its positions.
+
+        Raises:
+            ConfigError: a bad config, or ``--eval-seq-len`` beyond the position limit.
+            ModelSourceError: MODEL cannot be resolved or has a weight file that is no file.
+        """
+        shape = source_shape(self.model)
+        check_positions(self.model, shape, self.eval_seq_len, flag="--eval-seq-len")
+        return shape
+
     def run(self) -> PerplexityResult:
         """Validate, then evaluate (see :func:`.perplexity.evaluate_perplexity`).
 
@@ -81,6 +93,7 @@ class EvalOptions(Options):
         from .perplexity import evaluate_perplexity
 
         self.validate()
+        self.check_source()
         assert self.eval_data is not None
         return evaluate_perplexity(
             self.model,
@@ -90,4 +103,49 @@ class EvalOptions(Options):
             batch_size=self.batch_size,
             dtype=self.dtype,
             trust_remote_code=self.trust_remote_code,
+        )
+
+
+def check_local_checkpoint(model: str | Path) -> None:
+    """Refuse a local checkpoint whose weight, index or config entries are not regular files.
+
+    Raises:
+        ModelSourceError: e.g. ``model.safetensors`` is a directory.
+    """
+    path = Path(model)
+    if not path.is_dir():
+        return
+    for entry in sorted(path.iterdir()):
+        if entry.name.endswith((".safetensors", ".json")) and not entry.is_file():
+            kind = "directory" if entry.is_dir() else "special file"
+            raise ModelSourceError(
+                f"{str(entry)!r} is a {kind}: a checkpoint's weights, index and configs must be "
+                "regular files"
+            )
+
+
+def source_shape(model: str | Path, *, revision: str | None = None) -> ModelShape:
+    """MODEL's geometry, read and validated exactly as ``gqa-retrofit estimate`` does.
+
+    Raises:
+        ConfigError: a config field is missing or invalid (0 or "eight" heads, head_dim -1).
+        ModelSourceError: MODEL cannot be resolved, or a weight file is no regular file.
+    """
+    from ..cost import estimate
+
+    check_local_checkpoint(model)
+    return estimate(str(model), contexts=(1,), revision=revision).shape
+
+
+def check_positions(model: str | Path, shape: ModelShape, tokens: int, *, flag: str) -> None:
+    """Refuse ``tokens`` positions beyond what MODEL can run.
+
+    Raises:
+        ConfigError: more positions than the model's position limit.
+    """
+    limit = shape.max_position or shape.positions
+    if limit and tokens > limit:
+        raise ConfigError(
+            f"{flag} {tokens} is beyond the position limit of {str(model)!r} ({limit} tokens): "
+            f"choose at most {limit}"
         )

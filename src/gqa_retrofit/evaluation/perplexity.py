@@ -68,6 +68,9 @@ def load_model_and_tokenizer(
 
     from ..hub.resolve import resolve_checkpoint_dir
 
+    from ..patching import register_custom_types
+
+    register_custom_types()  # the tool's own *_gqa types load without trust_remote_code
     local = resolve_checkpoint_dir(str(model), revision=revision, token=token)
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):

@@ -13,9 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._options import Options, context_list, option, read_config_file, same_as
+from .._options import (
+    Options,
+    check_output_path,
+    context_list,
+    option,
+    read_config_file,
+    same_as,
+)
 from ..errors import ConfigError, GQARetrofitError
-from ..evaluation.options import EvalOptions
+from ..evaluation.options import EvalOptions, source_shape
 from ..training.options import TrainOptions
 
 if TYPE_CHECKING:
@@ -85,6 +92,16 @@ class ConvertOptions(Options):
         self.check_fields()
         return self
 
+    def check_paths(self) -> None:
+        """Check OUT can be written and SRC's config is valid (as ``estimate`` reads it).
+
+        Raises:
+            ConfigError: an unwritable or too long OUT, or a bad source config.
+            ModelSourceError: SRC cannot be resolved or has a weight entry that is no file.
+        """
+        check_output_path(self.out)
+        source_shape(self.src, revision=self.revision)
+
     def run(self) -> ConversionReport:
         """Validate and convert (see :func:`~gqa_retrofit.conversion.convert.convert_checkpoint`).
 
@@ -96,6 +113,7 @@ class ConvertOptions(Options):
         from ..conversion.convert import DEFAULT_CALIBRATION_TOKENS, convert_checkpoint
 
         self.validate()
+        self.check_paths()
         assert self.kv_heads is not None
         announce_default_calibration(self.method, self.calibration)
         return convert_checkpoint(

@@ -124,11 +124,13 @@ def preflight(options: RetrofitOptions) -> RetrofitOptions:
         HubError: ``push`` without a Hub token.
     """
     from .._fs import check_output_location
+    from .._options import check_output_path
     from .._progress import notice
     from ..conversion.pooling import get_pooling
 
     options.validate()
     check_output_location(options.out, source=options.src, overwrite=True)
+    check_output_path(options.out)
     _check_geometry(options)
     method = options.method
     if method is None and not options.calibration and not options.train_data:
@@ -162,10 +164,13 @@ def preflight(options: RetrofitOptions) -> RetrofitOptions:
 
 
 def _check_geometry(options: RetrofitOptions) -> None:
-    """The source's config is valid and its heads can be pooled to the requested numbers."""
-    from ..cost import estimate
+    """The source's config is valid (as ``estimate`` reads it), its heads can be pooled to the
+    requested numbers and the evaluation windows fit its positions."""
+    from ..evaluation.options import check_positions, source_shape
 
-    shape = estimate(options.src, contexts=(1,)).shape
+    shape = source_shape(options.src)
+    if options.eval_data:
+        check_positions(options.src, shape, options.eval_seq_len, flag="--eval-seq-len")
     kv = int(options.kv_heads or 0)
     if shape.kv_heads % kv or kv > shape.kv_heads:
         valid = ", ".join(str(k) for k in range(1, shape.kv_heads + 1) if shape.kv_heads % k == 0)
@@ -335,7 +340,9 @@ class RetrofitPipeline:
         o = self.options
         source = estimate(o.src, contexts=tuple(o.contexts))
         heads = o.heads or source.shape.heads
-        report = estimate(o.src, contexts=tuple(o.contexts), what_if=[(heads, cast(int, o.kv_heads))])
+        report = estimate(
+            o.src, contexts=tuple(o.contexts), what_if=[(heads, cast(int, o.kv_heads))]
+        )
         data: dict[str, Any] = report.to_dict()
         (self.out / "estimate.json").write_text(json.dumps(data, indent=2) + "\n", "utf-8")
         (self.out / "estimate.md").write_text(report.to_markdown() + "\n", "utf-8")
