@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from .._fs import atomic_output_dir, check_output_location
+from .._fs import atomic_output_dir, check_replaceable_output
 from .._progress import progress
 from ..arch import get_family
 from ..arch.layout import (
@@ -374,9 +374,9 @@ def convert_checkpoint(
     parse_shard_size(max_shard_size)
     src_str = os.fspath(src)
     local_src = Path(src_str) if Path(src_str).exists() else None
-    check_output_location(out, source=local_src, overwrite=overwrite)
+    check_replaceable_output(out, source=local_src, overwrite=overwrite)
     src_dir = resolve_checkpoint_dir(src_str, revision=revision, token=token)
-    check_output_location(out, source=src_dir, overwrite=overwrite)
+    check_replaceable_output(out, source=src_dir, overwrite=overwrite)
 
     spec, config = _load_config(src_dir)
     geo = model_geometry(spec, config)

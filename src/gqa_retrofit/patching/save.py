@@ -86,7 +86,7 @@ def write_patched_config(
                 model = model_class(patched)
             custom_object_save(model, tmp, config=patched)
         patched.save_pretrained(tmp)
-        files = sorted(p.name for p in tmp.iterdir())
+        files = sorted(p.name for p in tmp.iterdir() if not p.name.startswith("."))
 
     geo = attention_geometry(family_of(patched), patched)
     return {
