@@ -194,15 +194,12 @@ def _notice(old: str, new: str) -> None:
 
 
 # -------------------------------------------------------------------- shared checks
-TEMP_SUFFIX_BYTES = 32  # what atomic outputs add to OUT's name for their temporary siblings
-
-
 def check_output_path(out: str | Path, *, what: str = "OUT") -> None:
     """Refuse an output path that cannot be written, before any work starts.
 
     Raises:
-        ConfigError: the name is too long for the file system once the temporary suffix is
-            added, a parent is a file, or the nearest existing parent is read-only.
+        ConfigError: a name is too long for the file system, a parent is a file, or the nearest
+            existing parent is read-only.
     """
     path = Path(out).absolute()
     ancestor = path.parent
@@ -216,11 +213,10 @@ def check_output_path(out: str | Path, *, what: str = "OUT") -> None:
         name_max = 255
     for part in path.relative_to(ancestor).parts:
         size = len(part.encode("utf-8"))
-        if size > name_max - TEMP_SUFFIX_BYTES:
+        if size > name_max:
             raise ConfigError(
-                f"{what} name {part[:24] + '...'!r} is {size} bytes long: at most "
-                f"{name_max - TEMP_SUFFIX_BYTES} fit (the file system allows {name_max} and "
-                f"the temporary sibling adds up to {TEMP_SUFFIX_BYTES})"
+                f"{what} name {part[:24] + '...'!r} is {size} bytes long: the file system "
+                f"allows at most {name_max}"
             )
     read_only = bool(os.statvfs(ancestor).f_flag & os.ST_RDONLY)
     if read_only or not os.access(ancestor, os.W_OK | os.X_OK):
@@ -229,6 +225,23 @@ def check_output_path(out: str | Path, *, what: str = "OUT") -> None:
 
 
 # -------------------------------------------------------------------- shared value parsers
+def dtype_value(text: str) -> str:
+    """Parse a ``--dtype`` in the one vocabulary (:mod:`gqa_retrofit.devices`).
+
+    Returns the canonical name: ``bf16`` and ``bfloat16`` alike, ``auto`` (also ``keep``) for
+    the checkpoint's own dtype. An unknown name is returned as given, for the field's
+    ``choices`` to refuse with the values valid there.
+    """
+    from .devices import dtype_name
+
+    if str(text).strip().lower() == "keep":
+        return "auto"
+    try:
+        return dtype_name(text, allow_auto=True)
+    except ConfigError:
+        return text
+
+
 _SIZE_SUFFIX = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
@@ -393,6 +406,9 @@ class Options:
     def check_fields(self: T) -> T:
         """Check every value against its declared type, choices and bounds; return self.
 
+        String values of fields with a ``parse`` are normalised by it first (``bfloat16`` is
+        stored as ``bf16``), so a config file accepts what the flag accepts.
+
         Raises:
             error: the first bad value: ``--flag VALUE is invalid: what is valid``.
         """
@@ -403,6 +419,13 @@ class Options:
                     value.check_fields()
                 continue
             kind, is_list = _type_of(type(self), f)
+            parse = f.metadata.get("parse")
+            if parse is not None and kind is str and isinstance(value, str):
+                try:  # the same spelling rules as the flag (e.g. bfloat16 -> bf16)
+                    value = parse(value)
+                except argparse.ArgumentTypeError as err:
+                    raise self.error(f"--{flag_name(f)} {value!r} is invalid: {err}") from None
+                object.__setattr__(self, f.name, value)
             values = value if is_list else [value]
             if is_list and not isinstance(value, list):
                 self._bad(f, value, "must be a list")

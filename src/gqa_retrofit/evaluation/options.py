@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from .._options import Options, option
+from .._options import Options, dtype_value, option
+from ..devices import DTYPE_NAMES, TORCH_NAMES
 from ..errors import ConfigError, GQARetrofitError, ModelSourceError
 
 if TYPE_CHECKING:
     from ..cost.config_reader import ModelShape
     from .perplexity import PerplexityResult
-
-EVAL_DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -51,7 +50,12 @@ class EvalOptions(Options):
         False, "evaluate every window of --eval-data (ignores --eval-windows)"
     )
     batch_size: int = option(4, "evaluation windows per forward pass", minimum=1, metavar="N")
-    dtype: str = option("float32", "dtype the model is loaded in", choices=EVAL_DTYPES)
+    dtype: str = option(
+        "fp32",
+        "dtype the model is loaded in (bf16 and bfloat16 alike)",
+        choices=DTYPE_NAMES,
+        parse=dtype_value,
+    )
     trust_remote_code: bool = option(
         False,
         "allow custom modeling code from the checkpoint (the tool's own *_gqa types load "
@@ -101,7 +105,7 @@ class EvalOptions(Options):
             seq_len=self.eval_seq_len,
             max_windows=None if self.all_windows else self.eval_windows,
             batch_size=self.batch_size,
-            dtype=self.dtype,
+            dtype=TORCH_NAMES[self.dtype],
             trust_remote_code=self.trust_remote_code,
         )
 

@@ -67,7 +67,6 @@ def load_model_and_tokenizer(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ..hub.resolve import resolve_checkpoint_dir
-
     from ..patching import register_custom_types
 
     register_custom_types()  # the tool's own *_gqa types load without trust_remote_code

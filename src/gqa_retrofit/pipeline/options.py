@@ -17,10 +17,12 @@ from .._options import (
     Options,
     check_output_path,
     context_list,
+    dtype_value,
     option,
     read_config_file,
     same_as,
 )
+from ..devices import DTYPE_CHOICES
 from ..errors import ConfigError, GQARetrofitError
 from ..evaluation.options import EvalOptions, source_shape
 from ..training.options import TrainOptions
@@ -28,7 +30,6 @@ from ..training.options import TrainOptions
 if TYPE_CHECKING:
     from ..conversion.convert import ConversionReport
 
-CONVERT_DTYPES = ("keep", "bf16", "fp16", "fp32")
 TEACHERS = ("auto", "none")
 
 
@@ -71,7 +72,11 @@ class ConvertOptions(Options):
         shown_default="the converter's, see docs/convert.md",
     )
     dtype: str = option(
-        "keep", "dtype of the floating-point tensors written", choices=CONVERT_DTYPES
+        "auto",
+        "dtype of the floating-point tensors written (auto, also keep: the source's; "
+        "bf16 and bfloat16 alike)",
+        choices=DTYPE_CHOICES,
+        parse=dtype_value,
     )
     max_shard_size: str = option("5GB", "largest output shard, e.g. 500MB, 5GB", metavar="SIZE")
     revision: str | None = option(None, "Hub revision of SRC")
@@ -124,7 +129,7 @@ class ConvertOptions(Options):
             method=self.method,
             calibration=list(self.calibration) or None,
             calibration_tokens=self.calibration_tokens or DEFAULT_CALIBRATION_TOKENS,
-            dtype=self.dtype,
+            dtype="keep" if self.dtype == "auto" else self.dtype,
             max_shard_size=self.max_shard_size,
             overwrite=self.overwrite,
             revision=self.revision,

@@ -373,7 +373,7 @@ class RetrofitPipeline:
             kv_heads=cast(int, o.kv_heads),  # validated
             heads=o.heads,
             method=o.method,
-            dtype=o.dtype,
+            dtype="keep" if o.dtype == "auto" else o.dtype,
             overwrite=True,  # only a leftover of this very stage can be there
             **kwargs,
         )
