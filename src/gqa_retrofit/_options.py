@@ -245,6 +245,22 @@ def dtype_value(text: str) -> str:
 _SIZE_SUFFIX = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
+def device_value(text: str) -> str:
+    """Parse a ``--device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``).
+
+    Raises:
+        argparse.ArgumentTypeError: any other word (the message lists the valid ones).
+    """
+    from .devices import DEVICE_CHOICES
+
+    value = str(text).strip().lower()
+    if value in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", value):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"unknown device {text!r}: valid are {', '.join(DEVICE_CHOICES)}"
+    )
+
+
 def context_length(text: str) -> int:
     """Parse a context length such as ``4096``, ``4k``, ``32K``, ``128k``, ``1m`` (k = 1024)."""
     match = re.fullmatch(r"\s*(\d+)\s*([kKmM]?)\s*", text)

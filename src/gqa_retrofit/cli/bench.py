@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .._options import dtype_value
+from .._options import device_value, dtype_value
 from ..devices import DTYPE_NAMES
 from ._util import context_list, positive_int, print_json
 
@@ -35,6 +35,14 @@ def register(subparsers: Any) -> None:
         choices=DTYPE_NAMES,
         default="fp32",
         help="weights dtype, bf16 and bfloat16 alike (default: fp32)",
+    )
+    parser.add_argument(
+        "--device",
+        type=device_value,
+        default="auto",
+        metavar="DEVICE",
+        help="where the models run: auto (the accelerator when present), cpu, cuda, cuda:N, mps "
+        "(default: auto)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random prompts")
     parser.add_argument(
@@ -115,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         repeats=args.repeats,
         dtype=args.dtype,
+        device=args.device,
         seed=args.seed,
         trust_remote_code=args.trust_remote_code,
     )

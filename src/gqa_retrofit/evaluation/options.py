@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from .._options import Options, dtype_value, option
-from ..devices import DTYPE_NAMES, TORCH_NAMES
+from .._options import Options, device_value, dtype_value, option
+from ..data.options import DataOptions
+from ..devices import DTYPE_CHOICES
 from ..errors import ConfigError, GQARetrofitError, ModelSourceError
 
 if TYPE_CHECKING:
@@ -50,11 +51,22 @@ class EvalOptions(Options):
         False, "evaluate every window of --eval-data (ignores --eval-windows)"
     )
     batch_size: int = option(4, "evaluation windows per forward pass", minimum=1, metavar="N")
+    data_options: DataOptions = option(
+        help="how the text is read (column, Hub dataset config/split/revision, seed)",
+        default_factory=DataOptions,
+        nested=True,
+    )
     dtype: str = option(
         "fp32",
-        "dtype the model is loaded in (bf16 and bfloat16 alike)",
-        choices=DTYPE_NAMES,
+        "dtype the model is loaded in (auto: the checkpoint's; bf16 and bfloat16 alike)",
+        choices=DTYPE_CHOICES,
         parse=dtype_value,
+    )
+    device: str = option(
+        "auto",
+        "where the model runs: auto (the accelerator when present), cpu, cuda, cuda:N, mps",
+        parse=device_value,
+        metavar="DEVICE",
     )
     trust_remote_code: bool = option(
         False,
@@ -73,8 +85,9 @@ class EvalOptions(Options):
         if not self.eval_data:
             raise ConfigError("no --eval-data given: pass the held-out text file")
         self.check_fields()
-        if not Path(self.eval_data).is_file():
-            raise ConfigError(f"text file {self.eval_data!r} does not exist")
+        from ..data import resolve_sources
+
+        resolve_sources([self.eval_data])  # a missing file or empty glob: DataError, exit 2
         return self
 
     def check_source(self) -> ModelShape:
@@ -105,8 +118,10 @@ class EvalOptions(Options):
             seq_len=self.eval_seq_len,
             max_windows=None if self.all_windows else self.eval_windows,
             batch_size=self.batch_size,
-            dtype=TORCH_NAMES[self.dtype],
+            dtype=self.dtype,
+            device=self.device,
             trust_remote_code=self.trust_remote_code,
+            data_options=self.data_options,
         )
 
 

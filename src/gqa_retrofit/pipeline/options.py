@@ -22,6 +22,7 @@ from .._options import (
     read_config_file,
     same_as,
 )
+from ..data.options import DataOptions
 from ..devices import DTYPE_CHOICES
 from ..errors import ConfigError, GQARetrofitError
 from ..evaluation.options import EvalOptions, source_shape
@@ -71,6 +72,7 @@ class ConvertOptions(Options):
         metavar="N",
         shown_default="the converter's, see docs/convert.md",
     )
+    data_options: DataOptions = same_as(EvalOptions, "data_options")
     dtype: str = option(
         "auto",
         "dtype of the floating-point tensors written (auto, also keep: the source's; "
@@ -133,6 +135,7 @@ class ConvertOptions(Options):
             max_shard_size=self.max_shard_size,
             overwrite=self.overwrite,
             revision=self.revision,
+            data_options=self.data_options,
         )
 
 
@@ -188,6 +191,7 @@ class RetrofitOptions(Options):
         "--train-data, announced on stderr and recorded)",
     )
     calibration_tokens: int | None = same_as(ConvertOptions, "calibration_tokens")
+    data_options: DataOptions = same_as(EvalOptions, "data_options")
     train_data: list[str] = same_as(
         TrainOptions,
         "train_data",
@@ -240,6 +244,9 @@ class RetrofitOptions(Options):
     bench_new_tokens: int = option(32, "decode steps per benchmark run", minimum=1, metavar="N")
     bench_repeats: int = option(3, "benchmark runs per model (interleaved)", minimum=1, metavar="N")
     dtype: str = same_as(ConvertOptions, "dtype", help="dtype of the converted checkpoint")
+    device: str = same_as(
+        EvalOptions, "device", help="where evaluation, training and the benchmark run"
+    )
     push: str | None = option(None, "push the result to this Hub repo", metavar="REPO_ID")
     private: bool = option(False, "create the Hub repo private")
     push_untrained: bool = option(
@@ -316,6 +323,8 @@ class RetrofitOptions(Options):
         merged.update(
             train_data=list(self.train_data),
             trust_remote_code=self.trust_remote_code,
+            data_options=self.data_options,
+            device=self.device,
         )
         if self.train_steps is not None:
             merged["train_steps"] = self.train_steps

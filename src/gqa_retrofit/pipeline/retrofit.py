@@ -374,6 +374,7 @@ class RetrofitPipeline:
             heads=o.heads,
             method=o.method,
             dtype="keep" if o.dtype == "auto" else o.dtype,
+            data_options=o.data_options,
             overwrite=True,  # only a leftover of this very stage can be there
             **kwargs,
         )
@@ -385,7 +386,14 @@ class RetrofitPipeline:
         o = self.options
         assert o.eval_data is not None
         result = evaluate_perplexity(
-            str(model), o.eval_data, seq_len=o.eval_seq_len, max_windows=o.eval_windows
+            str(model),
+            o.eval_data,
+            seq_len=o.eval_seq_len,
+            max_windows=o.eval_windows,
+            dtype="fp32",  # the measured numbers of the docs are fp32
+            device=o.device,
+            trust_remote_code=o.trust_remote_code,
+            data_options=o.data_options,
         )
         data = _to_jsonable(result)
         return data if isinstance(data, dict) else {"perplexity": data}
@@ -438,6 +446,8 @@ class RetrofitPipeline:
             new_tokens=o.bench_new_tokens,
             repeats=o.bench_repeats,
             names=["source", "retrofit"],
+            dtype="fp32",
+            device=o.device,
             trust_remote_code=o.trust_remote_code,
         )
         return {"results": results}

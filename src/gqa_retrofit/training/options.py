@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .._options import Options, option, read_config_file, same_as
+from .._options import Options, dtype_value, option, read_config_file, same_as
+from ..data.options import DataOptions
+from ..devices import DTYPE_CHOICES
 from ..errors import GQARetrofitError, TrainingError
 from ..evaluation.options import EvalOptions
 
@@ -46,7 +48,7 @@ class TrainOptions(Options):
         aliases=("data",),
         metavar="DATA",
     )
-    text_column: str = option("text", "column holding the text in jsonl/parquet/Hub datasets")
+    data_options: DataOptions = same_as(EvalOptions, "data_options")
     teacher: str | None = option(
         None,
         "teacher checkpoint for KL distillation (usually the "
@@ -134,6 +136,25 @@ class TrainOptions(Options):
         "no", "autocast precision (where the device supports it)", choices=MIXED_PRECISION
     )
     gradient_checkpointing: bool = option(False, "recompute activations in backward (less memory)")
+    device: str = same_as(
+        EvalOptions,
+        "device",
+        help="where to train: auto (the accelerator when present), cpu, cuda, cuda:N, mps; under "
+        "accelerate launch each process takes its local device",
+    )
+    dtype: str = option(
+        "fp32",
+        "dtype of the student's weights, which the optimizer updates (fp32; bf16/fp16 train "
+        "in pure low precision, auto keeps the checkpoint's); --mixed-precision sets compute",
+        choices=DTYPE_CHOICES,
+        parse=dtype_value,
+    )
+    teacher_dtype: str = option(
+        "auto",
+        "dtype of the frozen teacher: auto (the teacher checkpoint's own), bf16, fp16 or fp32",
+        choices=DTYPE_CHOICES,
+        parse=dtype_value,
+    )
     report_to: list[str] = option(
         help="also log to these trackers when installed: tensorboard, trackio",
         default_factory=list,
@@ -141,6 +162,21 @@ class TrainOptions(Options):
         choices=TRACKERS,
     )
     trust_remote_code: bool = same_as(EvalOptions, "trust_remote_code")
+    dry_run: bool = option(
+        False,
+        "print the memory plan per device (from the configs alone: MODEL and --teacher may hold "
+        "just config.json) and what makes it fit, then exit without training",
+        recorded=False,
+    )
+    plan_devices: int | None = option(
+        None,
+        "--dry-run: number of devices to plan for (default: this machine's)",
+        minimum=1,
+        must=_POSITIVE,
+    )
+    device_memory: str | None = option(
+        None, "--dry-run: memory per device, e.g. 80GiB (default: this machine's)"
+    )
 
     def validate(self) -> TrainOptions:
         """Check every value; return self.
@@ -150,9 +186,9 @@ class TrainOptions(Options):
         """
         if not self.model:
             raise TrainingError("no MODEL given: pass a checkpoint directory or Hub id")
-        if not self.out:
+        if not self.out and not self.dry_run:
             raise TrainingError("no OUT given: pass the output directory")
-        if not self.train_data:
+        if not self.train_data and not self.dry_run:
             raise TrainingError("no training data given: pass --train-data PATH_OR_DATASET")
         self.check_fields()
         for name, wording in (("lr", "must be a positive number"), ("temperature", "must be > 0")):
