@@ -162,7 +162,7 @@ def test_permission_errors_while_running_exit_2(
     [
         (["eval", "M", "--eval-data", "T", "--dtype", "int4"],
          "gqa-retrofit eval: error: argument --dtype: invalid choice: 'int4' (choose from "
-         "'bf16', 'fp16', 'fp32') (see gqa-retrofit eval --help)"),
+         "'auto', 'bf16', 'fp16', 'fp32') (see gqa-retrofit eval --help)"),
         (["bench", "M", "--context", "1e8"],
          "gqa-retrofit bench: error: argument --context: invalid context length '1e8': use a "
          "positive integer, optionally with k or m (e.g. 4096, 32k, 128K) "

@@ -22,6 +22,7 @@ from .._options import (
     read_config_file,
     same_as,
 )
+from .._progress import notice
 from ..data.options import DataOptions
 from ..devices import DTYPE_CHOICES
 from ..errors import ConfigError, GQARetrofitError
@@ -30,6 +31,7 @@ from ..training.options import TrainOptions
 
 if TYPE_CHECKING:
     from ..conversion.convert import ConversionReport
+    from ..cost.config_reader import ModelShape
 
 TEACHERS = ("auto", "none")
 
@@ -99,36 +101,51 @@ class ConvertOptions(Options):
         self.check_fields()
         return self
 
-    def check_paths(self) -> None:
+    def check_paths(self) -> ModelShape:
         """Check OUT can be written and SRC's config is valid (as ``estimate`` reads it).
+
+        Returns:
+            The source's geometry.
 
         Raises:
             ConfigError: an unwritable or too long OUT, or a bad source config.
             ModelSourceError: SRC cannot be resolved or has a weight entry that is no file.
         """
         check_output_path(self.out)
-        source_shape(self.src, revision=self.revision)
+        return source_shape(self.src, revision=self.revision)
 
     def run(self) -> ConversionReport:
         """Validate and convert (see :func:`~gqa_retrofit.conversion.convert.convert_checkpoint`).
 
-        A data-aware method without calibration text announces the default it uses.
+        A data-aware method without calibration text announces the default text it uses;
+        ``heads`` below the source's without a method announces the data-aware default.
 
         Raises:
             ConfigError: bad options (see :meth:`validate` and the converter).
         """
-        from ..conversion.convert import DEFAULT_CALIBRATION_TOKENS, convert_checkpoint
+        from ..conversion.convert import (
+            DEFAULT_CALIBRATED_METHOD,
+            DEFAULT_CALIBRATION_TOKENS,
+            convert_checkpoint,
+        )
 
         self.validate()
-        self.check_paths()
+        shape = self.check_paths()
         assert self.kv_heads is not None
-        announce_default_calibration(self.method, self.calibration)
+        method = self.method
+        if method is None and self.heads is not None and self.heads != shape.heads:
+            method = DEFAULT_CALIBRATED_METHOD
+            notice(
+                f"--heads {self.heads} needs a data-aware method (mean keeps the {shape.heads} "
+                f"query heads): using --method {method}"
+            )
+        announce_default_calibration(method, self.calibration)
         return convert_checkpoint(
             self.src,
             self.out,
             kv_heads=self.kv_heads,
             heads=self.heads,
-            method=self.method,
+            method=method,
             calibration=list(self.calibration) or None,
             calibration_tokens=self.calibration_tokens or DEFAULT_CALIBRATION_TOKENS,
             dtype="keep" if self.dtype == "auto" else self.dtype,
@@ -154,8 +171,6 @@ def announce_default_calibration(method: str | None, calibration: list[str]) -> 
 
     if not get_pooling(method).needs_calibration:
         return False
-    from .._progress import notice
-
     notice(
         f"method {method!r} is data-aware and no --calibration was given: calibrating on the "
         "embedded default text (the training split of Jane Austen's novels; recorded in the "
