@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from .. import __version__
 from .._progress import set_quiet
+from .._version import __version__
 from ..errors import GQARetrofitError
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from .._options import Options, device_value, dtype_value, option
+from .._options import Options, dtype_value, option, same_as
+from .._vocabulary import SharedOptions
 from ..data.options import DataOptions
 from ..devices import DTYPE_CHOICES
 from ..errors import ConfigError, GQARetrofitError, ModelSourceError
@@ -34,45 +35,24 @@ class EvalOptions(Options):
     model: str = option(
         "", "model to evaluate: local checkpoint directory or Hub id", positional=True
     )
-    eval_data: str | None = option(
-        None, "held-out text to evaluate on", aliases=("data",), metavar="TEXT"
+    eval_data: str | None = same_as(SharedOptions, "eval_data", aliases=("data",))
+    eval_windows: int = same_as(
+        SharedOptions, "eval_windows", aliases=("max-windows", "eval-blocks")
     )
-    eval_windows: int = option(
-        16,
-        "evaluate the first N windows of --eval-seq-len tokens",
-        aliases=("max-windows", "eval-blocks"),
-        minimum=1,
-        metavar="N",
-    )
-    eval_seq_len: int = option(
-        512, "tokens per evaluation window", aliases=("seq-len",), minimum=2, metavar="N"
-    )
+    eval_seq_len: int = same_as(SharedOptions, "eval_seq_len", aliases=("seq-len",))
     all_windows: bool = option(
         False, "evaluate every window of --eval-data (ignores --eval-windows)"
     )
     batch_size: int = option(4, "evaluation windows per forward pass", minimum=1, metavar="N")
-    data_options: DataOptions = option(
-        help="how the text is read (column, Hub dataset config/split/revision, seed)",
-        default_factory=DataOptions,
-        nested=True,
-    )
+    data_options: DataOptions = same_as(SharedOptions, "data_options")
     dtype: str = option(
         "fp32",
         "dtype the model is loaded in (auto: the checkpoint's; bf16 and bfloat16 alike)",
         choices=DTYPE_CHOICES,
         parse=dtype_value,
     )
-    device: str = option(
-        "auto",
-        "where the model runs: auto (the accelerator when present), cpu, cuda, cuda:N, mps",
-        parse=device_value,
-        metavar="DEVICE",
-    )
-    trust_remote_code: bool = option(
-        False,
-        "allow custom modeling code from the checkpoint (the tool's own *_gqa types load "
-        "without it)",
-    )
+    device: str = same_as(SharedOptions, "device")
+    trust_remote_code: bool = same_as(SharedOptions, "trust_remote_code")
 
     def validate(self) -> EvalOptions:
         """Check every value and that the text exists; return self.

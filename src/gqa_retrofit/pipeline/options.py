@@ -1,8 +1,8 @@
 """Options of ``convert`` and ``retrofit``: one dataclass each for the Python API, CLI and YAML.
 
 :class:`ConvertOptions` declares the conversion options once; :class:`RetrofitOptions` reuses
-them and the training and evaluation ones (:mod:`gqa_retrofit.training.options`,
-:mod:`gqa_retrofit.evaluation.options`) with :func:`~gqa_retrofit._options.same_as`, so each
+them, the training ones (:mod:`gqa_retrofit.training.options`) and the shared ones
+(:mod:`gqa_retrofit._vocabulary`) with :func:`~gqa_retrofit._options.same_as`, so each
 flag means the same in every command. This module imports no torch (the CLI builds its parser
 from it).
 """
@@ -23,10 +23,11 @@ from .._options import (
     same_as,
 )
 from .._progress import notice
+from .._vocabulary import SharedOptions
 from ..data.options import DataOptions
 from ..devices import DTYPE_CHOICES
 from ..errors import ConfigError, GQARetrofitError
-from ..evaluation.options import EvalOptions, source_shape
+from ..evaluation.options import source_shape
 from ..training.options import TrainOptions
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class ConvertOptions(Options):
         metavar="N",
         shown_default="the converter's, see docs/convert.md",
     )
-    data_options: DataOptions = same_as(EvalOptions, "data_options")
+    data_options: DataOptions = same_as(SharedOptions, "data_options")
     dtype: str = option(
         "auto",
         "dtype of the floating-point tensors written (auto, also keep: the source's; "
@@ -206,7 +207,7 @@ class RetrofitOptions(Options):
         "--train-data, announced on stderr and recorded)",
     )
     calibration_tokens: int | None = same_as(ConvertOptions, "calibration_tokens")
-    data_options: DataOptions = same_as(EvalOptions, "data_options")
+    data_options: DataOptions = same_as(SharedOptions, "data_options")
     train_data: list[str] = same_as(
         TrainOptions,
         "train_data",
@@ -235,13 +236,13 @@ class RetrofitOptions(Options):
         "auto", "auto: distil from SRC; none: plain fine-tuning", choices=TEACHERS
     )
     eval_data: str | None = same_as(
-        EvalOptions,
+        SharedOptions,
         "eval_data",
         help="held-out text for perplexity (none: no evaluation)",
         aliases=(),
     )
-    eval_windows: int = same_as(EvalOptions, "eval_windows", aliases=())
-    eval_seq_len: int = same_as(EvalOptions, "eval_seq_len", aliases=())
+    eval_windows: int = same_as(SharedOptions, "eval_windows", aliases=())
+    eval_seq_len: int = same_as(SharedOptions, "eval_seq_len", aliases=())
     contexts: list[int] = option(
         help="context lengths of the cost estimate, comma-separated (k = 1024)",
         default_factory=lambda: [4096, 32768, 131072],
@@ -260,7 +261,7 @@ class RetrofitOptions(Options):
     bench_repeats: int = option(3, "benchmark runs per model (interleaved)", minimum=1, metavar="N")
     dtype: str = same_as(ConvertOptions, "dtype", help="dtype of the converted checkpoint")
     device: str = same_as(
-        EvalOptions, "device", help="where evaluation, training and the benchmark run"
+        SharedOptions, "device", help="where evaluation, training and the benchmark run"
     )
     push: str | None = option(None, "push the result to this Hub repo", metavar="REPO_ID")
     private: bool = option(False, "create the Hub repo private")
@@ -273,7 +274,7 @@ class RetrofitOptions(Options):
         default_factory=dict,
         cli=False,
     )
-    trust_remote_code: bool = same_as(EvalOptions, "trust_remote_code")
+    trust_remote_code: bool = same_as(SharedOptions, "trust_remote_code")
     overwrite: bool = option(False, "start over in OUT", recorded=False)
     dry_run: bool = option(
         False, "print the plan with time and memory estimates; run nothing", recorded=False

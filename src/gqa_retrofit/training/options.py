@@ -3,7 +3,7 @@
 Every field is declared once with :func:`gqa_retrofit._options.option` (help text, choices,
 bounds); :mod:`gqa_retrofit.cli.train` builds its flags from these fields, and ``--config`` /
 :meth:`TrainOptions.from_dict` read the same names (``train_steps`` or ``train-steps``). The
-evaluation options are the ones of ``gqa-retrofit eval`` (:mod:`gqa_retrofit.evaluation.options`).
+options shared with other commands come from :mod:`gqa_retrofit._vocabulary`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .._options import Options, dtype_value, option, read_config_file, same_as
+from .._vocabulary import SharedOptions
 from ..data.options import DataOptions
 from ..devices import DTYPE_CHOICES
 from ..errors import GQARetrofitError, TrainingError
-from ..evaluation.options import EvalOptions
 
 SCHEDULES = ("wsd", "cosine")
 TRAINABLE = ("attention", "all", "lora")
@@ -48,7 +48,7 @@ class TrainOptions(Options):
         aliases=("data",),
         metavar="DATA",
     )
-    data_options: DataOptions = same_as(EvalOptions, "data_options")
+    data_options: DataOptions = same_as(SharedOptions, "data_options")
     teacher: str | None = option(
         None,
         "teacher checkpoint for KL distillation (usually the "
@@ -110,11 +110,11 @@ class TrainOptions(Options):
     )
     temperature: float = option(1.0, "distillation temperature T", minimum=0.0, must="must be > 0")
     eval_data: str | None = same_as(
-        EvalOptions, "eval_data", help="held-out text for evaluation loss/perplexity", aliases=()
+        SharedOptions, "eval_data", help="held-out text for evaluation loss/perplexity", aliases=()
     )
     eval_every: int = option(0, "evaluate every N steps (0: only at the end)", minimum=0)
     eval_windows: int = same_as(
-        EvalOptions,
+        SharedOptions,
         "eval_windows",
         help="at most this many windows of --seq-len tokens of --eval-data per evaluation",
         aliases=("eval-blocks",),
@@ -137,7 +137,7 @@ class TrainOptions(Options):
     )
     gradient_checkpointing: bool = option(False, "recompute activations in backward (less memory)")
     device: str = same_as(
-        EvalOptions,
+        SharedOptions,
         "device",
         help="where to train: auto (the accelerator when present), cpu, cuda, cuda:N, mps; under "
         "accelerate launch each process takes its local device",
@@ -161,7 +161,7 @@ class TrainOptions(Options):
         nargs="*",
         choices=TRACKERS,
     )
-    trust_remote_code: bool = same_as(EvalOptions, "trust_remote_code")
+    trust_remote_code: bool = same_as(SharedOptions, "trust_remote_code")
     dry_run: bool = option(
         False,
         "print the memory plan per device (from the configs alone: MODEL and --teacher may hold "
