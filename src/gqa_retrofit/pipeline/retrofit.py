@@ -140,27 +140,30 @@ def preflight(options: RetrofitOptions) -> RetrofitOptions:
             "to mean-pool without data"
         )
     data_aware = bool(get_pooling(method).needs_calibration) if method else True
-    if data_aware and not options.calibration and options.train_data:
-        notice(
-            "no --calibration given: the conversion calibrates on the --train-data ("
-            + ", ".join(options.train_data)
-            + "); recorded in the run's options, report and manifest"
-        )
-        options = dataclasses.replace(options, calibration=list(options.train_data))
     if not data_aware and options.calibration:
         raise ConfigError(
             f"method {method!r} uses no calibration data: drop --calibration or choose a "
             "data-aware method"
         )
-    if data_aware and not options.calibration:
+    resolved = options
+    if data_aware and not options.calibration and options.train_data:
+        resolved = dataclasses.replace(options, calibration=list(options.train_data))
+    if resolved.trains:
+        resolved.training_options(model=options.src, out=options.out).validate()
+    if resolved.push:
+        _check_push(resolved, data_aware=data_aware)
+    # every check passed: now say what was chosen for the user (a refused run prints one line)
+    if resolved is not options:
+        notice(
+            "no --calibration given: the conversion calibrates on the --train-data ("
+            + ", ".join(options.train_data)
+            + "); recorded in the run's options, report and manifest"
+        )
+    elif data_aware and not options.calibration:
         from .options import announce_default_calibration
 
         announce_default_calibration(method, options.calibration)
-    if options.trains:
-        options.training_options(model=options.src, out=options.out).validate()
-    if options.push:
-        _check_push(options, data_aware=data_aware)
-    return options
+    return resolved
 
 
 def _check_geometry(options: RetrofitOptions) -> None:
