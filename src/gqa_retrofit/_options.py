@@ -424,6 +424,42 @@ class Options:
         keep = {f.name for f in self.option_fields() if f.metadata.get("recorded", True)}
         return {k: v for k, v in self.to_dict().items() if k in keep}
 
+    def to_argv(self, *, recorded_only: bool = True) -> list[str]:
+        """The command-line arguments that rebuild these options (defaults left out).
+
+        Options without a flag (``cli=False``) and, with ``recorded_only``, run controls
+        (``overwrite``, ``dry_run``) are left out.
+        """
+        positional: list[str] = []
+        flags: list[str] = []
+        for owner_value, f in self._values_and_fields():
+            value, default = owner_value
+            meta = f.metadata
+            if not meta.get("cli", True) or (recorded_only and not meta.get("recorded", True)):
+                continue
+            if meta.get("positional"):
+                positional.append(str(value))
+                continue
+            if value == default or value is None:
+                continue
+            flag = f"--{flag_name(f)}"
+            if isinstance(value, bool):
+                flags.append(flag if value else f"--no-{flag_name(f)}")
+            elif isinstance(value, list):
+                items = [str(v) for v in value]
+                flags += [flag, ",".join(items)] if meta.get("parse") else [flag, *items]
+            else:
+                flags += [flag, str(value)]
+        return positional + flags
+
+    def _values_and_fields(self) -> list[tuple[tuple[Any, Any], dataclasses.Field[Any]]]:
+        """``((value, default), field)`` of every option, nested options spelled out."""
+        rows = []
+        for _owner, f, nested in self._flat_fields():
+            holder = getattr(self, nested) if nested else self
+            rows.append(((getattr(holder, f.name), _default(f)), f))
+        return rows
+
     # -------------------------------------------------------------------- checks
     def check_fields(self: T) -> T:
         """Check every value against its declared type, choices and bounds; return self.
