@@ -129,7 +129,7 @@ def test_failed_options_are_not_kept(
         dry_run=True,
     )
     assert retrofit(corrected).plan[0]["status"] == "pending"  # accepted, nothing was done
-    result = retrofit(RetrofitOptions(**{**corrected.to_dict(), "dry_run": False}))
+    result = retrofit(RetrofitOptions.from_dict({**corrected.to_dict(), "dry_run": False}))
     assert json.loads((result.final_model / "config.json").read_text())["num_key_value_heads"] == 2
 
 
