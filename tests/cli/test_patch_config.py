@@ -88,7 +88,7 @@ def test_native_type_writes_only_config(
     assert capsys.readouterr().out.startswith(
         f"wrote {out}: mistral with 6 heads, 3 KV heads, head_dim 8 (config.json)"
     )
-    assert sorted(p.name for p in out.iterdir()) == ["config.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".gqa-retrofit-output.json", "config.json"]
     assert "auto_map" not in json.loads((out / "config.json").read_text())
 
 

@@ -69,9 +69,9 @@ def test_cli_json(
             "--quiet",
             "eval",
             str(tiny_llama_dir),
-            "--data",
+            "--eval-data",
             str(text_file),
-            "--seq-len",
+            "--eval-seq-len",
             "64",
             "--json",
         ]
@@ -118,8 +118,9 @@ def test_bad_seq_len(tiny_llama_dir: Path, text_file: Path, seq_len: int) -> Non
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--seq-len", "0"], "seq_len must be at least 2 tokens, got 0"),
-        (["--max-windows", "0"], "max_windows must be at least 1, got 0"),
+        (["--eval-seq-len", "0"], "--eval-seq-len 0 is invalid: must be >= 2"),
+        (["--eval-windows", "0"], "--eval-windows 0 is invalid: must be >= 1"),
+        (["--eval-seq-len", "4096"], "--eval-seq-len 4096 is beyond the position limit of"),
     ],
 )
 def test_cli_bad_input_exit_2(
@@ -129,6 +130,22 @@ def test_cli_bad_input_exit_2(
     args: list[str],
     message: str,
 ) -> None:
-    assert main(["eval", str(tiny_llama_dir), "--data", str(text_file), *args]) == 2
+    assert main(["eval", str(tiny_llama_dir), "--eval-data", str(text_file), *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+def test_dtype_and_device_are_the_ones_asked_for(tiny_llama_dir: Path, text_file: Path) -> None:
+    fp32 = evaluate_perplexity(str(tiny_llama_dir), text_file, seq_len=32, max_windows=2)
+    assert (fp32.dtype, fp32.device) == ("fp32", "cpu")  # auto: the checkpoint's dtype, the CPU
+    bf16 = evaluate_perplexity(
+        str(tiny_llama_dir), text_file, seq_len=32, max_windows=2, dtype="bfloat16", device="cpu"
+    )
+    assert (bf16.dtype, bf16.device) == ("bf16", "cpu")
+    assert math.isclose(bf16.loss, fp32.loss, rel_tol=0.02)  # bf16 rounding, same model
+    assert bf16.loss != fp32.loss
+    with pytest.raises(ConfigError, match=r"^unknown dtype 'int4': valid are auto, bf16, fp16"):
+        evaluate_perplexity(str(tiny_llama_dir), text_file, dtype="int4")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"^device 'cuda:0' is not available"):
+            evaluate_perplexity(str(tiny_llama_dir), text_file, device="cuda:0")

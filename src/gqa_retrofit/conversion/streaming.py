@@ -397,8 +397,10 @@ def plan_shards(
 def disk_error(err: OSError, path: Path) -> ConversionError | None:
     """A clear :class:`ConversionError` for a full disk or file-size limit, else None."""
     if err.errno in _DISK_FULL:
+        from .._fs import final_output
+
         return ConversionError(
-            f"no space left while writing {path.name!r} in {str(path.parent)!r} "
+            f"no space left while writing {path.name!r} for {str(final_output(path.parent))!r} "
             f"({os.strerror(err.errno or 0)}); free some space or choose another output location"
         )
     return None
@@ -455,7 +457,7 @@ class SafetensorsStreamWriter:
         self.bytes_written = 0
         self._fd: int | None = None
         with self._disk_errors():
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
             # Size the file up front (as safetensors does): the writes then fill an allocated
             # file instead of extending it.
             os.ftruncate(self._fd, len(head) + offset)
@@ -472,11 +474,19 @@ class SafetensorsStreamWriter:
             raise
 
     def _pwrite(self, buf: memoryview) -> None:
-        assert self._fd is not None
-        buf = buf.cast("B") if buf.format != "B" or buf.ndim != 1 else buf
-        done = 0
-        while done < buf.nbytes:
-            done += os.pwrite(self._fd, buf[done:], self._pos + done)
+        """Write all of ``buf`` at the current position.
+
+        Every view taken of ``buf`` is released before this returns or raises: a view still
+        alive in a traceback would make closing a memory-mapped source fail with
+        ``BufferError`` and hide the real error (a full disk).
+        """
+        if self._fd is None:
+            raise ConversionError(f"{self.path.name}: writer is closed")
+        with memoryview(buf) as view, view.cast("B") as flat:
+            done = 0
+            while done < flat.nbytes:
+                with flat[done:] as rest:
+                    done += os.pwrite(self._fd, rest, self._pos + done)
         self._pos += done
 
     def _claim(self, name: str, nbytes: int) -> None:
@@ -528,11 +538,8 @@ class SafetensorsStreamWriter:
                     src_fd, n + start - aligned, offset=aligned, access=mmap.ACCESS_READ
                 )
                 try:
-                    view = memoryview(window)
-                    try:
-                        self._pwrite(view[start - aligned :])
-                    finally:
-                        view.release()
+                    with memoryview(window) as view, view[start - aligned :] as chunk:
+                        self._pwrite(chunk)
                 finally:
                     window.close()
                 done += n

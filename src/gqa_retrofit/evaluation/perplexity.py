@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._progress import progress
-from ..errors import ConfigError, DataError, ModelSourceError
+from ..data import DataOptions, resolve_sources, sample_windows
+from ..data import read_text as data_read_text
+from ..devices import dtype_name
+from ..errors import ConfigError, ModelSourceError
 
 
 @dataclass(frozen=True)
@@ -26,60 +30,79 @@ class PerplexityResult:
     tokens: int  # predicted tokens the loss is averaged over
     windows: int
     seq_len: int
-    text_tokens: int  # tokens in the whole text
-    data: str
+    text_tokens: int  # tokens read from the data
+    data: str  # the sources' names (relative paths or Hub ids)
+    dtype: str = "fp32"  # what the model ran in (devices.DTYPE_NAMES)
+    device: str = "cpu"
+    data_record: dict[str, Any] = field(default_factory=dict)  # gqa_retrofit.data.DataRecord
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def read_text(path: str | os.PathLike[str]) -> str:
-    """Read a UTF-8 text file.
+def read_text(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    options: DataOptions | None = None,
+) -> str:
+    """The text of ``path`` (any source :mod:`gqa_retrofit.data` reads; documents joined by a
+    blank line; a text file gives its exact content).
 
     Raises:
-        DataError: the path is missing, a directory, or empty (whitespace only).
+        DataError: the source is missing, unreadable or empty (whitespace only).
     """
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"text file {str(path)!r} does not exist")
-    if not p.is_file():
-        raise DataError(f"{str(path)!r} is not a text file")
-    text = p.read_text(encoding="utf-8", errors="replace")
-    if not text.strip():
-        raise DataError(f"text file {str(path)!r} is empty")
-    return text
+    return data_read_text(path, options)
 
 
 def load_model_and_tokenizer(
     model: str | os.PathLike[str],
     *,
-    dtype: str = "float32",
+    dtype: str = "auto",
+    device: Any = "auto",
     revision: str | None = None,
     token: str | bool | None = None,
     trust_remote_code: bool = False,
 ) -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer from a local directory or a Hub id, in eval mode.
 
+    Args:
+        dtype: a name from :mod:`gqa_retrofit.devices` (``auto``: the checkpoint's dtype).
+        device: ``auto`` (the accelerator when present), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+
     Raises:
         ModelSourceError: the path or Hub id cannot be resolved or has no config.json.
+        ConfigError: unknown or unavailable device, unknown dtype, a dtype the device cannot
+            compute in, or one too narrow for the checkpoint's values.
     """
-    import torch
+    import json
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..hub.resolve import resolve_checkpoint_dir
+    from ..devices import (
+        check_cast_finite,
+        checkpoint_dtype,
+        resolve_device,
+        resolve_dtype,
+        torch_dtype,
+    )
+    from ..patching import register_custom_types
+    from ..sources import resolve_checkpoint_dir
 
+    register_custom_types()  # the tool's own *_gqa types load without trust_remote_code
+    dtype_name(dtype, allow_auto=True)
+    target = resolve_device(device)
     local = resolve_checkpoint_dir(str(model), revision=revision, token=token)
-    torch_dtype = getattr(torch, dtype, None)
-    if not isinstance(torch_dtype, torch.dtype):
-        raise ConfigError(f"unknown dtype {dtype!r}; valid: float32, bfloat16, float16")
+    config = json.loads((Path(local) / "config.json").read_text(encoding="utf-8"))
+    source = checkpoint_dtype(config)
+    chosen = resolve_dtype(dtype, checkpoint=source, device=target)
     try:
         tokenizer = AutoTokenizer.from_pretrained(local, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         raise ModelSourceError(f"no usable tokenizer in {str(model)!r}: {err}") from err
     loaded = AutoModelForCausalLM.from_pretrained(
-        local, dtype=torch_dtype, trust_remote_code=trust_remote_code
+        local, dtype=torch_dtype(chosen), trust_remote_code=trust_remote_code
     )
-    return loaded.eval(), tokenizer
+    check_cast_finite(loaded.named_parameters(), chosen, source=source)
+    return loaded.to(target).eval(), tokenizer
 
 
 def token_windows(token_ids: list[int], seq_len: int, max_windows: int | None) -> list[list[int]]:
@@ -92,27 +115,38 @@ def token_windows(token_ids: list[int], seq_len: int, max_windows: int | None) -
 
 def evaluate_perplexity(
     model: Any,
-    data: str | os.PathLike[str],
+    data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     tokenizer: Any | None = None,
     seq_len: int = 512,
     max_windows: int | None = 16,
     batch_size: int = 4,
-    dtype: str = "float32",
+    dtype: str = "auto",
+    device: Any = "auto",
     trust_remote_code: bool = False,
+    data_options: DataOptions | None = None,
+    token: str | bool | None = None,
 ) -> PerplexityResult:
     """Perplexity of ``model`` on the text file ``data``.
 
     Args:
         model: a loaded causal LM (then pass ``tokenizer``), a local checkpoint directory, or a
             Hub id.
-        data: path of a UTF-8 text file.
+        data: evaluation data: a text file, or any sources :mod:`gqa_retrofit.data` reads
+            (.jsonl/.json/.parquet with a text column, directories, globs, datasets). Each
+            source's documents are joined by EOS; windows are split evenly over the sources
+            and taken from the start of each (one text file: exactly its first windows).
         seq_len: window length in tokens (loss over ``seq_len - 1`` predictions per window).
         max_windows: evaluate at most this many windows from the start (None: all).
         batch_size: windows per forward pass.
+        dtype, device: for a model loaded here (see :func:`load_model_and_tokenizer`); a loaded
+            model runs where it is, in its dtype.
+        data_options: text column, dataset config/split/revision.
+        token: Hub token for Hub datasets (never recorded).
 
     Raises:
-        ConfigError: ``seq_len`` < 2, ``max_windows`` or ``batch_size`` < 1.
+        ConfigError: ``seq_len`` < 2, ``max_windows`` or ``batch_size`` < 1; a bad or
+            unavailable ``device``/``dtype``.
         DataError: the text is missing, empty, or shorter than one window.
         ModelSourceError: the model cannot be found.
     """
@@ -124,22 +158,28 @@ def evaluate_perplexity(
         raise ConfigError(f"max_windows must be at least 1, got {max_windows}")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    text = read_text(data)
+    specs = data if isinstance(data, (str, os.PathLike)) else list(data)
+    sources = resolve_sources(specs)  # bad data fails before a model is loaded
     if isinstance(model, (str, os.PathLike)):
         model, loaded_tokenizer = load_model_and_tokenizer(
-            model, dtype=dtype, trust_remote_code=trust_remote_code
+            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code
         )
         tokenizer = tokenizer or loaded_tokenizer
     if tokenizer is None:
         raise ConfigError("a tokenizer is needed when passing a loaded model")
-    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
-    windows = token_windows(ids, seq_len, max_windows)
-    if not windows:
-        raise DataError(
-            f"text {str(data)!r} has {len(ids)} tokens, fewer than one window of {seq_len}; "
-            "use a longer text or a smaller --seq-len"
-        )
-    device = next(model.parameters()).device
+    sample = sample_windows(
+        sources,
+        tokenizer,
+        seq_len=seq_len,
+        windows=max_windows,
+        options=data_options,
+        token=token,
+        mode="first",
+        what="evaluation data",
+    )
+    windows = sample.windows.tolist()
+    weight = next(model.parameters())
+    device = weight.device
     total_nll = 0.0
     batches = range(0, len(windows), batch_size)
     with torch.inference_mode():
@@ -160,6 +200,9 @@ def evaluate_perplexity(
         tokens=predicted,
         windows=len(windows),
         seq_len=seq_len,
-        text_tokens=len(ids),
-        data=str(data),
+        text_tokens=sum(source.tokens_read for source in sample.record.sources),
+        data=", ".join(sample.record.names),
+        dtype=dtype_name(weight.dtype),
+        device=str(device),
+        data_record=sample.record.to_dict(),
     )

@@ -24,7 +24,7 @@ def load_config(source: str | os.PathLike[str]) -> Any:
     """
     from transformers import AutoConfig
 
-    from ..hub.resolve import resolve_config_file
+    from ..sources import resolve_config_file
 
     path = resolve_config_file(str(source))
     try:
@@ -86,7 +86,7 @@ def write_patched_config(
                 model = model_class(patched)
             custom_object_save(model, tmp, config=patched)
         patched.save_pretrained(tmp)
-        files = sorted(p.name for p in tmp.iterdir())
+        files = sorted(p.name for p in tmp.iterdir() if not p.name.startswith("."))
 
     geo = attention_geometry(family_of(patched), patched)
     return {
