@@ -37,7 +37,7 @@ def test_every_command_has_json_quiet_and_debug() -> None:
         ("--train-steps", {"train", "retrofit", "demo"}),
         ("--eval-data", {"eval", "train", "retrofit"}),
         ("--eval-windows", {"eval", "train", "retrofit", "demo"}),
-        ("--device", {"eval", "train", "bench", "retrofit"}),
+        ("--device", {"convert", "eval", "train", "bench", "retrofit"}),
         ("--text-column", {"convert", "eval", "train", "retrofit"}),
         ("--config", {"convert", "eval", "train", "retrofit"}),
     ],
