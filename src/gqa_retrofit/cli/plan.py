@@ -102,7 +102,7 @@ def _table(plan: Any) -> str:
         "",
         f"{'rank':>4} {'heads:kv':>9} {'params':>12} {'KV cache GiB':>12} {'memory GiB':>11} "
         f"{'FLOPs/token':>12} {'dM %':>7} {'dC %':>7} {'Z':>10} {'pareto':>6} {'budget':>6} "
-        f"{'prior dloss':>11}",
+        f"{'prior dloss':>11} retrieval",
     ]
     for o in plan.options:
         label = o.config.label + (" (now)" if o.current else "")
@@ -112,7 +112,7 @@ def _table(plan: Any) -> str:
             f"{_gib(o.memory_bytes):>11} {o.decode_flops:>12.4g} "
             f"{o.change_percent['memory']:>+7.1f} {o.change_percent['flops']:>+7.1f} "
             f"{o.z:>10.1f} {'*' if o.pareto else '':>6} {'ok' if o.within_budget else 'over':>6} "
-            f"{prior:>11}"
+            f"{prior:>11} {o.retrieval.status if o.retrieval else ''}"
         )
     lines.append("")
     if plan.options[0].beyond_max_position:
@@ -121,6 +121,7 @@ def _table(plan: Any) -> str:
             "(costed anyway)"
         )
     lines.append(f"prior dloss: {plan.prior_label}")
+    lines += retrieval_lines(plan)
     if plan.chosen is None:
         lines.append(
             f"no configuration with at least {plan.min_heads} query heads fits the budget: "
@@ -136,6 +137,26 @@ def _table(plan: Any) -> str:
         )
         lines.append(plan.command)
     return "\n".join(lines)
+
+
+def retrieval_lines(plan: Any) -> list[str]:
+    """What is measured about in-context retrieval, and a warning if the choice loses it."""
+    found = [o for o in plan.options if o.retrieval is not None and not o.current]
+    measured = [o for o in found if o.retrieval.status != "not measured"]
+    lines = [f"retrieval {o.config.label}: {o.retrieval.note}" for o in measured]
+    unmeasured = [o for o in found if o.retrieval.status == "not measured"]
+    if unmeasured:
+        lines.append(
+            f"retrieval {', '.join(o.config.label for o in unmeasured)}: "
+            + unmeasured[0].retrieval.note.replace("this configuration", "these configurations")
+        )
+    chosen = plan.chosen
+    if chosen is not None and chosen.retrieval is not None and chosen.retrieval.status == "lost":
+        lines.append(
+            f"warning: {chosen.config.label} lost in-context retrieval where measured "
+            "(docs/retrieval.md); measure it after your retrofit (eval --probes)"
+        )
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .prior import heads_prior_delta
+from .retrieval_evidence import RetrievalEvidence, retrieval_evidence
 from .search import HeadConfig, Objective, pareto_mask, percent_change
 
 
@@ -78,6 +79,7 @@ class PlanOption:
     rank: int = 0
     prior_loss_delta: float | None = None  # paper's Appendix I law, query heads only
     beyond_max_position: bool = False  # the context exceeds the model's trained length
+    retrieval: RetrievalEvidence | None = None  # measured in-context retrieval, if any
 
     @property
     def config(self) -> HeadConfig:
@@ -104,6 +106,7 @@ class PlanOption:
             "within_budget": self.within_budget,
             "paper_prior_loss_delta": self.prior_loss_delta,
             "beyond_max_position": self.beyond_max_position,
+            "retrieval": None if self.retrieval is None else self.retrieval.to_dict(),
         }
 
 
@@ -258,6 +261,15 @@ def plan_retrofit(
                 and (max_flops is None or cost.decode_flops <= max_flops),
                 prior_loss_delta=delta,
                 beyond_max_position=cost.beyond_max_position,
+                retrieval=retrieval_evidence(
+                    model_type=shape.model_type,
+                    layers=shape.layers,
+                    hidden=shape.hidden,
+                    heads=shape.heads,
+                    kv_heads=shape.kv_heads,
+                    target_heads=s.heads,
+                    target_kv_heads=s.kv_heads,
+                ),
             )
         )
     # best Z first; among equal Z keep more heads (less quality risk)
