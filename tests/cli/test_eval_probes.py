@@ -30,7 +30,7 @@ def test_json_and_plot(
     model_dir: Path, text_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     png = tmp_path / "probes.png"
-    argv = ["-q", "eval", str(model_dir), "--data", str(text_file), "--seq-len", "64"]
+    argv = ["-q", "eval", str(model_dir), "--eval-data", str(text_file), "--eval-seq-len", "64"]
     argv += ["--probes", "all", "--passkey-depths", "0", "1", "--passkey-trials", "1"]
     argv += ["--copy-span", "16", "--long-seq-len", "128", "--plot", str(png), "--json"]
     assert main(argv) == 0
@@ -65,7 +65,7 @@ def test_text_output_without_data(model_dir: Path, capsys: pytest.CaptureFixture
         (["--probes", "passkey", "--passkey-depths", "1.5"], "passkey depth 1.5 is outside [0, 1]"),
         (["--probes", "copy", "--copy-trials", "0"], "copy-probe trials must be at least 1, got 0"),
         (["--probes", "long-ppl"], "the long-ppl probe needs a text file"),
-        ([], "eval needs --data (perplexity) or --probes (in-context retrieval)"),
+        ([], "eval needs --eval-data (perplexity) or --probes (in-context retrieval)"),
     ],
 )
 def test_bad_input_exits_2(

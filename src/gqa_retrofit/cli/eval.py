@@ -1,11 +1,12 @@
-"""``gqa-retrofit eval MODEL --data PATH [--probes LIST]``: perplexity and in-context retrieval."""
+"""``gqa-retrofit eval MODEL --eval-data TEXT [--probes LIST]``: perplexity and retrieval."""
 
 from __future__ import annotations
 
 import argparse
 
+from ..evaluation.options import EvalOptions
 from ..evaluation.retrieval import add_retrieval_arguments
-from ._util import positive_int, print_json
+from ._util import print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,20 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "seq_len - 1 predicted tokens of each window); with --probes, passkey retrieval, the "
         "copy probe and long-window perplexity (docs/retrieval.md).",
     )
-    parser.add_argument("model", help="local checkpoint directory or Hub id")
-    parser.add_argument("--data", help="UTF-8 text file (needed unless only --probes run)")
-    parser.add_argument("--seq-len", type=int, default=512, help="window length (default 512)")
-    parser.add_argument(
-        "--max-windows", type=int, default=16, help="evaluate the first N windows (default 16)"
-    )
-    parser.add_argument("--all-windows", action="store_true", help="evaluate every window")
-    parser.add_argument("--batch-size", type=positive_int, default=4, help="windows per forward")
-    parser.add_argument("--dtype", default="float32", help="float32 (default), bfloat16, float16")
-    parser.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        help="allow custom model code from the checkpoint",
-    )
+    EvalOptions.add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
     add_retrieval_arguments(parser)
     parser.set_defaults(func=run)
@@ -37,7 +25,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..evaluation.perplexity import evaluate_perplexity
     from ..evaluation.retrieval import (
         evaluate_retrieval,
         format_retrieval,
@@ -45,36 +32,34 @@ def run(args: argparse.Namespace) -> int:
         retrieval_options_from_args,
     )
 
-    probes = retrieval_options_from_args(args)
-    if args.data is None and probes is None:
-        raise ConfigError("eval needs --data (perplexity) or --probes (in-context retrieval)")
+    options = EvalOptions.from_args(args)
+    probes = retrieval_options_from_args(args, long_data=options.eval_data)
+    if not options.eval_data and probes is None:
+        raise ConfigError("eval needs --eval-data (perplexity) or --probes (in-context retrieval)")
     if args.plot and probes is None:
         raise ConfigError("--plot draws the retrieval probes: add --probes")
-    output: dict = {"model": args.model}
+    output: dict = {"model": options.model}
     lines = []
-    if args.data is not None:
-        result = evaluate_perplexity(
-            args.model,
-            args.data,
-            seq_len=args.seq_len,
-            max_windows=None if args.all_windows else args.max_windows,
-            batch_size=args.batch_size,
-            dtype=args.dtype,
-            trust_remote_code=args.trust_remote_code,
-        )
+    if options.eval_data:
+        result = options.run()
         output.update(result.to_dict())
         lines.append(
             f"perplexity {result.perplexity:.2f} (loss {result.loss:.4f}) over {result.tokens} "
             f"predicted tokens in {result.windows} windows of {result.seq_len}"
         )
     if probes is not None:
+        if not options.model:
+            raise ConfigError("no MODEL given: pass a checkpoint directory or Hub id")
         found = evaluate_retrieval(
-            args.model, options=probes, dtype=args.dtype, trust_remote_code=args.trust_remote_code
+            options.model,
+            options=probes,
+            dtype=options.dtype,
+            trust_remote_code=options.trust_remote_code,
         )
         output["retrieval"] = found.to_dict()
         lines += format_retrieval(found)
         if args.plot:
-            plot_retrieval({args.model: found}, args.plot)
+            plot_retrieval({options.model: found}, args.plot)
             lines.append(f"plot: {args.plot}")
     if args.json:
         print_json(output)

@@ -117,7 +117,7 @@ class RetrievalOptions:
         validate_long_args(self.long_seq_len, self.long_windows, self.bucket_size)
         if "long-ppl" in self.probes and not self.long_data:
             raise ConfigError(
-                "the long-ppl probe needs a text file (long_data; --data on the command line)"
+                "the long-ppl probe needs a text file (long_data; --eval-data on the command line)"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -329,7 +329,7 @@ def add_retrieval_arguments(parser: Any) -> None:
         type=_probes_flag,
         default=None,
         metavar="LIST",
-        help=f"comma-separated probes to run: {', '.join(PROBES)} or all (long-ppl uses --data)",
+        help=f"comma-separated probes: {', '.join(PROBES)} or all (long-ppl reads --eval-data)",
     )
     group.add_argument(
         "--passkey-lengths",
@@ -387,7 +387,7 @@ def add_retrieval_arguments(parser: Any) -> None:
         type=int,
         default=DEFAULT_LONG_WINDOWS,
         metavar="N",
-        help=f"long windows from the start of --data (default {DEFAULT_LONG_WINDOWS})",
+        help=f"long windows from the start of --eval-data (default {DEFAULT_LONG_WINDOWS})",
     )
     group.add_argument(
         "--probe-seed", type=int, default=0, help="seed of keys, excerpts and spans (default 0)"
@@ -395,7 +395,9 @@ def add_retrieval_arguments(parser: Any) -> None:
     group.add_argument("--plot", default=None, metavar="PNG", help="write the probes' plot")
 
 
-def retrieval_options_from_args(args: Any) -> RetrievalOptions | None:
+def retrieval_options_from_args(
+    args: Any, *, long_data: str | None = None
+) -> RetrievalOptions | None:
     """:class:`RetrievalOptions` from :func:`add_retrieval_arguments`'s flags (None: no probes).
 
     Raises:
@@ -412,7 +414,7 @@ def retrieval_options_from_args(args: Any) -> RetrievalOptions | None:
         haystack=args.haystack,
         copy_span=args.copy_span,
         copy_trials=args.copy_trials,
-        long_data=getattr(args, "data", None),
+        long_data=long_data,
         long_seq_len=args.long_seq_len,
         long_windows=args.long_windows,
     )
