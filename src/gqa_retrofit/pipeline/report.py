@@ -37,7 +37,7 @@ def perplexities(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     return found
 
 
-RETRIEVAL_STAGES = ("retrieval_zero_shot", "retrieval_trained")
+RETRIEVAL_STAGES = ("probe_zero_shot", "probe_trained")
 RETRIEVAL_PLOT = "retrieval.png"
 
 

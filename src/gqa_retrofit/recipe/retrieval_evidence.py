@@ -44,7 +44,53 @@ class Measurement:
 
 SMOLLM2_135M = ModelIdentity("SmolLM2-135M-Instruct", "llama", 30, 576, 9, 3)
 
-MEASURED: tuple[Measurement, ...] = ()
+MEASURED: tuple[Measurement, ...] = (
+    Measurement(
+        SMOLLM2_135M,
+        9,
+        1,
+        "mean",
+        False,
+        False,
+        (
+            "copy-probe loss 16.39 is 7.1x the source's 2.31 (keep: <= 1.3x)",
+            "passkey at 1,024 tokens 0% vs the source's 100%",
+            "passkey at 2,048 tokens 0% vs the source's 100%",
+            "passkey at 4,096 tokens 0% vs the source's 100%",
+        ),
+        "kv1/mean",
+    ),
+    Measurement(
+        SMOLLM2_135M,
+        9,
+        1,
+        "pca-refit",
+        False,
+        False,
+        (
+            "copy-probe loss 14.05 is 6.1x the source's 2.31 (keep: <= 1.3x)",
+            "passkey at 1,024 tokens 0% vs the source's 100%",
+            "passkey at 2,048 tokens 0% vs the source's 100%",
+            "passkey at 4,096 tokens 0% vs the source's 100%",
+        ),
+        "kv1/pca-refit",
+    ),
+    Measurement(
+        SMOLLM2_135M,
+        6,
+        3,
+        "pca-refit",
+        False,
+        False,
+        (
+            "copy-probe loss 12.10 is 5.2x the source's 2.31 (keep: <= 1.3x)",
+            "passkey at 1,024 tokens 0% vs the source's 100%",
+            "passkey at 2,048 tokens 0% vs the source's 100%",
+            "passkey at 4,096 tokens 0% vs the source's 100%",
+        ),
+        "h6kv3/pca-refit",
+    ),
+)
 
 
 @dataclass(frozen=True)
