@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .spec import FamilySpec, MoESpec
+from .spec import CustomType, FamilySpec, MoESpec
 
 _DEEPSEEK_V3 = FamilySpec(
     "deepseek_v3",
@@ -338,27 +338,41 @@ ARCHITECTURE_TYPES: dict[str, str] = {
     name: spec.model_type for spec in FAMILIES.values() for name in spec.architectures
 }
 
-# The custom decoupled-head types of gqa_retrofit.patching keep their base family's tensor
-# names and layout (interleaved layouts generalise to KV groups) and honour n_kv and d_h.
-for _base in ("gpt2", "gpt_neox", "opt", "falcon"):
-    FAMILIES[f"{_base}_gqa"] = replace(
-        FAMILIES[_base],
-        model_type=f"{_base}_gqa",
-        honours_kv_heads=True,
-        honours_head_dim=True,
-        kv_heads_keys=("num_key_value_heads", "num_kv_heads"),
-        gqa_key=None,
-        mqa_key=None,
-        decoupled="custom",
-        decoupled_type=f"{_base}_gqa",
-        notes=f"gqa_retrofit custom type of {_base}: import gqa_retrofit or trust_remote_code",
-    )
-# Config-only custom types: the native model without the config's hidden % heads check.
-for _base in ("gemma2", "gemma3_text"):
-    FAMILIES[f"{_base}_gqa"] = replace(
-        FAMILIES[_base],
-        model_type=f"{_base}_gqa",
-        decoupled="custom",
-        decoupled_type=f"{_base}_gqa",
-        notes=f"{_base} without the hidden % heads config check (gqa_retrofit custom type)",
-    )
+# The custom decoupled-head model types (gqa_retrofit.patching.models), one row each.
+CUSTOM_TYPES: dict[str, CustomType] = {
+    t.model_type: t
+    for t in [
+        CustomType("gpt2", "GPT2GQA", own_attention=True),
+        CustomType("gpt_neox", "GPTNeoXGQA", own_attention=True),
+        CustomType("opt", "OPTGQA", own_attention=True),
+        CustomType("falcon", "FalconGQA", own_attention=True),
+        CustomType("gemma2", "Gemma2GQA", own_attention=False),
+        CustomType("gemma3_text", "Gemma3TextGQA", own_attention=False),
+    ]
+}
+
+for _custom in CUSTOM_TYPES.values():
+    _base = _custom.base_type
+    if _custom.own_attention:
+        # Their own attention keeps the base family's tensor names and layout (interleaved
+        # layouts generalise to KV groups) and honours n_kv and d_h.
+        FAMILIES[_custom.model_type] = replace(
+            FAMILIES[_base],
+            model_type=_custom.model_type,
+            honours_kv_heads=True,
+            honours_head_dim=True,
+            kv_heads_keys=("num_key_value_heads", "num_kv_heads"),
+            gqa_key=None,
+            mqa_key=None,
+            decoupled="custom",
+            decoupled_type=_custom.model_type,
+            notes=f"gqa_retrofit custom type of {_base}: import gqa_retrofit or trust_remote_code",
+        )
+    else:
+        FAMILIES[_custom.model_type] = replace(
+            FAMILIES[_base],
+            model_type=_custom.model_type,
+            decoupled="custom",
+            decoupled_type=_custom.model_type,
+            notes=f"{_base} without the hidden % heads config check (gqa_retrofit custom type)",
+        )

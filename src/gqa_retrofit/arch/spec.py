@@ -60,6 +60,34 @@ class MoESpec:
 
 
 @dataclass(frozen=True)
+class CustomType:
+    """One decoupled-head custom model type (``<base>_gqa``) of :mod:`gqa_retrofit.patching`.
+
+    ``own_attention`` True: the type has its own attention module (grouped KV heads in the
+    base family's tensor layout); False: the native model, only the config's ``hidden % heads``
+    check dropped. Its classes live in ``gqa_retrofit/patching/models/`` as
+    ``configuration_<model_type>.py`` (``<class_prefix>Config``) and ``modeling_<model_type>.py``
+    (``<class_prefix>ForCausalLM``).
+    """
+
+    base_type: str
+    class_prefix: str
+    own_attention: bool
+
+    @property
+    def model_type(self) -> str:
+        return f"{self.base_type}_gqa"
+
+    @property
+    def config_class(self) -> str:
+        return f"{self.class_prefix}Config"
+
+    @property
+    def model_class(self) -> str:
+        return f"{self.class_prefix}ForCausalLM"
+
+
+@dataclass(frozen=True)
 class FamilySpec:
     """Facts about one ``model_type`` that the estimator, patcher and converter share."""
 

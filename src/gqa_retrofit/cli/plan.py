@@ -6,6 +6,7 @@ import argparse
 import re
 from typing import Any
 
+from ._objective import add_objective_arguments
 from ._util import context_length, print_json
 
 _BYTE_UNITS = {
@@ -75,13 +76,7 @@ def register(subparsers: Any) -> None:
         help="fewest query heads the chosen configuration may keep (default: "
         "all, i.e. only KV heads change)",
     )
-    parser.add_argument(
-        "--lambda", dest="lam", type=float, default=0.9, help="weight of memory in Z (default 0.9)"
-    )
-    parser.add_argument("--alpha", type=float, default=0.5, help="memory exponent (default 0.5)")
-    parser.add_argument(
-        "--beta", type=float, default=1.0 / 3.0, help="FLOPs exponent (default 1/3)"
-    )
+    add_objective_arguments(parser)
     parser.add_argument("--dtype", default="bf16", help="weights and KV dtype (default bf16)")
     parser.add_argument("--out", default=None, help="OUT directory in the printed command")
     parser.add_argument("--revision", default=None, help="Hub revision for Hub ids")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ._objective import add_objective_arguments
 from ._util import context_length, print_json
 
 
@@ -43,17 +44,7 @@ def register(subparsers: Any) -> None:
         help="deployment context length (e.g. 128k)",
     )
     parser.add_argument("--target-loss", required=True, type=float, help="loss to reach")
-    parser.add_argument(
-        "--lambda",
-        dest="lam",
-        type=float,
-        default=0.9,
-        help="weight of memory in Z (default 0.9; 1 = memory only, 0 = FLOPs)",
-    )
-    parser.add_argument("--alpha", type=float, default=0.5, help="memory exponent (default 0.5)")
-    parser.add_argument(
-        "--beta", type=float, default=1.0 / 3.0, help="FLOPs exponent (default 1/3)"
-    )
+    add_objective_arguments(parser, lambda_note="; 1 = memory only, 0 = FLOPs")
     parser.add_argument(
         "--baseline", metavar="HEADS:KV", help="configuration to report savings against, e.g. 32:8"
     )

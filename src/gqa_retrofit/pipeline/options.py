@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .._options import options_from_mapping, read_config_file
+from ..cost.report import DEFAULT_CONTEXTS
 from ..errors import ConfigError
 
 
@@ -41,7 +42,7 @@ class RetrofitOptions:
     eval_windows: int = _opt(16, "evaluation windows of --eval-seq-len tokens")
     eval_seq_len: int = _opt(512, "tokens per evaluation window")
     contexts: list[int] = field(
-        default_factory=lambda: [4096, 32768, 131072], metadata={"help": "cost contexts"}
+        default_factory=lambda: list(DEFAULT_CONTEXTS), metadata={"help": "cost contexts"}
     )
     bench_contexts: list[int] = field(
         default_factory=lambda: [2048], metadata={"help": "contexts of the decode benchmark"}

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..cost.paper import Z_ALPHA, Z_BETA, Z_LAMBDA
 from ..errors import ConfigError
 from .prior import heads_prior_delta
 from .search import HeadConfig, Objective, pareto_mask, percent_change
@@ -168,9 +169,9 @@ def plan_retrofit(
     context: int,
     memory_budget: int | None = None,
     max_flops: float | None = None,
-    lam: float = 0.9,
-    alpha: float = 0.5,
-    beta: float = 1.0 / 3.0,
+    lam: float = Z_LAMBDA,
+    alpha: float = Z_ALPHA,
+    beta: float = Z_BETA,
     dtype: str = "bf16",
     min_heads: int | None = None,
     out: str | None = None,
@@ -184,7 +185,7 @@ def plan_retrofit(
         context: deployment context length T.
         memory_budget: bytes available for weights + KV cache (batch 1) at ``dtype``.
         max_flops: largest acceptable decode FLOPs per token at T.
-        lam, alpha, beta: weights of Z (paper: 0.9, 1/2, 1/3).
+        lam, alpha, beta: weights of Z (default: the paper's, ``PAPER_Z_WEIGHTS``).
         dtype: weights and KV-cache dtype of the costs.
         min_heads: fewest query heads the chosen configuration may keep (default: the current
             count, i.e. only KV heads change).

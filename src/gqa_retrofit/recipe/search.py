@@ -8,7 +8,8 @@ For each candidate head configuration (n_h, n_kv) with a fitted loss law:
 3. the paper's costs at the deployment context T, from :mod:`gqa_retrofit.cost.paper`:
    ``C = C_infer(T) = 2N + 4·T·L·d_h·n_h`` (eq. 3, decode FLOPs per token) and
    ``M = M_infer(T) = N + 2·T·L·d_h·n_kv`` (eq. 4, values);
-4. ``Z = λ·M^α + (1−λ)·C^β`` (λ = 0.9, α = 1/2, β = 1/3 by default);
+4. ``Z = λ·M^α + (1−λ)·C^β`` (the paper's weights by default,
+   :data:`gqa_retrofit.cost.paper.PAPER_Z_WEIGHTS`);
 
 and the recommendation is the argmin of Z. ``N`` in the costs is N* itself (the paper's N);
 the exact parameter count of the rounded (L, d) shape is reported next to it.
@@ -21,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..cost.paper import c_infer, m_infer, z_objective
+from ..cost.paper import Z_ALPHA, Z_BETA, Z_LAMBDA, c_infer, m_infer, z_objective
 from ..errors import ConfigError, DataError
 from .aspect import PAPER_ASPECT_TABLE, PAPER_HEAD_DIM, AspectRow, Sizing, model_shape
 from .scaling import ScalingFit
@@ -84,9 +85,9 @@ def candidate_head_configs(values: Iterable[int] = PAPER_HEAD_COUNTS) -> list[He
 class Objective:
     """Weights of ``Z = λ·M^α + (1−λ)·C^β`` (Section 4.1 defaults)."""
 
-    lam: float = 0.9
-    alpha: float = 0.5
-    beta: float = 1.0 / 3.0
+    lam: float = Z_LAMBDA
+    alpha: float = Z_ALPHA
+    beta: float = Z_BETA
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.lam <= 1.0:
