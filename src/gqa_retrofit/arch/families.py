@@ -41,19 +41,11 @@ FAMILIES: dict[str, FamilySpec] = {
             decoupled="fallback",
             decoupled_type="mistral",
             # mistral has no attention/MLP biases and a sliding window by default
-            extra={
-                "fallback_requires": {
-                    "attention_bias": False,
-                    "mlp_bias": False,
-                    "pretraining_tp": 1,
-                },
-                "fallback_set": {"sliding_window": None},
-            },
+            fallback_requires={"attention_bias": False, "mlp_bias": False, "pretraining_tp": 1},
+            fallback_set={"sliding_window": None},
         ),
         FamilySpec("mistral", sliding="all"),
-        FamilySpec(
-            "mixtral", sliding="all", moe=MoESpec(("num_local_experts",)), extra={"moe": True}
-        ),
+        FamilySpec("mixtral", sliding="all", moe=MoESpec(("num_local_experts",))),
         FamilySpec("ministral", sliding="all"),
         FamilySpec(
             "qwen2",
@@ -75,7 +67,6 @@ FAMILIES: dict[str, FamilySpec] = {
             sliding="all",
             sliding_gate_key="use_sliding_window",
             moe=_QWEN_MOE,
-            extra={"moe": True},
         ),
         FamilySpec("gemma", tie_default=True),
         FamilySpec(
