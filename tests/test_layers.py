@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Bottom first. Keep in step with the drawing in docs/architecture.md.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "_version", "_progress"),
+    ("errors", "_version", "_progress", "_markdown"),
     ("_fs", "_options", "devices", "sources", "assets", "data"),
     ("arch",),
     ("cost", "patching"),
