@@ -344,26 +344,22 @@ CUSTOM_TYPES: dict[str, CustomType] = {
 
 for _custom in CUSTOM_TYPES.values():
     _base = _custom.base_type
-    if _custom.own_attention:
-        # Their own attention keeps the base family's tensor names and layout (interleaved
-        # layouts generalise to KV groups) and honours n_kv and d_h.
-        FAMILIES[_custom.model_type] = replace(
-            FAMILIES[_base],
-            model_type=_custom.model_type,
-            honours_kv_heads=True,
-            honours_head_dim=True,
-            kv_heads_keys=("num_key_value_heads", "num_kv_heads"),
-            gqa_key=None,
-            mqa_key=None,
-            decoupled="custom",
-            decoupled_type=_custom.model_type,
-            notes=f"gqa_retrofit custom type of {_base}: import gqa_retrofit or trust_remote_code",
-        )
-    else:
-        FAMILIES[_custom.model_type] = replace(
-            FAMILIES[_base],
-            model_type=_custom.model_type,
-            decoupled="custom",
-            decoupled_type=_custom.model_type,
-            notes=f"{_base} without the hidden % heads config check (gqa_retrofit custom type)",
-        )
+    # An own attention keeps the base family's tensor names and layout (interleaved layouts
+    # generalise to KV groups) and honours n_kv and d_h; a config-only type changes nothing else.
+    _own = dict(
+        honours_kv_heads=True,
+        honours_head_dim=True,
+        kv_heads_keys=("num_key_value_heads", "num_kv_heads"),
+        gqa_key=None,
+        mqa_key=None,
+    )
+    FAMILIES[_custom.model_type] = replace(
+        FAMILIES[_base],
+        model_type=_custom.model_type,
+        decoupled="custom",
+        decoupled_type=_custom.model_type,
+        notes=f"gqa_retrofit custom type of {_base}: import gqa_retrofit or trust_remote_code"
+        if _custom.own_attention
+        else f"{_base} without the hidden % heads config check (gqa_retrofit custom type)",
+        **(_own if _custom.own_attention else {}),  # type: ignore[arg-type]
+    )
