@@ -69,7 +69,6 @@ def test_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_plan_carries_the_evidence(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gqa_retrofit.cli.plan import retrieval_lines
     from gqa_retrofit.recipe.plan import plan_retrofit
 
     lost = Measurement(SMOLLM2_135M, 9, 1, "mean", False, False, ("copy 4.8x",), "kv1/mean")
@@ -80,6 +79,7 @@ def test_plan_carries_the_evidence(monkeypatch: pytest.MonkeyPatch) -> None:
     assert by_label["9:1"].to_dict()["retrieval"]["status"] == "lost"
     assert by_label["9:3"].to_dict()["retrieval"] == {"status": "kept", "note": "unchanged"}
     assert plan.chosen is not None and plan.chosen.config.label == "9:1"
-    lines = retrieval_lines(plan)
+    lines = plan.retrieval_lines()
+    assert lines[-1] in plan.to_markdown()
     assert lines[0].startswith("retrieval 9:1: lost with mean")
     assert lines[-1].startswith("warning: 9:1 lost in-context retrieval where measured")

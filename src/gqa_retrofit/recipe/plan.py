@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._markdown import markdown_table
+from ..cost.paper import Z_ALPHA, Z_BETA, Z_LAMBDA
 from ..errors import ConfigError
 from .prior import heads_prior_delta
 from .retrieval_evidence import RetrievalEvidence, retrieval_evidence
@@ -149,6 +151,87 @@ class RetrofitPlan:
             "paper_prior": self.prior_label,
         }
 
+    def retrieval_lines(self) -> list[str]:
+        """What is measured about in-context retrieval, and a warning if the choice loses it."""
+        found = [o for o in self.options if o.retrieval is not None and not o.current]
+        lines = [
+            f"retrieval {o.config.label}: {o.retrieval.note}"
+            for o in found
+            if o.retrieval is not None and o.retrieval.status != "not measured"
+        ]
+        unmeasured = [o for o in found if o.retrieval and o.retrieval.status == "not measured"]
+        if unmeasured and unmeasured[0].retrieval is not None:
+            lines.append(
+                f"retrieval {', '.join(o.config.label for o in unmeasured)}: "
+                + unmeasured[0].retrieval.note.replace("this configuration", "these configurations")
+            )
+        chosen = self.chosen
+        if (
+            chosen is not None
+            and chosen.retrieval is not None
+            and chosen.retrieval.status == "lost"
+        ):
+            lines.append(
+                f"warning: {chosen.config.label} lost in-context retrieval where measured "
+                "(docs/retrieval.md); measure it after your retrofit (eval --probes)"
+            )
+        return lines
+
+    def to_markdown(self) -> str:
+        """The plan as the ``plan`` command prints it: a header line, the ranked table, notes,
+        the chosen configuration and its convert command (the last line)."""
+        o = self.objective
+        rows = [
+            [
+                p.rank,
+                p.config.label + (" (now)" if p.current else ""),
+                f"{p.params_total:,}",
+                f"{p.kv_cache_bytes / 2**30:.3f}",
+                f"{p.memory_bytes / 2**30:.3f}",
+                f"{p.decode_flops:.4g}",
+                f"{p.change_percent['memory']:+.1f}",
+                f"{p.change_percent['flops']:+.1f}",
+                f"{p.z:.1f}",
+                "*" if p.pareto else "",
+                "ok" if p.within_budget else "over",
+                "" if p.prior_loss_delta is None else f"{p.prior_loss_delta:+.3f}",
+                "" if p.retrieval is None else p.retrieval.status,
+            ]
+            for p in self.options
+        ]
+        headers = ["rank", "heads:kv", "params", "KV cache GiB", "memory GiB", "FLOPs/token"]
+        headers += ["dM %", "dC %", "Z", "pareto", "budget", "prior dloss", "retrieval"]
+        lines = [
+            f"{self.model} ({self.model_type}) at context {self.context:,}, {self.dtype}; Z = "
+            f"{o.lam:g}*M^{o.alpha:.3g} + {1 - o.lam:.3g}*C^{o.beta:.3g} "
+            "(M: weights + KV bytes, C: decode FLOPs/token)",
+            "",
+            markdown_table(headers, rows, "rlrrrrrrrllrl"),
+            "",
+        ]
+        if self.options[0].beyond_max_position:
+            lines.append(
+                f"note: context {self.context:,} is beyond the model's max_position_embeddings "
+                "(costed anyway)"
+            )
+        lines.append(f"prior dloss: {self.prior_label}")
+        lines += self.retrieval_lines()
+        if self.chosen is None:
+            lines.append(
+                f"no configuration with at least {self.min_heads} query heads fits the budget: "
+                "raise the budget or lower --min-heads"
+            )
+        elif self.command is None:
+            lines.append("chosen: the current configuration; no conversion needed")
+        else:
+            c = self.chosen
+            lines.append(
+                f"chosen: heads {c.heads}, kv_heads {c.kv_heads} (best Z within the budget with "
+                f"at least {self.min_heads} query heads)"
+            )
+            lines.append(self.command)
+        return "\n".join(lines)
+
 
 def convert_command(
     model: str, out: str, option: PlanOption, current_heads: int, revision: str | None = None
@@ -180,9 +263,9 @@ def plan_retrofit(
     context: int,
     memory_budget: int | None = None,
     max_flops: float | None = None,
-    lam: float = 0.9,
-    alpha: float = 0.5,
-    beta: float = 1.0 / 3.0,
+    lam: float = Z_LAMBDA,
+    alpha: float = Z_ALPHA,
+    beta: float = Z_BETA,
     dtype: str = "bf16",
     min_heads: int | None = None,
     out: str | None = None,
@@ -196,7 +279,7 @@ def plan_retrofit(
         context: deployment context length T.
         memory_budget: bytes available for weights + KV cache (batch 1) at ``dtype``.
         max_flops: largest acceptable decode FLOPs per token at T.
-        lam, alpha, beta: weights of Z (paper: 0.9, 1/2, 1/3).
+        lam, alpha, beta: weights of Z (default: the paper's, ``PAPER_Z_WEIGHTS``).
         dtype: weights and KV-cache dtype of the costs.
         min_heads: fewest query heads the chosen configuration may keep (default: the current
             count, i.e. only KV heads change).
@@ -215,23 +298,15 @@ def plan_retrofit(
     from ..cost import estimate
 
     objective = Objective(lam=lam, alpha=alpha, beta=beta)
-    if memory_budget is not None and memory_budget <= 0:
-        raise ConfigError(f"invalid memory budget {memory_budget!r}: must be positive")
-    if max_flops is not None and not max_flops > 0:
-        raise ConfigError(f"invalid max FLOPs {max_flops!r}: must be positive")
+    _check_limits(memory_budget, max_flops)
     report = estimate(str(model), contexts=[context], dtype=dtype, revision=revision)
     shape = report.shape
     if shape.mla is not None:
         raise ConfigError(
             f"plan needs a model with KV heads; {report.model} ({shape.model_type}) uses MLA"
         )
+    floor = _heads_floor(min_heads, shape.heads)
     current = HeadConfig(shape.heads, shape.kv_heads)
-    floor = shape.heads if min_heads is None else min_heads
-    if not 1 <= floor <= shape.heads:
-        raise ConfigError(
-            f"invalid min_heads {min_heads!r}: must lie in 1..{shape.heads} (the model's "
-            "query heads)"
-        )
     others = [c for c in reachable_head_configs(shape.heads, shape.kv_heads) if c != current]
     report = estimate(
         str(model),
@@ -240,54 +315,12 @@ def plan_retrofit(
         revision=revision,
         what_if=[(c.heads, c.kv_heads, None) for c in others],
     )
-    base = report.per_context[0]
-    options = []
-    for variant in (report, *report.what_if):
-        cost = variant.per_context[0]
-        s = variant.shape
-        delta = None
-        if s.heads != shape.heads:
-            delta = heads_prior_delta(report.params.non_embedding, shape.heads, s.heads)[0]
-        options.append(
-            PlanOption(
-                heads=s.heads,
-                kv_heads=s.kv_heads,
-                head_dim=s.head_dim,
-                current=variant is report,
-                params_total=variant.params.total,
-                params_non_embedding=variant.params.non_embedding,
-                kv_cache_bytes=cost.kv_cache_bytes,
-                memory_bytes=cost.memory_bytes,
-                decode_flops=cost.decode_flops,
-                prefill_flops=cost.prefill_flops,
-                z=objective.z(cost.memory_bytes, cost.decode_flops),
-                change_percent={
-                    "memory": percent_change(cost.memory_bytes, base.memory_bytes),
-                    "kv_cache": percent_change(cost.kv_cache_bytes, base.kv_cache_bytes),
-                    "flops": percent_change(cost.decode_flops, base.decode_flops),
-                },
-                within_budget=(memory_budget is None or cost.memory_bytes <= memory_budget)
-                and (max_flops is None or cost.decode_flops <= max_flops),
-                prior_loss_delta=delta,
-                beyond_max_position=cost.beyond_max_position,
-                retrieval=retrieval_evidence(
-                    model_type=shape.model_type,
-                    layers=shape.layers,
-                    hidden=shape.hidden,
-                    heads=shape.heads,
-                    kv_heads=shape.kv_heads,
-                    target_heads=s.heads,
-                    target_kv_heads=s.kv_heads,
-                ),
-            )
-        )
-    # best Z first; among equal Z keep more heads (less quality risk)
-    options.sort(key=lambda o: (o.z, -o.heads, -o.kv_heads))
-    for rank, (option, front) in enumerate(
-        zip(options, pareto_mask([(o.memory_bytes, o.decode_flops) for o in options])), start=1
-    ):
-        option.rank = rank
-        option.pareto = front
+    options = _ranked(
+        [
+            _plan_option(variant, report, objective, memory_budget, max_flops)
+            for variant in (report, *report.what_if)
+        ]
+    )
     chosen = next((o for o in options if o.within_budget and o.heads >= floor), None)
     command = None
     if chosen is not None and not chosen.current:
@@ -308,3 +341,76 @@ def plan_retrofit(
         prior_label=law.label,
         command=command,
     )
+
+
+def _check_limits(memory_budget: int | None, max_flops: float | None) -> None:
+    if memory_budget is not None and memory_budget <= 0:
+        raise ConfigError(f"invalid memory budget {memory_budget!r}: must be positive")
+    if max_flops is not None and not max_flops > 0:
+        raise ConfigError(f"invalid max FLOPs {max_flops!r}: must be positive")
+
+
+def _heads_floor(min_heads: int | None, heads: int) -> int:
+    """Fewest query heads the chosen option may keep (default: all of them)."""
+    floor = heads if min_heads is None else min_heads
+    if not 1 <= floor <= heads:
+        raise ConfigError(
+            f"invalid min_heads {min_heads!r}: must lie in 1..{heads} (the model's query heads)"
+        )
+    return floor
+
+
+def _plan_option(
+    variant: Any,
+    report: Any,
+    objective: Objective,
+    memory_budget: int | None,
+    max_flops: float | None,
+) -> PlanOption:
+    """One option from one estimator report (``report`` itself is the current model)."""
+    cost, base = variant.per_context[0], report.per_context[0]
+    s, shape = variant.shape, report.shape
+    delta = None
+    if s.heads != shape.heads:
+        delta = heads_prior_delta(report.params.non_embedding, shape.heads, s.heads)[0]
+    return PlanOption(
+        heads=s.heads,
+        kv_heads=s.kv_heads,
+        head_dim=s.head_dim,
+        current=variant is report,
+        params_total=variant.params.total,
+        params_non_embedding=variant.params.non_embedding,
+        kv_cache_bytes=cost.kv_cache_bytes,
+        memory_bytes=cost.memory_bytes,
+        decode_flops=cost.decode_flops,
+        prefill_flops=cost.prefill_flops,
+        z=objective.z(cost.memory_bytes, cost.decode_flops),
+        change_percent={
+            "memory": percent_change(cost.memory_bytes, base.memory_bytes),
+            "kv_cache": percent_change(cost.kv_cache_bytes, base.kv_cache_bytes),
+            "flops": percent_change(cost.decode_flops, base.decode_flops),
+        },
+        within_budget=(memory_budget is None or cost.memory_bytes <= memory_budget)
+        and (max_flops is None or cost.decode_flops <= max_flops),
+        prior_loss_delta=delta,
+        beyond_max_position=cost.beyond_max_position,
+        retrieval=retrieval_evidence(
+            model_type=shape.model_type,
+            layers=shape.layers,
+            hidden=shape.hidden,
+            heads=shape.heads,
+            kv_heads=shape.kv_heads,
+            target_heads=s.heads,
+            target_kv_heads=s.kv_heads,
+        ),
+    )
+
+
+def _ranked(options: list[PlanOption]) -> list[PlanOption]:
+    """Best Z first (among equal Z, more heads: less quality risk); ranks and Pareto marked."""
+    options = sorted(options, key=lambda o: (o.z, -o.heads, -o.kv_heads))
+    front = pareto_mask([(o.memory_bytes, o.decode_flops) for o in options])
+    for rank, (option, on_front) in enumerate(zip(options, front), start=1):
+        option.rank = rank
+        option.pareto = on_front
+    return options
