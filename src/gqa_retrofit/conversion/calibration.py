@@ -39,10 +39,10 @@ import torch
 from torch import nn
 
 from ..arch import FamilySpec, get_family
+from ..arch.canonical import AttentionWeights
 from ..arch.layout import merge_attention
 from ..data import DataOptions, TokenSample, sample_windows
 from ..errors import ConversionError, DataError
-from .canonical import AttentionWeights
 
 # Windows per forward pass: bounds the peak activation memory of one layer call.
 _CHUNK_WINDOWS = 4

@@ -34,6 +34,7 @@ import torch
 from .._fs import atomic_output_dir, check_replaceable_output
 from .._progress import progress
 from ..arch import get_family
+from ..arch.canonical import AttentionWeights
 from ..arch.layout import (
     attention_geometry,
     attention_prefix,
@@ -44,10 +45,9 @@ from ..arch.layout import (
 from ..arch.spec import FamilySpec
 from ..data import DataOptions, resolve_sources
 from ..errors import ConfigError, ConversionError, DataError, UnsupportedFamilyError
-from ..hub.resolve import CHECKPOINT_SIDE_FILES, resolve_checkpoint_dir
 from ..patching import patch_config
 from ..patching.custom_types import CUSTOM_TYPES, custom_classes
-from .canonical import AttentionWeights
+from ..sources import CHECKPOINT_SIDE_FILES, resolve_checkpoint_dir
 from .manifest import (
     build_manifest,
     hub_revision,

@@ -17,6 +17,7 @@ import torch
 
 from .._progress import progress
 from ..arch import get_family
+from ..arch.canonical import AttentionWeights
 from .calibration import (
     CalibrationSession,
     _get,
@@ -24,7 +25,6 @@ from .calibration import (
     attention_weights,
     build_attention,
 )
-from .canonical import AttentionWeights
 from .convert import DEFAULT_CALIBRATION_TOKENS
 from .pooling import HeadTarget, get_pooling
 
