@@ -273,6 +273,38 @@ def check_values_fit(tensors: Iterable[tuple[str, Any]], dtype: Any) -> None:
             )
 
 
+def check_cast_finite(
+    tensors: Iterable[tuple[str, Any]], dtype: Any, *, source: str | None
+) -> None:
+    """After loading a wider checkpoint in fp16, refuse it when the cast overflowed.
+
+    Loading casts as it reads (no second copy of the weights), so the range check happens on
+    the result: a value beyond fp16's 65504 has become infinite. Only fp16 is narrower in range
+    than the checkpoint dtypes, so nothing is scanned for other targets or an fp16 source.
+
+    Args:
+        tensors: ``(name, tensor)`` pairs after the cast (``model.named_parameters()``).
+        dtype: the dtype loaded in.
+        source: the checkpoint's own dtype name (None: unrecorded).
+
+    Raises:
+        ConfigError: the first tensor that holds a non-finite value, naming it and the dtypes
+            with room for it.
+    """
+    import torch
+
+    name = dtype_name(dtype)
+    if name != "fp16" or source == "fp16":
+        return
+    for tensor_name, tensor in tensors:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor.detach()).all()):
+            raise ConfigError(
+                f"dtype 'fp16' cannot hold the checkpoint's values: {tensor_name} overflows "
+                f"fp16's largest {DTYPE_MAX['fp16']:.6g} ({source or 'unrecorded'} checkpoint); "
+                "use bf16, fp32"
+            )
+
+
 def synchronize(device: Any) -> None:
     """Wait for queued work on ``device`` (CUDA, MPS); nothing to wait for on the CPU.
 

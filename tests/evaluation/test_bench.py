@@ -143,3 +143,56 @@ def test_cli_table_and_bad_model(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["-q", "bench", str(missing)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "missing" in err
+
+
+def test_dtype_and_device_of_models_loaded_here(tmp_path: Path) -> None:
+    a = save_tiny_model(tmp_path / "a", "llama")
+    rows = benchmark_decode(
+        [a], contexts=(8,), new_tokens=2, repeats=1, dtype="bfloat16", device="cpu"
+    )
+    assert (rows[0]["dtype"], rows[0]["device"]) == ("bf16", "cpu")
+    assert rows[0]["kv_cache_bytes"] == expected_bytes(2, 10, batch=1) // 2  # 2 bytes per value
+    assert rows[0]["peak_device_memory_bytes"] is None  # the CPU keeps no peak counter
+    auto = benchmark_decode([a], contexts=(8,), new_tokens=1, repeats=1, warmup=False)
+    assert (auto[0]["dtype"], auto[0]["device"]) == ("fp32", "cpu")  # the checkpoint's dtype
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
+def test_unavailable_device_is_refused_before_loading(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^device 'cuda' is not available"):
+        benchmark_decode([tmp_path / "never-read"], device="cuda")
+    with pytest.raises(ConfigError, match=r"^unknown device 'tpu'"):
+        benchmark_decode([tmp_path / "never-read"], device="tpu")
+
+
+def test_fp16_overflow_of_the_checkpoints_values_is_refused(tmp_path: Path) -> None:
+    model = tiny_model("llama")
+    with torch.no_grad():
+        model.model.layers[1].mlp.down_proj.weight[0, 0] = 1e5
+    model.save_pretrained(tmp_path / "big")
+    with pytest.raises(ConfigError) as info:
+        benchmark_decode([tmp_path / "big"], dtype="fp16", device="cpu")
+    assert str(info.value) == (
+        "dtype 'fp16' cannot hold the checkpoint's values: model.layers.1.mlp.down_proj.weight "
+        "overflows fp16's largest 65504 (fp32 checkpoint); use bf16, fp32"
+    )
+
+
+def test_timings_synchronise_the_device_and_rows_carry_its_peak(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The accelerator path on CPU: every timed region is bracketed by synchronize(device), the
+    peak counter is reset before each run and its largest reading lands in the row."""
+    from gqa_retrofit.evaluation import bench
+
+    events: list[str] = []
+    readings = iter([300, 700, 500, 100])
+    monkeypatch.setattr(bench, "synchronize", lambda device: events.append(f"sync {device}"))
+    monkeypatch.setattr(bench, "reset_peak_memory", lambda device: events.append("reset"))
+    monkeypatch.setattr(bench, "peak_memory_bytes", lambda device: next(readings))
+    rows = benchmark_decode(
+        [tiny_model("llama")], contexts=(8, 12), new_tokens=2, repeats=2, warmup=False
+    )
+    assert [r["peak_device_memory_bytes"] for r in rows] == [700, 500]
+    # per run: reset, then prefill (sync before and after) and decode (sync before and after)
+    assert events == ["reset", *["sync cpu"] * 4] * 4

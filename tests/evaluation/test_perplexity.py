@@ -132,3 +132,19 @@ def test_cli_bad_input_exit_2(
     assert main(["eval", str(tiny_llama_dir), "--data", str(text_file), *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+def test_dtype_and_device_are_the_ones_asked_for(tiny_llama_dir: Path, text_file: Path) -> None:
+    fp32 = evaluate_perplexity(str(tiny_llama_dir), text_file, seq_len=32, max_windows=2)
+    assert (fp32.dtype, fp32.device) == ("fp32", "cpu")  # auto: the checkpoint's dtype, the CPU
+    bf16 = evaluate_perplexity(
+        str(tiny_llama_dir), text_file, seq_len=32, max_windows=2, dtype="bfloat16", device="cpu"
+    )
+    assert (bf16.dtype, bf16.device) == ("bf16", "cpu")
+    assert math.isclose(bf16.loss, fp32.loss, rel_tol=0.02)  # bf16 rounding, same model
+    assert bf16.loss != fp32.loss
+    with pytest.raises(ConfigError, match=r"^unknown dtype 'int4': valid are auto, bf16, fp16"):
+        evaluate_perplexity(str(tiny_llama_dir), text_file, dtype="int4")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"^device 'cuda:0' is not available"):
+            evaluate_perplexity(str(tiny_llama_dir), text_file, device="cuda:0")

@@ -80,6 +80,15 @@ def run(args: argparse.Namespace) -> int:
     from ._util import print_json
 
     options = options_from_args(args)
+    if options.dry_run:
+        from ..training.memory_plan import plan_training
+
+        plan = plan_training(options.validate())
+        if getattr(args, "json", False):
+            print_json(plan.to_dict())
+        else:
+            print(plan.render())
+        return 0
     report = train(options)
     if getattr(args, "json", False):
         from accelerate import PartialState

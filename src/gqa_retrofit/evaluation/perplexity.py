@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .._progress import progress
+from ..devices import dtype_name
 from ..errors import ConfigError, DataError, ModelSourceError
 
 
@@ -28,6 +29,8 @@ class PerplexityResult:
     seq_len: int
     text_tokens: int  # tokens in the whole text
     data: str
+    dtype: str = "fp32"  # what the model ran in (devices.DTYPE_NAMES)
+    device: str = "cpu"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,33 +56,51 @@ def read_text(path: str | os.PathLike[str]) -> str:
 def load_model_and_tokenizer(
     model: str | os.PathLike[str],
     *,
-    dtype: str = "float32",
+    dtype: str = "auto",
+    device: Any = "auto",
     revision: str | None = None,
     token: str | bool | None = None,
     trust_remote_code: bool = False,
 ) -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer from a local directory or a Hub id, in eval mode.
 
+    Args:
+        dtype: a name from :mod:`gqa_retrofit.devices` (``auto``: the checkpoint's dtype).
+        device: ``auto`` (the accelerator when present), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+
     Raises:
         ModelSourceError: the path or Hub id cannot be resolved or has no config.json.
+        ConfigError: unknown or unavailable device, unknown dtype, a dtype the device cannot
+            compute in, or one too narrow for the checkpoint's values.
     """
-    import torch
+    import json
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from ..devices import (
+        check_cast_finite,
+        checkpoint_dtype,
+        resolve_device,
+        resolve_dtype,
+        torch_dtype,
+    )
     from ..hub.resolve import resolve_checkpoint_dir
 
+    dtype_name(dtype, allow_auto=True)
+    target = resolve_device(device)
     local = resolve_checkpoint_dir(str(model), revision=revision, token=token)
-    torch_dtype = getattr(torch, dtype, None)
-    if not isinstance(torch_dtype, torch.dtype):
-        raise ConfigError(f"unknown dtype {dtype!r}; valid: float32, bfloat16, float16")
+    config = json.loads((Path(local) / "config.json").read_text(encoding="utf-8"))
+    source = checkpoint_dtype(config)
+    chosen = resolve_dtype(dtype, checkpoint=source, device=target)
     try:
         tokenizer = AutoTokenizer.from_pretrained(local, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         raise ModelSourceError(f"no usable tokenizer in {str(model)!r}: {err}") from err
     loaded = AutoModelForCausalLM.from_pretrained(
-        local, dtype=torch_dtype, trust_remote_code=trust_remote_code
+        local, dtype=torch_dtype(chosen), trust_remote_code=trust_remote_code
     )
-    return loaded.eval(), tokenizer
+    check_cast_finite(loaded.named_parameters(), chosen, source=source)
+    return loaded.to(target).eval(), tokenizer
 
 
 def token_windows(token_ids: list[int], seq_len: int, max_windows: int | None) -> list[list[int]]:
@@ -98,7 +119,8 @@ def evaluate_perplexity(
     seq_len: int = 512,
     max_windows: int | None = 16,
     batch_size: int = 4,
-    dtype: str = "float32",
+    dtype: str = "auto",
+    device: Any = "auto",
     trust_remote_code: bool = False,
 ) -> PerplexityResult:
     """Perplexity of ``model`` on the text file ``data``.
@@ -110,9 +132,12 @@ def evaluate_perplexity(
         seq_len: window length in tokens (loss over ``seq_len - 1`` predictions per window).
         max_windows: evaluate at most this many windows from the start (None: all).
         batch_size: windows per forward pass.
+        dtype, device: for a model loaded here (see :func:`load_model_and_tokenizer`); a loaded
+            model runs where it is, in its dtype.
 
     Raises:
-        ConfigError: ``seq_len`` < 2, ``max_windows`` or ``batch_size`` < 1.
+        ConfigError: ``seq_len`` < 2, ``max_windows`` or ``batch_size`` < 1; a bad or
+            unavailable ``device``/``dtype``.
         DataError: the text is missing, empty, or shorter than one window.
         ModelSourceError: the model cannot be found.
     """
@@ -127,7 +152,7 @@ def evaluate_perplexity(
     text = read_text(data)
     if isinstance(model, (str, os.PathLike)):
         model, loaded_tokenizer = load_model_and_tokenizer(
-            model, dtype=dtype, trust_remote_code=trust_remote_code
+            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code
         )
         tokenizer = tokenizer or loaded_tokenizer
     if tokenizer is None:
@@ -139,7 +164,8 @@ def evaluate_perplexity(
             f"text {str(data)!r} has {len(ids)} tokens, fewer than one window of {seq_len}; "
             "use a longer text or a smaller --seq-len"
         )
-    device = next(model.parameters()).device
+    weight = next(model.parameters())
+    device = weight.device
     total_nll = 0.0
     batches = range(0, len(windows), batch_size)
     with torch.inference_mode():
@@ -162,4 +188,6 @@ def evaluate_perplexity(
         seq_len=seq_len,
         text_tokens=len(ids),
         data=str(data),
+        dtype=dtype_name(weight.dtype),
+        device=str(device),
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,9 @@ __all__ = [
     "default_lengths",
     "evaluate_retrieval",
     "long_window_perplexity",
+    "parse_probes",
     "passkey_retrieval",
+    "plot_retrieval",
 ]
 
 
@@ -129,6 +131,24 @@ class RetrievalOptions:
             "bucket_size": self.bucket_size,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RetrievalOptions:
+        """Options back from :meth:`to_dict` (lists become tuples).
+
+        Raises:
+            ConfigError: an unknown key or an invalid value.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown retrieval option {unknown[0]!r}; valid: {', '.join(sorted(known))}"
+            )
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
+        }
+        return cls(**values)
+
     def check_data(self, tokenizer: Any, position_limit: int | None) -> None:
         """Check the text inputs against the lengths before any probe runs (nothing is lost).
 
@@ -156,7 +176,7 @@ class RetrievalOptions:
 class RetrievalResult:
     """The results of the probes that ran (None for the others) and their seconds."""
 
-    options: RetrievalOptions
+    options: RetrievalOptions | None = None
     passkey: PasskeyResult | None = None
     copy: CopyProbeResult | None = None
     long_window: LongWindowResult | None = None
@@ -174,9 +194,27 @@ class RetrievalResult:
             out["long_window_perplexity"] = self.long_window.perplexity
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RetrievalResult:
+        """The result back from :meth:`to_dict`'s JSON (a stage record, a benchmark row).
+
+        Raises:
+            ConfigError: recorded options that are no longer valid.
+        """
+        options = data.get("options")
+        return cls(
+            options=None if options is None else RetrievalOptions.from_dict(options),
+            passkey=None if not data.get("passkey") else PasskeyResult.from_dict(data["passkey"]),
+            copy=None if not data.get("copy") else CopyProbeResult.from_dict(data["copy"]),
+            long_window=None
+            if not data.get("long_window")
+            else LongWindowResult.from_dict(data["long_window"]),
+            seconds=dict(data.get("seconds", {})),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
-            "options": self.options.to_dict(),
+            "options": None if self.options is None else self.options.to_dict(),
             "summary": self.summary(),
             "passkey": None if self.passkey is None else self.passkey.to_dict(),
             "copy": None if self.copy is None else self.copy.to_dict(),

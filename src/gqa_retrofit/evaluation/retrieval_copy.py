@@ -49,6 +49,16 @@ class CopyProbeResult:
     beyond_position_limit: bool
     per_trial: list[CopyTrial]
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CopyProbeResult:
+        """The result back from :meth:`to_dict`'s JSON."""
+        keys = ("span_length", "trials", "seed", "candidates", "bos_token_id")
+        return cls(
+            **{k: data[k] for k in keys},
+            beyond_position_limit=data["beyond_position_limit"],
+            per_trial=[CopyTrial(**t) for t in data["per_trial"]],
+        )
+
     @property
     def first_copy_loss(self) -> float:
         return sum(t.first_copy_loss for t in self.per_trial) / len(self.per_trial)

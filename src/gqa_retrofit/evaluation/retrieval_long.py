@@ -48,6 +48,18 @@ class LongWindowResult:
     tokens: int  # predicted tokens the loss is averaged over
     buckets: list[PositionBucket]
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LongWindowResult:
+        """The result back from :meth:`to_dict`'s JSON."""
+        keys = ("data", "seq_len", "windows", "bucket_size", "bos_token_id")
+        return cls(
+            **{k: data[k] for k in keys},
+            beyond_position_limit=data["beyond_position_limit"],
+            loss=data["loss"],
+            tokens=data["tokens"],
+            buckets=[PositionBucket(**b) for b in data["buckets"]],
+        )
+
     @property
     def perplexity(self) -> float:
         return math.exp(self.loss)

@@ -143,6 +143,27 @@ class PasskeyResult:
     lengths: list[PasskeyLength]
     samples: list[PasskeyTrial] = field(default_factory=list)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PasskeyResult:
+        """The result back from :meth:`to_dict`'s JSON."""
+        return cls(
+            haystack=data["haystack"],
+            seed=data["seed"],
+            depths=list(data["depths"]),
+            trials_per_depth=data["trials_per_depth"],
+            position_limit=data["position_limit"],
+            bos_token_id=data["bos_token_id"],
+            lengths=[
+                PasskeyLength(
+                    row["length"],
+                    row["beyond_position_limit"],
+                    [PasskeyCell(c["depth"], c["successes"], c["trials"]) for c in row["by_depth"]],
+                )
+                for row in data["lengths"]
+            ],
+            samples=[PasskeyTrial(**s) for s in data.get("samples", [])],
+        )
+
     def success_rates(self) -> dict[int, float]:
         """``{length: success rate}`` over all depths."""
         return {row.length: row.success_rate for row in self.lengths}

@@ -300,6 +300,13 @@ def quality_note(evaluations: list[dict[str, Any]]) -> str | None:
     )
 
 
+def retrieval_note(evaluations: list[dict[str, Any]]) -> str | None:
+    """A warning when the final model lost the source's in-context retrieval (probes recorded)."""
+    from ..evaluation.retrieval_verdict import retrieval_note as note
+
+    return note(evaluations)
+
+
 def evaluation_table(evaluations: list[dict[str, Any]]) -> str:
     """Markdown table: one row per (dataset, metric), one column per evaluated model."""
     if not evaluations:
@@ -504,7 +511,11 @@ def render_card(
             cost_table=cost_table(facts, folder / "config.json", contexts),
             plot_file=PLOT_FILENAME if (folder / PLOT_FILENAME).is_file() else None,
             evaluation_table=evaluation_table(facts.evaluations),
-            quality_note=quality_note(facts.evaluations),
+            quality_note=" ".join(
+                note
+                for note in (quality_note(facts.evaluations), retrieval_note(facts.evaluations))
+                if note
+            ),
             commands=reproduce_commands(facts),
             kv_ratio=(facts.before.kv_heads / facts.after.kv_heads)
             if facts.before.kv_heads and facts.after.kv_heads

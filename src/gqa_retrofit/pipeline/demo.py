@@ -40,6 +40,9 @@ class DemoSummary:
     continuations: dict[str, str]
     prompt: str
     seconds: dict[str, float] = field(default_factory=dict)
+    # retrieval probes per model ("original", "converted", "trained"): their summary() dicts
+    retrieval: dict[str, dict[str, Any]] = field(default_factory=dict)
+    retrieval_verdict: str | None = None  # the final model's kept/lost sentence
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -161,7 +164,7 @@ def demo(
 
 def summarize(result: RetrofitResult, *, source: Path, prompt: str, new_tokens: int) -> DemoSummary:
     """Collect the demo's numbers from a finished run and generate the continuations."""
-    from .report import cost_curves, perplexities
+    from .report import cost_curves, perplexities, retrieval_results, retrieval_verdicts
 
     results = result.results
     curves = {"original": cost_curves(source), "retrofit": cost_curves(result.final_model)}
@@ -183,6 +186,12 @@ def summarize(result: RetrofitResult, *, source: Path, prompt: str, new_tokens: 
         name: greedy_continuation(path, prompt, new_tokens=new_tokens)
         for name, path in models.items()
     }
+    retrieval = {
+        ("original" if name == "source" else name): dict(value["summary"])
+        for name, value in retrieval_results(results).items()
+    }
+    verdicts = retrieval_verdicts(results)
+    final = verdicts.get("trained") or verdicts.get("converted")
     ppl = perplexities(results)
     if "source" in ppl:
         ppl["original"] = ppl.pop("source")
@@ -198,7 +207,32 @@ def summarize(result: RetrofitResult, *, source: Path, prompt: str, new_tokens: 
         bench_context=context,
         continuations=continuations,
         prompt=prompt,
+        retrieval=retrieval,
+        retrieval_verdict=None if final is None else final.sentence(),
     )
+
+
+def retrieval_table(retrieval: dict[str, dict[str, Any]]) -> list[str]:
+    """The demo's passkey ladder and copy probe, one row per model (empty when none ran)."""
+    if not retrieval:
+        return []
+    lengths = sorted(
+        {int(n) for summary in retrieval.values() for n in summary.get("passkey_success", {})}
+    )
+    header = "".join(f"{f'{n // 1024}K' if n % 1024 == 0 else n:>7}" for n in lengths)
+    lines = [
+        "In-context retrieval: passkey success by prompt length (filler haystack), and the",
+        "copy-probe loss on the second copy of 256 random tokens (nats, lower is better):",
+        f"  {'':<10}{header}{'copy':>8}",
+    ]
+    for name, summary in retrieval.items():
+        rates = summary.get("passkey_success", {})
+        cells = "".join(
+            f"{f'{100 * rates[str(n)]:.0f}%' if str(n) in rates else '':>7}" for n in lengths
+        )
+        copy = summary.get("copy_second_copy_loss")
+        lines.append(f"  {name:<10}{cells}{'' if copy is None else f'{copy:.2f}':>8}".rstrip())
+    return lines
 
 
 def format_summary(summary: DemoSummary) -> str:
@@ -229,6 +263,11 @@ def format_summary(summary: DemoSummary) -> str:
             f"Decode speed at {s.bench_context:,} context (fp32, median tokens/s):",
             f"  original {original:.2f}   retrofit {retro:.2f}{ratio}",
         ]
+    table = retrieval_table(s.retrieval)
+    if table:
+        lines += ["", *table]
+        if s.retrieval_verdict:
+            lines.append(f"  {s.retrieval_verdict}")
     lines += ["", f"Greedy continuations of: {s.prompt!r}"]
     for name, text in s.continuations.items():
         lines.append(f"  [{name}] {json.dumps(text, ensure_ascii=False)}")

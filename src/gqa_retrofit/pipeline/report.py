@@ -37,6 +37,114 @@ def perplexities(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     return found
 
 
+RETRIEVAL_STAGES = ("retrieval_zero_shot", "retrieval_trained")
+RETRIEVAL_PLOT = "retrieval.png"
+
+
+def retrieval_results(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{"source": ..., "converted": ..., "trained": ...}`` retrieval results that ran."""
+    found: dict[str, dict[str, Any]] = {}
+    for stage in RETRIEVAL_STAGES:
+        for name, value in results.get(stage, {}).items():
+            if isinstance(value, dict) and "summary" in value:
+                found[name] = value
+    return found
+
+
+def retrieval_verdicts(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The kept/lost verdict of the converted and the trained model against the source."""
+    from ..evaluation.retrieval_verdict import judge_retrieval
+
+    found = retrieval_results(results)
+    if "source" not in found:
+        return {}
+    return {
+        name: judge_retrieval(found["source"], found[name])
+        for name in ("converted", "trained")
+        if name in found
+    }
+
+
+def retrieval_lost(results: dict[str, dict[str, Any]]) -> str | None:
+    """The reason retrieval was lost by the final model (trained, else converted), or None."""
+    verdicts = retrieval_verdicts(results)
+    final = verdicts.get("trained") or verdicts.get("converted")
+    return final.sentence() if final is not None and final.kept is False else None
+
+
+def retrieval_lines(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The report's "In-context retrieval" section (empty when no probe ran)."""
+    found = retrieval_results(results)
+    if not found:
+        return []
+    names = [n for n in ("source", "converted", "trained") if n in found]
+    rows: list[tuple[str, list[str]]] = []
+    lengths: dict[int, bool] = {}
+    for name in names:
+        for row in (found[name].get("passkey") or {}).get("lengths", []):
+            lengths[row["length"]] = (
+                lengths.get(row["length"], False) or row["beyond_position_limit"]
+            )
+    for length, beyond in sorted(lengths.items()):
+        cells = []
+        for name in names:
+            rate = found[name]["summary"].get("passkey_success", {}).get(str(length))
+            cells.append("" if rate is None else f"{100 * rate:.0f}%")
+        flag = " (beyond the position limit)" if beyond else ""
+        rows.append((f"passkey retrieval at {length:,} tokens{flag}", cells))
+    copies: dict[str, dict[str, Any]] = {n: found[n]["copy"] for n in names if found[n].get("copy")}
+    if copies:
+        chance = next(iter(copies.values()))["chance_loss"]
+        rows.append(
+            (
+                f"copy probe: loss on the second copy (nats; chance {chance:.2f})",
+                [f"{copies[n]['second_copy_loss']:.2f}" if n in copies else "" for n in names],
+            )
+        )
+        rows.append(
+            (
+                "copy probe: second / first copy",
+                [f"{copies[n]['relative_loss']:.2f}" if n in copies else "" for n in names],
+            )
+        )
+    longs: dict[str, dict[str, Any]] = {
+        n: found[n]["long_window"] for n in names if found[n].get("long_window")
+    }
+    if longs:
+        first = next(iter(longs.values()))
+        rows.append(
+            (
+                f"perplexity over {first['windows']} window(s) of {first['seq_len']:,} tokens",
+                [f"{longs[n]['perplexity']:,.2f}" if n in longs else "" for n in names],
+            )
+        )
+    lines = [
+        "## In-context retrieval",
+        "",
+        "Passkey retrieval, the copy probe and long-window perplexity (docs/retrieval.md), "
+        "same prompts and seed for every model:",
+        "",
+        "| probe | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
+    lines.append("")
+    for label, verdict in retrieval_verdicts(results).items():
+        lines.append(f"- {label}: {verdict.sentence()}")
+    lines += ["", f"![retrieval]({PLOTS}/{RETRIEVAL_PLOT})", ""]
+    return lines
+
+
+def _plot_retrieval(results: dict[str, dict[str, Any]], path: Path) -> bool:
+    from ..evaluation.retrieval import RetrievalResult, plot_retrieval
+
+    found = retrieval_results(results)
+    if not found:
+        return False
+    plot_retrieval({k: RetrievalResult.from_dict(v) for k, v in found.items()}, path)
+    return True
+
+
 def cost_curves(model: str | Path, contexts: tuple[int, ...] = CURVE_CONTEXTS) -> dict[str, Any]:
     """KV-cache bytes and decode FLOPs per context from the estimator (bf16 cache)."""
     from ..cost import estimate
@@ -188,6 +296,8 @@ def write_report(
     bench = results.get("bench", {}).get("results", [])
     _plot_before_after(ppl, bench, plots / "before_after.png")
     files.append(f"{PLOTS}/before_after.png")
+    if _plot_retrieval(results, plots / RETRIEVAL_PLOT):
+        files.append(f"{PLOTS}/{RETRIEVAL_PLOT}")
     curve = training_curve(final_model / "metrics.jsonl")
     if curve:
         _plot_training(curve, plots / "training_curve.png")
@@ -228,6 +338,11 @@ def render_report(
         )
         + ".",
         "",
+    ]
+    lost = retrieval_lost(results)
+    if lost:
+        lines += [f"**Warning: {lost}.**", ""]
+    lines += [
         "## Before and after",
         "",
         "| | source | retrofit |",
@@ -277,6 +392,7 @@ def render_report(
         "![cost curves](report/cost_curves.png)",
         "",
     ]
+    lines += retrieval_lines(results)
     if curve:
         lines += [
             "## Training",

@@ -10,7 +10,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "train": "loop",
+    "train": "recipe",
+    "TrainingRecipe": "recipe",
     "TrainingReport": "loop",
     "TrainOptions": "options",
     "load_config": "options",

@@ -1,6 +1,8 @@
-"""``train(options)``: continued training with optional distillation, on ``accelerate``.
+"""The pieces of a training run that stand apart from its order: the report, the output
+directory's rules, the accelerator, evaluation, metrics and the final export.
 
-The same code runs in one CPU process, under ``accelerate launch --num_processes N`` (DDP), and
+:mod:`gqa_retrofit.training.recipe` runs them in order (``train(options)``). The same code runs
+in one CPU process, under ``accelerate launch --num_processes N`` (DDP), and
 with FSDP or DeepSpeed launch configs. Data parallelism is explicit: each optimizer step consumes
 ``batch_size * grad_accum * num_processes`` blocks at fixed global positions of the data order
 (:func:`~gqa_retrofit.training.data.block_indices`); process ``r`` takes micro-batch slots
@@ -15,9 +17,7 @@ import math
 import os
 import shutil
 import sys
-import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,27 +26,14 @@ import torch
 
 from .. import __version__
 from .._fs import check_output_location, write_json_atomic
-from .._progress import is_quiet, progress
-from ..errors import DataError, OutputExistsError, TrainingError
-from ..hub.resolve import resolve_checkpoint_dir
+from ..devices import resolve_device
+from ..errors import OutputExistsError, TrainingError
 from .checkpoint import (
-    load_checkpoint,
     read_marker,
     resolve_resume,
-    save_checkpoint,
-    write_marker,
 )
-from .data import PackedData, block_indices, load_packed, source_files
-from .loss import next_token_ce, training_loss
-from .modeling import (
-    check_teacher_compatible,
-    estimate_memory,
-    load_causal_lm,
-    load_tokenizer,
-    set_trainable,
-)
+from .loss import next_token_ce
 from .options import TrainOptions
-from .schedule import lr_multiplier
 
 MANIFEST = "gqa_retrofit.json"
 METRICS = "metrics.jsonl"
@@ -76,6 +63,8 @@ class TrainingReport:
     memory: dict[str, int] = field(default_factory=dict)
     resumed_from_step: int | None = None
     num_processes: int = 1
+    device: str = "cpu"  # where this process trained (cuda:0, cpu, ...)
+    dtypes: dict[str, str] = field(default_factory=dict)  # student / teacher weights, resolved
     options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,17 +132,38 @@ def _make_accelerator(options: TrainOptions) -> Any:
                 f"gqa-retrofit train: {name} is not installed; not reporting to it", file=sys.stderr
             )
     mixed = None if options.mixed_precision == "no" else options.mixed_precision
-    # Without an accelerator device, ask for CPU explicitly: accelerate then sets up gloo data
-    # parallelism when launched with several processes (`accelerate launch --multi_gpu
-    # --num_processes N` on a CPU-only machine; `--cpu` alone starts a single process).
-    mps = getattr(torch.backends, "mps", None)
-    cpu = not torch.cuda.is_available() and not (mps is not None and mps.is_available())
+    device = launch_device(options.device)
+    # On the CPU, ask for it explicitly: accelerate then sets up gloo data parallelism when
+    # launched with several processes (`accelerate launch --multi_gpu --num_processes N` on a
+    # CPU-only machine; `--cpu` alone starts a single process).
     return Accelerator(
-        cpu=cpu,
+        cpu=device.type == "cpu",
         mixed_precision=mixed,
         log_with=trackers or None,
         project_dir=options.out if trackers else None,
     )
+
+
+def launch_device(name: str) -> torch.device:
+    """The device this process trains on, from ``--device``.
+
+    ``auto`` and ``cuda`` leave the choice of GPU to the launch (each process of ``accelerate
+    launch`` takes its local one); ``cuda:N`` pins a one-process run to GPU N.
+
+    Raises:
+        ConfigError: unknown or unavailable device.
+        TrainingError: ``cuda:N`` under a launch of several processes.
+    """
+    device = resolve_device(name)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if device.type == "cuda" and ":" in str(name):
+        if world > 1:
+            raise TrainingError(
+                f"--device {name!r} pins one GPU but the launch runs {world} processes: use "
+                "--device auto (each process takes its local GPU)"
+            )
+        torch.cuda.set_device(device)
+    return device
 
 
 def _is_sharded(accelerator: Any) -> bool:
@@ -235,378 +245,3 @@ def _export_final(
     for name in names:
         os.replace(tmp / name, out / name)
     tmp.rmdir()
-
-
-def train(options: TrainOptions, *, on_step: StepCallback | None = None) -> TrainingReport:
-    """Continue training ``options.model`` (optionally distilling ``options.teacher``).
-
-    Args:
-        options: the run's options (validated here).
-        on_step: called on every process after each optimizer step with ``(step, metrics)``.
-
-    Returns:
-        A :class:`TrainingReport`; OUT holds the final plain HF checkpoint, ``metrics.jsonl``,
-        the last checkpoint(s) and, when MODEL had one, the manifest with a ``training`` record.
-
-    Raises:
-        TrainingError: bad options, incompatible teacher, bad resume directory, NaN/Inf loss.
-        DataError: empty data, data shorter than one block, evaluation text in the training data.
-        OutputExistsError: OUT holds something else (see :func:`_prepare_out`).
-        ModelSourceError: MODEL or teacher cannot be resolved.
-    """
-    options.validate()
-    if is_quiet():
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # "Loading weights" / "Writing model shards" bars
-    model_dir = resolve_checkpoint_dir(options.model)
-    teacher_dir = resolve_checkpoint_dir(options.teacher) if options.teacher else None
-    out, resume_ckpt = _prepare_out(options, model_dir)
-
-    tokenizer = load_tokenizer(model_dir, trust_remote_code=options.trust_remote_code)
-    if teacher_dir is not None:
-        check_teacher_compatible(
-            model_dir, teacher_dir, tokenizer, trust_remote_code=options.trust_remote_code
-        )
-    if options.eval_data is not None:
-        overlap = source_files([options.eval_data]) & source_files(options.data)
-        if overlap:
-            raise DataError(
-                f"evaluation text {sorted(overlap)[0]!r} is also in the training data: "
-                "evaluate on held-out text"
-            )
-
-    accelerator = _make_accelerator(options)
-    world = accelerator.num_processes
-    blocks_per_step = options.batch_size * options.grad_accum * world
-    tokens_per_step = blocks_per_step * options.seq_len
-    max_blocks = None
-    if options.max_steps is not None:
-        max_blocks = options.max_steps * blocks_per_step
-    elif options.max_tokens is not None:
-        max_blocks = math.ceil(options.max_tokens / tokens_per_step) * blocks_per_step
-    data: PackedData = load_packed(
-        options.data,
-        tokenizer,
-        options.seq_len,
-        text_column=options.text_column,
-        max_blocks=max_blocks,
-    )
-    if options.max_steps is not None:
-        total_steps = options.max_steps
-    elif options.max_tokens is not None:
-        total_steps = math.ceil(options.max_tokens / tokens_per_step)
-    else:
-        total_steps = max(1, data.n_blocks // blocks_per_step)
-    eval_blocks = None
-    if options.eval_data is not None:
-        eval_blocks = load_packed(
-            [options.eval_data],
-            tokenizer,
-            options.seq_len,
-            text_column=options.text_column,
-            max_blocks=options.eval_blocks,
-            what="evaluation data",
-        ).blocks[: options.eval_blocks]
-
-    torch.manual_seed(options.seed)
-    student = load_causal_lm(model_dir, trust_remote_code=options.trust_remote_code)
-    student.config.use_cache = False
-    model = set_trainable(
-        student, options.trainable, lora_r=options.lora_r, lora_alpha=options.lora_alpha
-    )
-    if options.gradient_checkpointing:
-        kwargs = {"use_reentrant": False}
-        if hasattr(student, "activation_checkpointing_enable"):  # transformers >= 5.24
-            student.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-        else:
-            student.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-        if options.trainable != "all":
-            student.enable_input_require_grads()
-    teacher = None
-    if teacher_dir is not None:
-        teacher = load_causal_lm(teacher_dir, trust_remote_code=options.trust_remote_code)
-        teacher.eval()
-    params = [p for p in model.parameters() if p.requires_grad]
-    n_trainable = sum(p.numel() for p in params)
-    memory = estimate_memory(model, teacher)
-    if accelerator.is_main_process and not is_quiet():
-        print(
-            f"gqa-retrofit train: {memory.describe()}; {n_trainable:,} trainable parameters; "
-            f"{total_steps} steps of {tokens_per_step:,} tokens on {world} process(es)",
-            file=sys.stderr,
-        )
-    optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
-    model.train()
-    model, optimizer = accelerator.prepare(model, optimizer)
-    if teacher is not None:
-        teacher = teacher.to(accelerator.device)
-    sharded = _is_sharded(accelerator)
-
-    metrics_path = out / METRICS
-    start_step, tokens_done, losses, evaluations = 0, 0, [], []
-    wall_before = 0.0
-    if resume_ckpt is not None:
-        state = load_checkpoint(
-            resume_ckpt, accelerator=accelerator, model=model, optimizer=optimizer, sharded=sharded
-        )
-        for key, now in (
-            ("data_fingerprint", data.fingerprint),
-            ("blocks_per_step", blocks_per_step),
-            ("seq_len", options.seq_len),
-            ("seed", options.seed),
-            ("trainable", options.trainable),
-        ):
-            if state.get(key) != now:
-                raise TrainingError(
-                    f"cannot resume from {str(resume_ckpt)!r}: {key} was {state.get(key)!r}, "
-                    f"now {now!r}; resume with the same data and batch settings"
-                )
-        start_step = int(state["step"])
-        tokens_done = int(state["tokens"])
-        losses = list(state.get("losses", []))
-        evaluations = list(state.get("evaluations", []))
-        wall_before = float(state.get("wall_seconds", 0.0))
-        if accelerator.is_main_process:
-            _truncate_metrics(metrics_path, start_step)
-    elif accelerator.is_main_process:
-        if out.exists() and options.overwrite:
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
-    run_info = {
-        "model": options.model,
-        "teacher": options.teacher,
-        "options": options.to_dict(),
-        "data_fingerprint": data.fingerprint,
-        "total_steps": total_steps,
-    }
-    if accelerator.is_main_process:
-        previous = read_marker(out) or {}
-        write_marker(
-            out,
-            {
-                **run_info,
-                "latest_checkpoint": previous.get("latest_checkpoint"),
-                "step": start_step,
-                "complete": False,
-            },
-        )
-    if trackers_on := bool(options.report_to) and accelerator.log_with:
-        accelerator.init_trackers(
-            "gqa-retrofit-train",
-            config={
-                k: v for k, v in options.to_dict().items() if isinstance(v, (int, float, str, bool))
-            },
-        )
-
-    def checkpoint_state(step: int, wall: float) -> dict[str, Any]:
-        return {
-            "step": step,
-            "tokens": tokens_done,
-            "losses": losses,
-            "evaluations": evaluations,
-            "wall_seconds": wall,
-            "data_fingerprint": data.fingerprint,
-            "blocks_per_step": blocks_per_step,
-            "seq_len": options.seq_len,
-            "seed": options.seed,
-            "trainable": options.trainable,
-            "total_steps": total_steps,
-            "data_position": step * blocks_per_step,
-        }
-
-    def save(step: int, wall: float) -> None:
-        ckpt = save_checkpoint(
-            out,
-            step,
-            accelerator=accelerator,
-            model=model,
-            optimizer=optimizer,
-            state=checkpoint_state(step, wall),
-            sharded=sharded,
-            keep=options.keep_checkpoints,
-        )
-        if accelerator.is_main_process:
-            write_marker(
-                out,
-                {
-                    **run_info,
-                    "latest_checkpoint": f"checkpoints/{ckpt.name}",
-                    "step": step,
-                    "complete": False,
-                },
-            )
-
-    device = accelerator.device
-    rank = accelerator.process_index
-    bar = progress(
-        total=total_steps,
-        initial=start_step,
-        desc="train",
-        unit="step",
-        disable=is_quiet() or not accelerator.is_main_process,
-    )
-    t_start = time.perf_counter()
-    tokens_at_start = tokens_done
-    for step in range(start_step + 1, total_steps + 1):
-        step_base = (step - 1) * blocks_per_step
-        sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, ce, kl, nonfinite
-        for micro in range(options.grad_accum):
-            slot = micro * world + rank
-            idx = block_indices(
-                data.n_blocks,
-                options.seed,
-                step_base + slot * options.batch_size,
-                options.batch_size,
-            )
-            ids = data.blocks[idx].to(device)
-            last = micro == options.grad_accum - 1
-            sync = nullcontext() if last or world == 1 else accelerator.no_sync(model)
-            with sync:
-                with accelerator.autocast():
-                    logits = model(input_ids=ids, use_cache=False).logits
-                    teacher_logits = None
-                    if teacher is not None:
-                        with torch.no_grad():
-                            teacher_logits = teacher(input_ids=ids, use_cache=False).logits
-                parts = training_loss(
-                    logits,
-                    ids,
-                    teacher_logits,
-                    distill_weight=options.distill_weight,
-                    temperature=options.temperature,
-                )
-                finite = bool(torch.isfinite(parts.loss.detach()))
-                # backward even on NaN: DDP processes must all join the gradient all-reduce;
-                # the step is refused below before the optimizer touches anything
-                accelerator.backward(parts.loss / options.grad_accum)
-            sums[0] += float(parts.loss.detach()) if finite else 0.0
-            sums[1] += float(parts.ce) if finite else 0.0
-            sums[2] += float(parts.kl) if parts.kl is not None and finite else 0.0
-            sums[3] += 0.0 if finite else 1.0
-            # free this micro-batch's logits now, not when the next forward overwrites them
-            del logits, teacher_logits, parts
-        sums = accelerator.reduce(sums, reduction="sum")
-        if float(sums[3]) > 0:
-            bar.close()
-            latest = (read_marker(out) or {}).get("latest_checkpoint")
-            where = (
-                f"last good checkpoint: {out / latest}" if latest else "no checkpoint was saved yet"
-            )
-            raise TrainingError(
-                f"loss became NaN/Inf at step {step} (lr {options.lr}): stopped before the "
-                f"optimizer step; {where}. Lower --lr or check the model and data"
-            )
-        denom = options.grad_accum * world
-        loss_value = float(sums[0]) / denom
-        mult = lr_multiplier(
-            step - 1,
-            total_steps,
-            schedule=options.schedule,
-            warmup=options.warmup,
-            decay_fraction=options.decay_fraction,
-            min_lr_ratio=options.min_lr_ratio,
-        )
-        for group in optimizer.param_groups:
-            group["lr"] = options.lr * mult
-        grad_norm = None
-        if options.max_grad_norm > 0:
-            norm = accelerator.clip_grad_norm_(
-                params if not sharded else model.parameters(), options.max_grad_norm
-            )
-            grad_norm = None if norm is None else float(norm)  # DeepSpeed clips internally
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        tokens_done += tokens_per_step
-        losses.append(loss_value)
-        elapsed = time.perf_counter() - t_start
-        record: dict[str, Any] = {
-            "step": step,
-            "loss": loss_value,
-            "ce": float(sums[1]) / denom,
-            "lr": options.lr * mult,
-            "grad_norm": grad_norm,
-            "tokens": tokens_done,
-            "tokens_per_second": (tokens_done - tokens_at_start) / max(elapsed, 1e-9),
-            "elapsed_seconds": wall_before + elapsed,
-        }
-        if teacher is not None:
-            record["kl"] = float(sums[2]) / denom
-        if (
-            eval_blocks is not None
-            and options.eval_every
-            and step % options.eval_every == 0
-            and step != total_steps
-        ):
-            result = _evaluate(model, eval_blocks, options.batch_size, device, accelerator)
-            evaluations.append({"step": step, **result})
-            record.update(result)
-        if accelerator.is_main_process:
-            _append_metrics(metrics_path, record)
-        if trackers_on:
-            accelerator.log({k: v for k, v in record.items() if v is not None}, step=step)
-        bar.set_postfix(
-            loss=f"{loss_value:.4f}", tok_s=f"{record['tokens_per_second']:.0f}", refresh=False
-        )
-        bar.update(1)
-        if on_step is not None:
-            on_step(step, record)
-        if options.save_every and step % options.save_every == 0 and step != total_steps:
-            save(step, wall_before + time.perf_counter() - t_start)
-    bar.close()
-
-    if eval_blocks is not None:
-        result = _evaluate(model, eval_blocks, options.batch_size, device, accelerator)
-        evaluations.append({"step": total_steps, **result})
-        if accelerator.is_main_process:
-            _append_metrics(metrics_path, {"step": total_steps, **result})
-    wall = wall_before + time.perf_counter() - t_start
-    run_tokens = tokens_done - tokens_at_start
-    report = TrainingReport(
-        out=str(out),
-        model=options.model,
-        teacher=options.teacher,
-        steps=total_steps,
-        tokens=tokens_done,
-        wall_seconds=wall,
-        tokens_per_second=run_tokens / max(time.perf_counter() - t_start, 1e-9),
-        first_loss=losses[0] if losses else None,
-        final_loss=losses[-1] if losses else None,
-        losses=losses,
-        evaluations=evaluations,
-        data_fingerprint=data.fingerprint,
-        data_sources=data.sources,
-        trainable=options.trainable,
-        trainable_parameters=n_trainable,
-        memory=memory.to_dict(),
-        resumed_from_step=start_step if resume_ckpt is not None else None,
-        num_processes=world,
-        options=options.to_dict(),
-    )
-    if start_step < total_steps or resume_ckpt is None:
-        save(total_steps, wall)
-    _export_final(
-        out,
-        accelerator=accelerator,
-        model=model,
-        tokenizer=tokenizer,
-        model_dir=model_dir,
-        trainable=options.trainable,
-        report=report,
-    )
-    if accelerator.is_main_process:
-        write_marker(
-            out,
-            {
-                **run_info,
-                "latest_checkpoint": f"checkpoints/step-{total_steps:06d}",
-                "step": total_steps,
-                "complete": True,
-                "report": report.record(),
-            },
-        )
-    if trackers_on:
-        accelerator.end_training()
-    accelerator.wait_for_everyone()
-    return report

@@ -29,13 +29,15 @@ def _register_custom_types() -> None:
         register()
 
 
-def load_causal_lm(path: Path, *, trust_remote_code: bool = False) -> Any:
-    """Load a causal LM in fp32 with gradients off everywhere (callers enable what trains)."""
+def load_causal_lm(
+    path: Path, *, dtype: torch.dtype = torch.float32, trust_remote_code: bool = False
+) -> Any:
+    """Load a causal LM in ``dtype`` with gradients off everywhere (callers enable what trains)."""
     from transformers import AutoModelForCausalLM
 
     _register_custom_types()
     model = AutoModelForCausalLM.from_pretrained(
-        str(path), dtype=torch.float32, trust_remote_code=trust_remote_code
+        str(path), dtype=dtype, trust_remote_code=trust_remote_code
     )
     model.requires_grad_(False)
     return model

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .._options import options_from_mapping, read_config_file
-from ..errors import TrainingError
+from ..errors import ConfigError, TrainingError
 
 SCHEDULES = ("wsd", "cosine")
 TRAINABLE = ("attention", "all", "lora")
@@ -107,6 +107,20 @@ class TrainOptions:
         "no", "autocast precision (where the device supports it)", choices=MIXED_PRECISION
     )
     gradient_checkpointing: bool = _opt(False, "recompute activations in backward (less memory)")
+    device: str = _opt(
+        "auto",
+        "where to train: auto (the accelerator when present), cpu, cuda, cuda:N, mps; under "
+        "accelerate launch each process takes its local device",
+    )
+    dtype: str = _opt(
+        "fp32",
+        "dtype of the student's weights, which the optimizer updates (fp32; bf16/fp16 train "
+        "in pure low precision, auto keeps the checkpoint's); --mixed-precision sets compute",
+    )
+    teacher_dtype: str = _opt(
+        "auto",
+        "dtype of the frozen teacher: auto (the teacher checkpoint's own), bf16, fp16 or fp32",
+    )
     report_to: list[str] = field(
         default_factory=list,
         metadata={
@@ -115,6 +129,17 @@ class TrainOptions:
         },
     )
     trust_remote_code: bool = _opt(False, "allow custom modeling code from the checkpoint")
+    dry_run: bool = _opt(
+        False,
+        "print the memory plan per device (from the configs alone: MODEL and --teacher may hold "
+        "just config.json) and what makes it fit, then exit without training",
+    )
+    plan_devices: int | None = _opt(
+        None, "--dry-run: number of devices to plan for (default: this machine's)", type=int
+    )
+    device_memory: str | None = _opt(
+        None, "--dry-run: memory per device, e.g. 80GiB (default: this machine's)"
+    )
 
     # ---------------------------------------------------------------- helpers
     @classmethod
@@ -139,9 +164,15 @@ class TrainOptions:
         """
         if not self.model:
             raise TrainingError("no MODEL given: pass a checkpoint directory or Hub id")
-        if not self.out:
+        if self.plan_devices is not None and (
+            not isinstance(self.plan_devices, int) or self.plan_devices <= 0
+        ):
+            raise TrainingError(
+                f"--plan-devices {self.plan_devices!r} is invalid: must be a positive integer"
+            )
+        if not self.out and not self.dry_run:
             raise TrainingError("no OUT given: pass the output directory")
-        if not self.data:
+        if not self.data and not self.dry_run:
             raise TrainingError("no training data given: pass --data PATH_OR_DATASET")
         for name in (
             "seq_len",
@@ -196,6 +227,21 @@ class TrainOptions:
                 raise TrainingError(
                     f"--{_flag(name)} {value!r} is invalid: choose one of " + ", ".join(choices)
                 )
+        from ..devices import dtype_name
+
+        for name in ("dtype", "teacher_dtype"):
+            value = getattr(self, name)
+            try:
+                dtype_name(value, allow_auto=True)
+            except ConfigError:
+                raise TrainingError(
+                    f"--{_flag(name)} {value!r} is invalid: choose auto, bf16, fp16 or fp32 "
+                    "(bfloat16, float16, float32 alike)"
+                ) from None
+        if not isinstance(self.device, str) or not self.device:
+            raise TrainingError(
+                f"--device {self.device!r} is invalid: choose auto, cpu, cuda, cuda:N or mps"
+            )
         for tracker in self.report_to:
             if tracker not in ("tensorboard", "trackio"):
                 raise TrainingError(
