@@ -191,6 +191,21 @@ def build_manifest(
     }
 
 
+def rebase_manifest(
+    manifest: dict[str, Any], old: str | os.PathLike[str], new: str | os.PathLike[str]
+) -> None:
+    """Make the relative source path of a manifest moved from directory ``old`` to ``new``
+    relative to ``new`` (a Hub id stays as it is)."""
+    source = manifest.get("source")
+    if not isinstance(source, dict):
+        return
+    name = source.get("name")
+    if not isinstance(name, str) or os.path.isabs(name) or is_hub_id(name):
+        return
+    if (Path(old) / name).exists():
+        source["name"] = source_label(str(Path(old) / name), new)
+
+
 def record_output_files(directory: str | os.PathLike[str], manifest: dict[str, Any]) -> None:
     """Record every file of ``directory`` in ``manifest["output"]``, with a streamed SHA-256.
 

@@ -51,6 +51,20 @@ def write_marker(out: Path, data: dict[str, Any]) -> None:
     write_json_atomic(out / MARKER, {"format": FORMAT, **data})
 
 
+def exported_use_cache(model_dir: Path) -> bool:
+    """``use_cache`` for the exported model: the source config's value (default True).
+
+    Training sets it to False on the live model; the published checkpoint must not keep that,
+    or ``generate`` would recompute the whole prefix for every new token.
+    """
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    value = config.get("use_cache", True) if isinstance(config, dict) else True
+    return value is not False
+
+
 def checkpoint_name(step: int) -> str:
     return f"step-{step:06d}"
 
