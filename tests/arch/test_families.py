@@ -47,7 +47,7 @@ def test_sliding_rule_matches_transformers_cache_layout(model_type: str) -> None
     hf_config = AutoConfig.for_model(**raw)
     layer_types, kwargs = get_layer_types_and_kwargs(hf_config)
     expected = tuple(
-        k.get("sliding_window") if t == "sliding_attention" else None
+        k.get("sliding_window") if t in ("sliding_attention", "chunked_attention") else None
         for t, k in zip(layer_types, kwargs)
     )
     windows = read_config(raw).windows

@@ -32,7 +32,10 @@ def test_json_entry_has_design_contract_keys() -> None:
         "head_dim": 128,
         "kind": "gqa",
         "sliding_layers": 0,
+        "chunked_layers": 0,
         "sliding_window": None,
+        "full_attention_layers": 32,
+        "state_layers": 0,
     }
     assert entry["kv_cache_bytes_per_token"] == 131_072
     first, second = entry["per_context"]
@@ -136,7 +139,7 @@ def test_markdown_table() -> None:
     [
         ({"contexts": (0,)}, "context length must be a positive integer, got 0"),
         ({"dtype": "fp64"}, "unknown dtype 'fp64'; valid: fp32, bf16"),
-        ({"kv_dtype": "q3"}, "unknown dtype 'q3'"),
+        ({"kv_dtype": "q3"}, "unknown KV dtype 'q3'; valid: fp32, bf16, fp16, fp8, fp8_e4m3"),
         ({"batch": 0}, "batch must be a positive integer"),
         ({"what_if": [(32, 5)]}, r"heads \(32\) must be a multiple of kv_heads \(5\)"),
         ({"what_if": [(0, 1)]}, "heads must be a positive integer, got 0"),

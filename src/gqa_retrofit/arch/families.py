@@ -11,6 +11,27 @@ from dataclasses import replace
 
 from .spec import FamilySpec, MoESpec
 
+_DEEPSEEK_V3 = FamilySpec(
+    "deepseek_v3",
+    decoupled="none",
+    mla=True,
+    moe=MoESpec(
+        ("n_routed_experts", "num_local_experts"),
+        expert_ffn_key="moe_intermediate_size",
+        shared_experts_key="n_shared_experts",
+        first_dense_key="first_k_dense_replace",
+        mlp_types_key="mlp_layer_types",
+    ),
+    architectures=("DeepseekV3ForCausalLM",),
+    notes="MLA: the cache holds kv_lora_rank + qk_rope_head_dim values per token and layer",
+)
+_QWEN_MOE = MoESpec(
+    ("num_experts", "num_local_experts"),
+    expert_ffn_key="moe_intermediate_size",
+    sparse_step_key="decoder_sparse_step",
+    dense_layers_key="mlp_only_layers",
+)
+
 FAMILIES: dict[str, FamilySpec] = {
     spec.model_type: spec
     for spec in [
@@ -53,12 +74,7 @@ FAMILIES: dict[str, FamilySpec] = {
             qk_norm=True,
             sliding="all",
             sliding_gate_key="use_sliding_window",
-            moe=MoESpec(
-                ("num_experts", "num_local_experts"),
-                expert_ffn_key="moe_intermediate_size",
-                sparse_step_key="decoder_sparse_step",
-                dense_layers_key="mlp_only_layers",
-            ),
+            moe=_QWEN_MOE,
             extra={"moe": True},
         ),
         FamilySpec("gemma", tie_default=True),
@@ -101,11 +117,13 @@ FAMILIES: dict[str, FamilySpec] = {
             o_bias_default=True,
             mlp_bias_default=True,
             sliding="all",
+            tie_default=True,
         ),
         FamilySpec("olmo2", qk_norm=True, qk_norm_per_layer=True),
         FamilySpec("granite"),
         FamilySpec("cohere", norm_has_bias=False, tie_default=True, norms_per_layer=1),
-        FamilySpec("smollm3"),
+        # NoPE layers (no_rope_layers) change neither parameters nor the cache
+        FamilySpec("smollm3", tie_default=True),
         # --- families without GQA / decoupled heads in transformers: custom types ---
         FamilySpec(
             "gpt2",
@@ -199,19 +217,125 @@ FAMILIES: dict[str, FamilySpec] = {
             notes="new_decoder_architecture caches all heads; multi_query caches one",
         ),
         # --- estimation only (no conversion support yet) ---
+        _DEEPSEEK_V3,
+        replace(
+            _DEEPSEEK_V3,
+            model_type="deepseek_v32",
+            mla_indexer=True,
+            architectures=("DeepseekV32ForCausalLM",),
+            notes="MLA + DeepSeek sparse attention: the cache also holds one index_head_dim "
+            "indexer key per token and layer",
+        ),
+        replace(
+            _DEEPSEEK_V3,
+            model_type="glm_moe_dsa",
+            mla_indexer=True,
+            architectures=("GlmMoeDsaForCausalLM",),
+            notes="GLM-5: MLA + DeepSeek sparse attention (indexer key cached per token)",
+        ),
         FamilySpec(
-            "deepseek_v3",
+            "gpt_oss",
             decoupled="none",
-            mla=True,
+            qkv_bias_default=True,
+            o_bias_default=True,
+            sliding="pattern",
+            sliding_pattern=2,
+            attention_sinks=True,
+            moe=MoESpec(("num_local_experts",), router_bias=True, expert_bias=True),
+            architectures=("GptOssForCausalLM",),
+            config_defaults={"head_dim": 64, "sliding_window": 128},
+            notes="alternating sliding (128) / full layers, attention sinks, biased MoE",
+        ),
+        FamilySpec(
+            "minimax_m2",
+            decoupled="none",
+            qk_norm=True,
+            qk_norm_per_layer=True,
+            moe=MoESpec(("num_local_experts",)),
+            architectures=("MiniMaxM2ForCausalLM",),
+            config_defaults={"head_dim": 128},
+        ),
+        FamilySpec(
+            "llama4_text",
+            decoupled="none",
+            intermediate_keys=("intermediate_size_mlp",),
+            sliding="no_rope_chunked",
             moe=MoESpec(
-                ("n_routed_experts", "num_local_experts"),
-                expert_ffn_key="moe_intermediate_size",
-                shared_experts_key="n_shared_experts",
-                first_dense_key="first_k_dense_replace",
+                ("num_local_experts",),
+                expert_ffn_key="intermediate_size",
+                sparse_step_key="interleave_moe_layer_step",
+                moe_layers_key="moe_layers",
+                shared_ffn_key="intermediate_size",
             ),
-            notes="MLA: the cache holds kv_lora_rank + qk_rope_head_dim values per token and layer",
+            architectures=("Llama4ForCausalLM",),
+            config_defaults={
+                "head_dim": 128,
+                "intermediate_size": 8192,
+                "intermediate_size_mlp": 16384,
+                "attention_chunk_size": 8192,
+            },
+            notes="RoPE layers use chunked attention (attention_chunk_size), NoPE layers full",
+        ),
+        FamilySpec("qwen3_vl_text", qk_norm=True, decoupled="none", tie_default=True),
+        FamilySpec(
+            "qwen3_vl_moe_text",
+            qk_norm=True,
+            decoupled="none",
+            tie_default=True,
+            moe=_QWEN_MOE,
+        ),
+        FamilySpec(
+            "qwen3_next",
+            decoupled="none",
+            plan="gated_deltanet",
+            architectures=("Qwen3NextForCausalLM",),
+            config_defaults={"head_dim": 256},
+            notes="gated DeltaNet layers hold a fixed-size state (conv window + float32 "
+            "recurrent state); only full-attention layers grow with context",
+        ),
+        FamilySpec(
+            "qwen3_5_text",
+            decoupled="none",
+            plan="gated_deltanet",
+            architectures=("Qwen3_5ForCausalLM",),
+            config_defaults={"head_dim": 256},
+            notes="gated DeltaNet hybrid (as qwen3_next), dense MLP",
+        ),
+        FamilySpec(
+            "qwen3_5_moe_text",
+            decoupled="none",
+            plan="gated_deltanet",
+            architectures=("Qwen3_5MoeForCausalLM",),
+            config_defaults={"head_dim": 256},
+            notes="gated DeltaNet hybrid (as qwen3_next), MoE MLP",
+        ),
+        FamilySpec(
+            "nemotron_h",
+            decoupled="none",
+            gated_mlp=False,
+            plan="nemotron_h",
+            architectures=("NemotronHForCausalLM",),
+            config_defaults={"head_dim": 128},
+            notes="Mamba2 layers hold a fixed-size state (conv window + float32 SSM state)",
+        ),
+        FamilySpec(
+            "mimo_v2_flash",
+            decoupled="none",
+            plan="mimo_v2_flash",
+            architectures=("MiMoV2FlashForCausalLM",),
+            config_defaults={"head_dim": 192, "v_head_dim": 128, "sliding_window": 129},
+            notes="sliding layers have twice the KV heads of full layers, plus sinks",
         ),
     ]
+}
+
+# Hub model types transformers cannot build but maps to a supported type itself
+# (transformers' Kimi-K2.5 config reads a "kimi_k2" text config as deepseek_v3).
+TYPE_ALIASES: dict[str, str] = {"kimi_k2": "deepseek_v3"}
+
+# HF class name in ``architectures`` -> model type, for model types without an entry.
+ARCHITECTURE_TYPES: dict[str, str] = {
+    name: spec.model_type for spec in FAMILIES.values() for name in spec.architectures
 }
 
 # The custom decoupled-head types of gqa_retrofit.patching keep their base family's tensor

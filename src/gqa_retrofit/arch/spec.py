@@ -34,8 +34,11 @@ DecoupledSupport = Literal["native", "fallback", "custom", "none"]
 # - "all":               every layer, when ``sliding_window`` is set (mistral, mixtral, phi3)
 # - "max_window_layers": layers ``i >= max_window_layers`` (qwen2, qwen3)
 # - "pattern":           all but every ``sliding_window_pattern``-th layer (gemma2: 2, gemma3: 6)
+# - "no_rope_chunked":   llama4: layers with RoPE (``no_rope_layers[i] == 1``, default every
+#                        layer but each ``no_rope_layer_interval``-th) use chunked attention
+#                        of ``attention_chunk_size`` tokens
 # ``sliding_gate_key`` (e.g. ``use_sliding_window``) must be true for any window to apply.
-SlidingRule = Literal["none", "all", "max_window_layers", "pattern"]
+SlidingRule = Literal["none", "all", "max_window_layers", "pattern", "no_rope_chunked"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,11 @@ class MoESpec:
     first_dense_key: str | None = None  # the first k layers are dense (DeepSeek)
     sparse_step_key: str | None = None  # every step-th layer is MoE (Qwen-MoE)
     dense_layers_key: str | None = None  # explicit list of dense layer indices (Qwen-MoE)
+    moe_layers_key: str | None = None  # explicit list of MoE layer indices (llama4)
+    mlp_types_key: str | None = None  # per-layer "dense"/"sparse" list (DeepSeek-V3.2, GLM-5)
+    shared_ffn_key: str | None = None  # FFN size of the (single) shared expert, if any
+    router_bias: bool = False  # the router Linear has a bias (gpt-oss)
+    expert_bias: bool = False  # expert projections have biases (gpt-oss)
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,18 @@ class FamilySpec:
     sliding_gate_key: str | None = None
     moe: MoESpec | None = None
     mla: bool = False  # multi-head latent attention (DeepSeek-V2/V3)
+    mla_indexer: bool = False  # DeepSeek sparse attention: a cached indexer key per token
+    attention_sinks: bool = False  # one learned sink logit per head and layer (gpt-oss)
+    qk_norm_key: str | None = None  # config flag that turns the q/k norms on (MiniMax-M2)
+    # a reader in gqa_retrofit.cost.hybrid that builds a per-layer plan (hybrid layers,
+    # per-layer head geometries); None: every layer has the same geometry
+    plan: str | None = None
+    # HF class names in ``architectures`` that mean this family (a config whose model_type
+    # transformers cannot build is read as the family its architectures name)
+    architectures: tuple[str, ...] = ()
+    # values transformers' config class uses when config.json omits the key (checked against
+    # the config classes in tests/cost/test_family_defaults.py)
+    config_defaults: dict[str, object] = field(default_factory=dict)
     notes: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from typing import Any
 
 from ..errors import ConfigError
@@ -41,8 +42,25 @@ def register(subparsers: Any) -> None:
         default="bf16",
         help="weight dtype: fp32, bf16, fp16, fp8, int8, int4 (default bf16)",
     )
-    parser.add_argument("--kv-dtype", default=None, help="KV-cache dtype (default: --dtype)")
+    parser.add_argument(
+        "--kv-dtype",
+        default=None,
+        help="KV-cache dtype: fp32, bf16, fp16, fp8 (= fp8_e4m3), fp8_e4m3, fp8_e5m2, int8, "
+        "int4; int8/int4 count one fp16 scale per 32 values (8.5/4.5 bits) (default: --dtype)",
+    )
     parser.add_argument("--batch", default="1", help="sequences decoded together (default 1)")
+    parser.add_argument(
+        "--tp",
+        default="1",
+        help="tensor parallel degree of the serving engine: per-device cache bytes with vLLM's "
+        "rule (KV heads replicated tp / n_kv times when tp > n_kv) (default 1)",
+    )
+    parser.add_argument(
+        "--dcp",
+        default="1",
+        help="decode context parallel degree (vLLM -dcp; divides --tp, splits the cached "
+        "tokens across the KV replicas) (default 1)",
+    )
     parser.add_argument("--json", action="store_true", help='print {"models": [...]} as JSON')
     parser.add_argument(
         "--plot",
@@ -51,6 +69,21 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--revision", default=None, help="Hub revision for Hub ids")
     parser.set_defaults(func=run)
+
+
+def positive_int(text: str, flag: str) -> int:
+    """Parse a positive integer flag value.
+
+    Raises:
+        ConfigError: not a positive integer (the message names the flag).
+    """
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"invalid {flag} {text!r}: must be a positive integer")
+    return value
 
 
 def parse_what_if(text: str) -> tuple[int, int, int | None]:
@@ -95,19 +128,17 @@ def parse_contexts(values: list[str] | None) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     from ..cost.formulas import dtype_bits
     from ..cost.report import estimate, reports_to_markdown
+    from ..cost.serving import kv_dtype
     from ._util import print_json
 
     contexts = parse_contexts(args.context)
     what_if = [parse_what_if(text) for text in args.what_if]
     dtype_bits(args.dtype)
     if args.kv_dtype is not None:
-        dtype_bits(args.kv_dtype)
-    try:
-        batch = int(args.batch)
-    except ValueError:
-        batch = 0
-    if batch <= 0:
-        raise ConfigError(f"invalid --batch {args.batch!r}: must be a positive integer")
+        kv_dtype(args.kv_dtype)
+    batch = positive_int(args.batch, "--batch")
+    tp = positive_int(args.tp, "--tp")
+    dcp = positive_int(args.dcp, "--dcp")
     if args.plot:
         from ..cost.plot import check_plot_path
 
@@ -122,9 +153,15 @@ def run(args: argparse.Namespace) -> int:
             batch=batch,
             what_if=what_if,
             revision=args.revision,
+            tp=tp,
+            dcp=dcp,
         )
         for model in args.models
     ]
+    for report in reports:
+        warning = report.to_dict()["serving"].get("warning")
+        if warning:
+            print(f"warning: {report.short_name}: {warning}", file=sys.stderr)
     if args.plot:
         from ..cost.plot import plot_reports
 

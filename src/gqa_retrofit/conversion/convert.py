@@ -34,6 +34,7 @@ import torch
 from .._fs import atomic_output_dir, check_replaceable_output
 from .._progress import progress
 from ..arch import get_family
+from ..arch.canonical import AttentionWeights
 from ..arch.layout import (
     attention_geometry,
     attention_prefix,
@@ -42,14 +43,13 @@ from ..arch.layout import (
     split_attention,
 )
 from ..arch.spec import FamilySpec
+from ..data import DataOptions, resolve_sources
 from ..errors import ConfigError, ConversionError, DataError, UnsupportedFamilyError
-from ..hub.resolve import CHECKPOINT_SIDE_FILES, resolve_checkpoint_dir
 from ..patching import patch_config
 from ..patching.custom_types import CUSTOM_TYPES, custom_classes
-from .canonical import AttentionWeights
+from ..sources import CHECKPOINT_SIDE_FILES, resolve_checkpoint_dir
 from .manifest import (
     build_manifest,
-    calibration_fingerprint,
     check_hub_id,
     embedded_origin,
     hub_origin,
@@ -239,19 +239,18 @@ def _save_config(config: Any, directory: Path) -> None:
     config.save_pretrained(directory)
 
 
-def _calibration_paths(calibration: Any) -> list[Path]:
+def _calibration_specs(calibration: Any) -> list[str]:
+    """The calibration sources (checked now, before any work), or the embedded training novels."""
     if calibration is None:
         from ..assets import default_corpus  # type: ignore[import-not-found,unused-ignore]
 
-        return [Path(p) for p in default_corpus().train]
+        return [str(p) for p in default_corpus().train]
     items = [calibration] if isinstance(calibration, (str, os.PathLike)) else list(calibration)
-    paths = [Path(p) for p in items]
-    for path in paths:
-        if not path.is_file():
-            raise DataError(f"calibration text {str(path)!r} does not exist (give text files)")
-    if not paths:
-        raise DataError("calibration was given as an empty list of text files")
-    return paths
+    if not items:
+        raise DataError("calibration was given as an empty list: give files, globs or datasets")
+    specs = [os.fspath(p) for p in items]
+    resolve_sources(specs)
+    return specs
 
 
 @contextlib.contextmanager
@@ -339,13 +338,15 @@ class _Job:
     new_config: Any
     target: HeadTarget
     pooling: PoolingMethod
-    text_paths: list[Path]
+    text_paths: list[str]
     calibration_tokens: int
     dtype: str
     out_dtype: torch.dtype | None
     max_shard_size: int | str
     revision: str | None
     base_model: str | None
+    data_options: DataOptions | None
+    token: str | bool | None = field(default=None, repr=False)  # never recorded
 
     @property
     def heads_after(self) -> int:
@@ -367,6 +368,7 @@ def convert_checkpoint(
     revision: str | None = None,
     token: str | bool | None = None,
     base_model: str | None = None,
+    data_options: DataOptions | None = None,
 ) -> ConversionReport:
     """Rewrite ``src`` with ``kv_heads`` KV heads (and ``heads`` query heads) into ``out``.
 
@@ -380,8 +382,10 @@ def convert_checkpoint(
         method: pooling method name (see ``gqa_retrofit.conversion.pooling.pooling_methods``);
             default :data:`DEFAULT_METHOD`, or :data:`DEFAULT_CALIBRATED_METHOD` when
             ``calibration`` is given.
-        calibration: text file(s) for data-aware methods; default: the embedded corpus' training
-            split when the method needs calibration.
+        calibration: calibration data for data-aware methods: files (.txt/.md, .jsonl/.json,
+            .parquet), directories, globs, dataset repositories or Hub dataset ids, sampled
+            across all of them (:mod:`gqa_retrofit.data`); default: the embedded corpus'
+            training split when the method needs calibration.
         calibration_tokens: calibration token budget for data-aware methods.
         dtype: ``keep``, ``bf16``, ``fp16`` or ``fp32`` for the floating-point tensors written.
         max_shard_size: largest output shard (``"5GB"``, ``"500MB"`` or bytes).
@@ -391,6 +395,8 @@ def convert_checkpoint(
         base_model: the Hub id of the model ``src`` is a copy of, recorded in the manifest (and
             the card's ``base_model``). Default: ``src`` itself when it is a Hub id, the repo of
             a Hub cache snapshot, or the declared origin of the embedded model.
+        data_options: text column, dataset config/split/revision and seed of the calibration
+            data.
 
     Returns:
         A :class:`ConversionReport` (the manifest is also written to ``out/gqa_retrofit.json``).
@@ -420,6 +426,7 @@ def convert_checkpoint(
         revision=revision,
         token=token,
         base_model=base_model,
+        data_options=data_options,
     )
     timings: dict[str, float] = {}
     with (
@@ -455,7 +462,8 @@ def convert_checkpoint(
                     shutil.copyfile(job.src_dir / name, tmp / name)
             timings["attention_seconds"] = converter.seconds
             timings["total_seconds"] = time.perf_counter() - started
-            manifest = _conversion_manifest(job, reader, converter.records, timings, Path(out))
+            manifest = _conversion_manifest(job, reader, session, converter.records, timings)
+            manifest["source"]["name"] = source_label(job.src_name, out)
             record_output_files(tmp, manifest)
             write_manifest(tmp, manifest)
     return ConversionReport(
@@ -490,6 +498,7 @@ def _validate(
     revision: str | None,
     token: str | bool | None,
     base_model: str | None,
+    data_options: DataOptions | None,
 ) -> _Job:
     """Every check that needs no tensor data, in the order a user fixes them."""
     out_dtype = _resolve_dtype(dtype)
@@ -540,7 +549,7 @@ def _validate(
         )
     if calibration_tokens <= 0:
         raise ConfigError(f"calibration_tokens={calibration_tokens} must be positive")
-    text_paths = _calibration_paths(calibration) if pooling.needs_calibration else []
+    text_paths = _calibration_specs(calibration) if pooling.needs_calibration else []
 
     new_config = patch_config(
         config, heads=new_heads if heads is not None else None, kv_heads=int(kv_heads)
@@ -563,6 +572,8 @@ def _validate(
         max_shard_size=max_shard_size,
         revision=revision,
         base_model=base_model or hub_origin(src_str, src_dir),
+        data_options=data_options,
+        token=token,
     )
 
 
@@ -577,9 +588,11 @@ def _calibration_session(job: _Job) -> Any | None:
     return CalibrationSession(
         job.src_dir,
         job.config,
-        [str(p) for p in job.text_paths],
+        job.text_paths,
         tokens=job.calibration_tokens,
         dtype=torch.float32,
+        data_options=job.data_options,
+        data_token=job.token,
     )
 
 
@@ -599,13 +612,13 @@ def _disk_errors(directory: Path) -> Iterator[None]:
 def _conversion_manifest(
     job: _Job,
     reader: CheckpointReader,
+    session: Any | None,
     records: list[dict[str, Any]],
     timings: dict[str, float],
-    out: Path,
 ) -> dict[str, Any]:
     """The manifest of ``job`` (the output files are recorded by :func:`record_output_files`)."""
     source = {
-        "name": source_label(job.src_name, out),
+        "name": job.src_name,  # made relative to the output by the caller
         "base_model": job.base_model,
         "revision": hub_revision(job.src_dir) or job.revision,
         "fingerprint": source_fingerprint(job.src_dir, reader.shard_files),
@@ -639,8 +652,8 @@ def _conversion_manifest(
         dtype=job.dtype,
         model_type=str(job.new_config.model_type),
         calibration=(
-            calibration_fingerprint(job.text_paths, job.calibration_tokens)
-            if job.pooling.needs_calibration
+            {**session.data_record.to_dict(), "requested_tokens": job.calibration_tokens}
+            if session is not None
             else None
         ),
         timings=timings,

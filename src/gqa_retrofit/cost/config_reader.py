@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ..arch import FAMILIES, FamilySpec, supported_families
+from ..arch.families import ARCHITECTURE_TYPES, TYPE_ALIASES
 from ..errors import ConfigError, UnsupportedFamilyError
+
+if TYPE_CHECKING:
+    from .layer_plan import LayerPlan
 
 # Generic spec used for model types without a family entry (checked by meta instantiation).
 GENERIC_FAMILY = FamilySpec("generic")
@@ -31,6 +35,8 @@ class MLAShape:
     qk_nope_head_dim: int
     qk_rope_head_dim: int
     v_head_dim: int
+    index_heads: int = 0  # DeepSeek sparse attention's indexer (0: none)
+    index_head_dim: int = 0  # cached per token and layer next to the latent
 
     @property
     def qk_head_dim(self) -> int:
@@ -46,6 +52,8 @@ class MoEShape:
     expert_ffn: int  # FFN size of one routed expert
     shared_ffn: int  # total FFN size of the shared expert(s), 0 if none
     moe_layers: tuple[bool, ...]
+    router_bias: bool = False
+    expert_bias: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,10 @@ class ModelShape:
     moe: MoEShape | None = None
     mla: MLAShape | None = None
     text_config: bool = False  # read from the text sub-config of a multimodal config
+    attention_sinks: bool = False
+    chunked_layers: tuple[bool, ...] = ()  # layer i uses chunked attention (window = chunk)
+    plan: LayerPlan | None = field(default=None, compare=False)  # per-layer plan (hybrids)
+    notes: tuple[str, ...] = ()  # how the config was read (shown in reports)
 
     @property
     def cache_heads(self) -> int:
@@ -111,6 +123,11 @@ class ModelShape:
         """
         head_dim = self.head_dim if head_dim is None else head_dim
         check_geometry(heads, kv_heads, head_dim, what="what-if")
+        if self.plan is not None:
+            raise ConfigError(
+                f"what-if head geometries are not defined for {self.model_type} (its layers "
+                "differ); use a model whose layers share one attention geometry"
+            )
         if self.mla is not None:
             raise ConfigError(
                 f"what-if head geometries are not defined for MLA models ({self.model_type}); "
@@ -137,6 +154,22 @@ def check_geometry(heads: int, kv_heads: int, head_dim: int, *, what: str = "con
         )
 
 
+# Sane upper bounds: beyond them a config is hostile or corrupt, and the estimator refuses it
+# (naming the field) instead of looping over millions of layers or overflowing memory.
+LIMITS: dict[str, int] = {
+    "number of layers": 4096,
+    "number of attention heads": 16384,
+    "number of KV heads": 16384,
+    "hidden size": 1 << 20,
+    "head_dim": 1 << 16,
+    "vocabulary size": 1 << 24,
+    "FFN (intermediate) size": 1 << 24,
+    "expert FFN size": 1 << 24,
+    "number of experts": 1 << 16,
+}
+DEFAULT_LIMIT = 1 << 24
+
+
 def _value(config: Mapping[str, Any], keys: Sequence[str]) -> Any:
     for key in keys:
         if config.get(key) is not None:
@@ -151,12 +184,27 @@ def _int(config: Mapping[str, Any], keys: Sequence[str], *, field: str, minimum:
             f"config of model type {config.get('model_type')!r} has no {field} "
             f"(expected one of: {', '.join(keys)})"
         )
+    key = next((k for k in keys if config.get(k) is not None), field)
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        key = next(k for k in keys if config.get(k) is not None)
         raise ConfigError(
             f"config field {key!r} ({field}) must be an integer >= {minimum}, got {value!r}"
         )
+    limit = LIMITS.get(field, DEFAULT_LIMIT)
+    if value > limit:
+        raise ConfigError(
+            f"config field {key!r} ({field}) is {value:,}, past the sane limit of {limit:,}; "
+            "is this config corrupt?"
+        )
     return value
+
+
+def config_int(config: Mapping[str, Any], key: str, *, field: str, minimum: int = 1) -> int:
+    """One integer field, validated like every other (public for the family readers).
+
+    Raises:
+        ConfigError: missing, not an integer, below ``minimum`` or past the sane limit.
+    """
+    return _int(config, [key], field=field, minimum=minimum)
 
 
 def _flag(config: Mapping[str, Any], key: str | None, default: bool) -> bool:
@@ -165,56 +213,112 @@ def _flag(config: Mapping[str, Any], key: str | None, default: bool) -> bool:
     return bool(config[key])
 
 
+def layer_types(config: Mapping[str, Any], layers: int) -> list[str] | None:
+    """The config's ``layer_types`` list, or None when it has none.
+
+    Raises:
+        ConfigError: ``layer_types`` is not a list of strings with one entry per layer.
+    """
+    types = config.get("layer_types")
+    if types is None:
+        return None
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        raise ConfigError("config field 'layer_types' must be a list of strings")
+    if len(types) != layers:
+        raise ConfigError(
+            f"config field 'layer_types' has {len(types)} entries for {layers} layers"
+        )
+    return types
+
+
 def _layer_windows(
     config: Mapping[str, Any], spec: FamilySpec, layers: int
-) -> tuple[int | None, ...]:
-    """Per-layer sliding windows, following the family's rule (see ``SlidingRule``)."""
+) -> tuple[tuple[int | None, ...], tuple[bool, ...]]:
+    """Per-layer attention windows and which of them are chunks (see ``SlidingRule``)."""
+    types = layer_types(config, layers)
+    chunk = config.get("attention_chunk_size")
+    chunk = chunk if isinstance(chunk, int) and not isinstance(chunk, bool) and chunk > 0 else None
+    if spec.sliding == "no_rope_chunked" and chunk is not None:
+        if types is None:
+            interval = config.get("no_rope_layer_interval") or 4
+            no_rope = config.get("no_rope_layers") or [
+                int((i + 1) % interval != 0) for i in range(layers)
+            ]
+            types = ["chunked_attention" if r else "full_attention" for r in no_rope]
+        chunked = tuple(t == "chunked_attention" for t in types)
+        return tuple(chunk if c else None for c in chunked), chunked
     window = config.get("sliding_window")
     if spec.sliding_gate_key is not None and not config.get(spec.sliding_gate_key, False):
         window = None
     if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
-        return (None,) * layers
-    layer_types = config.get("layer_types")
-    if isinstance(layer_types, list) and len(layer_types) == layers:
-        return tuple(window if t == "sliding_attention" else None for t in layer_types)
+        return (None,) * layers, ()
+    if types is not None:
+        return tuple(window if t == "sliding_attention" else None for t in types), ()
     if spec.sliding == "all":
-        return (window,) * layers
+        return (window,) * layers, ()
     if spec.sliding == "max_window_layers":
         first = config.get("max_window_layers", 28)
-        return tuple(window if i >= first else None for i in range(layers))
+        return tuple(window if i >= first else None for i in range(layers)), ()
     if spec.sliding == "pattern":
         period = config.get("sliding_window_pattern") or spec.sliding_pattern
-        return tuple(window if (i + 1) % period else None for i in range(layers))
-    return (None,) * layers
+        return tuple(window if (i + 1) % period else None for i in range(layers)), ()
+    return (None,) * layers, ()
 
 
 def _moe_shape(config: Mapping[str, Any], spec: FamilySpec, layers: int) -> MoEShape | None:
     keys = spec.moe
     if keys is None:
         return None
-    experts = _value(config, keys.experts_keys)
-    if not experts:
+    if not _value(config, keys.experts_keys):
         return None
+    experts = _int(config, keys.experts_keys, field="number of experts")
     top_k = _int(config, [keys.top_k_key], field="experts per token")
     expert_ffn = _int(config, [keys.expert_ffn_key], field="expert FFN size")
     shared = int(config.get(keys.shared_experts_key) or 0) if keys.shared_experts_key else 0
+    shared_ffn = shared * expert_ffn
+    if keys.shared_ffn_key and config.get(keys.shared_ffn_key):
+        shared_ffn = _int(config, [keys.shared_ffn_key], field="FFN (intermediate) size")
     first_dense = int(config.get(keys.first_dense_key) or 0) if keys.first_dense_key else 0
     step = int(config.get(keys.sparse_step_key) or 1) if keys.sparse_step_key else 1
     dense = set(config.get(keys.dense_layers_key) or []) if keys.dense_layers_key else set()
     moe_layers = tuple(
         i >= first_dense and (i + 1) % step == 0 and i not in dense for i in range(layers)
     )
-    return MoEShape(int(experts), top_k, expert_ffn, shared * expert_ffn, moe_layers)
+    explicit = config.get(keys.moe_layers_key) if keys.moe_layers_key else None
+    if isinstance(explicit, list):
+        moe_layers = tuple(i in set(explicit) for i in range(layers))
+    types = config.get(keys.mlp_types_key) if keys.mlp_types_key else None
+    if isinstance(types, list):
+        if len(types) != layers:
+            raise ConfigError(
+                f"config field {keys.mlp_types_key!r} has {len(types)} entries for {layers} layers"
+            )
+        moe_layers = tuple(t == "sparse" for t in types)
+    return MoEShape(
+        experts,
+        top_k,
+        expert_ffn,
+        shared_ffn,
+        moe_layers,
+        router_bias=keys.router_bias,
+        expert_bias=keys.expert_bias,
+    )
 
 
-def _mla_shape(config: Mapping[str, Any]) -> MLAShape:
+def _mla_shape(config: Mapping[str, Any], spec: FamilySpec) -> MLAShape:
     q_rank = config.get("q_lora_rank")
+    index_heads = index_dim = 0
+    if spec.mla_indexer:
+        index_heads = _int(config, ["index_n_heads"], field="number of attention heads")
+        index_dim = _int(config, ["index_head_dim"], field="head_dim")
     return MLAShape(
-        q_lora_rank=int(q_rank) if q_rank else None,
+        q_lora_rank=_int(config, ["q_lora_rank"], field="q_lora_rank") if q_rank else None,
         kv_lora_rank=_int(config, ["kv_lora_rank"], field="kv_lora_rank"),
         qk_nope_head_dim=_int(config, ["qk_nope_head_dim"], field="qk_nope_head_dim"),
         qk_rope_head_dim=_int(config, ["qk_rope_head_dim"], field="qk_rope_head_dim"),
         v_head_dim=_int(config, ["v_head_dim"], field="v_head_dim"),
+        index_heads=index_heads,
+        index_head_dim=index_dim,
     )
 
 
@@ -263,14 +367,19 @@ def read_config(config: Mapping[str, Any], *, family: FamilySpec | None = None) 
             merged["tie_word_embeddings"] = config["tie_word_embeddings"]
         merged.setdefault("model_type", f"{model_type}_text")
         return dataclasses.replace(read_config(merged), text_config=True)
+    notes: list[str] = []
     if family is None:
-        family = FAMILIES.get(model_type)
-        if family is None:
-            raise UnsupportedFamilyError(
-                f"model type {model_type!r} is not supported; supported: "
-                + ", ".join(supported_families())
-            )
+        family, note = resolve_family(config)
+        if note:
+            notes.append(note)
     spec = family
+    # keys config.json omits take the value transformers' config class would use
+    config = {**spec.config_defaults, **config}
+    if spec.plan is not None:
+        from .hybrid import read_plan_config
+
+        shape = read_plan_config(config, spec)
+        return dataclasses.replace(shape, notes=(*notes, *shape.notes))
 
     layers = _int(config, spec.layers_keys, field="number of layers")
     hidden = _int(config, spec.hidden_keys, field="hidden size")
@@ -295,7 +404,7 @@ def read_config(config: Mapping[str, Any], *, family: FamilySpec | None = None) 
         ffn = _int(config, spec.intermediate_keys, field="FFN (intermediate) size")
 
     qk_norm = "none"
-    if spec.qk_norm:
+    if spec.qk_norm and _flag(config, spec.qk_norm_key, True):
         qk_norm = "layer" if spec.qk_norm_per_layer else "head"
     positions = 0
     if spec.learned_positions:
@@ -306,6 +415,7 @@ def read_config(config: Mapping[str, Any], *, family: FamilySpec | None = None) 
     if isinstance(projection, int) and projection != hidden:
         embed_dim = projection
     max_position = _value(config, ("max_position_embeddings", "n_positions", "seq_length"))
+    windows, chunked = _layer_windows(config, spec, layers)
     fields: dict[str, Any] = dict(
         model_type=model_type,
         layers=layers,
@@ -326,13 +436,45 @@ def read_config(config: Mapping[str, Any], *, family: FamilySpec | None = None) 
         lm_head_bias=spec.lm_head_bias,
         positions=positions,
         embed_dim=embed_dim,
-        layer_windows=_layer_windows(config, spec, layers),
+        layer_windows=windows,
+        chunked_layers=chunked,
+        attention_sinks=spec.attention_sinks,
         max_position=int(max_position) if isinstance(max_position, int) else None,
         moe=_moe_shape(config, spec, layers),
-        mla=_mla_shape(config) if spec.mla else None,
+        mla=_mla_shape(config, spec) if spec.mla else None,
     )
     if model_type == "falcon":
         fields.update(_falcon_overrides(config, heads, hidden))
-    shape = ModelShape(**fields)
+    shape = ModelShape(**fields, notes=tuple(notes))
     check_geometry(shape.heads, shape.kv_heads, shape.head_dim)
     return shape
+
+
+def resolve_family(config: Mapping[str, Any]) -> tuple[FamilySpec, str]:
+    """The family spec of ``config`` and a note when it was not found by ``model_type``.
+
+    A model type without an entry is read as the family its ``architectures`` name
+    (``DeepseekV3ForCausalLM``), or as the type transformers itself maps it to
+    (:data:`~gqa_retrofit.arch.families.TYPE_ALIASES`, e.g. ``kimi_k2`` -> ``deepseek_v3``).
+
+    Raises:
+        UnsupportedFamilyError: none of these names a supported family.
+    """
+    model_type = str(config.get("model_type"))
+    if model_type in FAMILIES:
+        return FAMILIES[model_type], ""
+    architectures = config.get("architectures")
+    for name in architectures if isinstance(architectures, list) else []:
+        target = ARCHITECTURE_TYPES.get(name)
+        if target is not None:
+            return FAMILIES[target], (
+                f"model type {model_type!r} read as {target} (architectures names {name})"
+            )
+    target = TYPE_ALIASES.get(model_type)
+    if target is not None:
+        return FAMILIES[
+            target
+        ], f"model type {model_type!r} read as {target} (as transformers does)"
+    raise UnsupportedFamilyError(
+        f"model type {model_type!r} is not supported; supported: " + ", ".join(supported_families())
+    )

@@ -27,6 +27,15 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from .config_reader import ModelShape
+from .layer_plan import cache_layers
+from .serving import (
+    Parallelism,
+    activation_dtype,
+    check_layer,
+    kv_dtype,
+    layer_kv_bytes_per_token,
+    layer_state_bytes,
+)
 
 # bits per value of each supported dtype name
 DTYPE_BITS: dict[str, int] = {
@@ -99,8 +108,18 @@ def attention_matmul_params(s: ModelShape) -> int:
         )
         kv = d * (m.kv_lora_rank + m.qk_rope_head_dim)
         kv += m.kv_lora_rank * s.heads * (m.qk_nope_head_dim + m.v_head_dim)
-        return q + kv + s.heads * m.v_head_dim * d
+        return q + kv + s.heads * m.v_head_dim * d + _indexer_matmul_params(s)
     return 2 * d * s.head_dim * (s.heads + s.kv_heads)
+
+
+def _indexer_matmul_params(s: ModelShape) -> int:
+    """DeepSeek sparse attention's lightning indexer: ``wq_b`` (q latent -> index heads),
+    ``wk`` (d -> one index key) and ``weights_proj`` (d -> one weight per index head)."""
+    m = s.mla
+    if m is None or not m.index_head_dim:
+        return 0
+    q_in = m.q_lora_rank or s.hidden
+    return q_in * m.index_heads * m.index_head_dim + s.hidden * (m.index_head_dim + m.index_heads)
 
 
 def attention_params(s: ModelShape) -> int:
@@ -109,6 +128,7 @@ def attention_params(s: ModelShape) -> int:
     if s.mla is not None:
         m = s.mla
         total += m.kv_lora_rank + (m.q_lora_rank or 0)  # RMSNorms on the latents
+        total += 2 * m.index_head_dim  # the indexer's key LayerNorm (weight and bias)
         if s.qkv_bias:
             total += (m.q_lora_rank or 0) + m.kv_lora_rank + m.qk_rope_head_dim
         if s.o_bias:
@@ -122,6 +142,8 @@ def attention_params(s: ModelShape) -> int:
         total += 2 * s.head_dim
     elif s.qk_norm == "layer":
         total += s.head_dim * (s.heads + s.kv_heads)
+    if s.attention_sinks:
+        total += s.heads  # one learned sink logit per head (gpt-oss)
     return total
 
 
@@ -142,8 +164,10 @@ def _moe_layer_params(s: ModelShape) -> tuple[int, int]:
     """(all parameters, parameters one token uses) of one MoE FFN layer."""
     assert s.moe is not None
     moe = s.moe
-    router = moe.experts * s.hidden
-    expert = mlp_params(s, moe.expert_ffn)
+    router = moe.experts * (s.hidden + (1 if moe.router_bias else 0))
+    expert = mlp_matmul_params(s, moe.expert_ffn)
+    if moe.expert_bias:
+        expert += (2 if s.gated_ffn else 1) * moe.expert_ffn + s.hidden
     shared = mlp_params(s, moe.shared_ffn) if moe.shared_ffn else 0
     return router + moe.experts * expert + shared, router + moe.top_k * expert + shared
 
@@ -166,6 +190,12 @@ def embedding_params(s: ModelShape) -> int:
 
 def param_counts(s: ModelShape) -> ParamCounts:
     """Exact parameter counts (equal to summing ``numel()`` over the HF model's parameters)."""
+    if s.plan is not None:
+        layers = s.plan.layers
+        embedding = embedding_params(s)
+        total = sum(layer.params for layer in layers) + s.plan.other_params + embedding
+        inactive = sum(layer.params - layer.active_params for layer in layers)
+        return ParamCounts(total, embedding, total - embedding, total - inactive)
     total = 0
     inactive = 0
     for i in range(s.layers):
@@ -188,6 +218,8 @@ def matmul_params_per_token(s: ModelShape) -> int:
     """Weights multiplied by each token's activations: attention and FFN projections (routed
     experts: top-k plus router and shared experts), the output head (also when tied), and opt's
     embedding projections. ``2×`` this is the time-invariant part of decode FLOPs (eq. 3's 2N)."""
+    if s.plan is not None:
+        return sum(layer.matmul_params for layer in s.plan.layers) + s.vocab * s.hidden
     total = 0
     for i in range(s.layers):
         total += attention_matmul_params(s)
@@ -203,15 +235,14 @@ def matmul_params_per_token(s: ModelShape) -> int:
     return total
 
 
-# ---------------------------------------------------------------- KV cache
+# ---------------------------------------------------------------- KV cache and state
 
 
 def kv_values_per_token_per_layer(s: ModelShape) -> int:
-    """Values one token adds to one layer's cache: ``2·n_kv·d_h`` (K and V, eq. 4's term per
-    layer), or for MLA the latent ``kv_lora_rank + qk_rope_head_dim``."""
-    if s.mla is not None:
-        return s.mla.kv_lora_rank + s.mla.qk_rope_head_dim
-    return 2 * s.cache_heads * s.head_dim
+    """Values one token adds to one (uniform) layer's cache: ``2·n_kv·d_h`` (K and V, eq. 4's
+    term per layer), or for MLA the latent ``kv_lora_rank + qk_rope_head_dim`` (plus the
+    indexer key of DeepSeek sparse attention)."""
+    return cache_layers(s)[0].kv_values if s.layers else 0
 
 
 def cached_tokens(window: int | None, context: int) -> int:
@@ -220,19 +251,67 @@ def cached_tokens(window: int | None, context: int) -> int:
 
 
 def kv_cache_values(s: ModelShape, context: int) -> int:
-    """Cached values for one sequence of ``context`` tokens, sliding windows applied."""
-    per_layer = kv_values_per_token_per_layer(s)
-    return sum(per_layer * cached_tokens(w, context) for w in s.windows)
+    """Cached K/V values for one sequence of ``context`` tokens, windows applied (no state)."""
+    return sum(layer.kv_values * layer.cached_tokens(context) for layer in cache_layers(s))
+
+
+def _kv_bytes_one_sequence(s: ModelShape, context: int | None, dtype: str, tp: int = 1) -> int:
+    fmt = kv_dtype(dtype)
+    total = 0
+    for layer in cache_layers(s):
+        tokens = 1 if context is None else layer.cached_tokens(context)
+        if context is None and layer.kind in ("state", "none"):
+            tokens = 0
+        total += tokens * layer_kv_bytes_per_token(layer, fmt, tp)
+    return total
 
 
 def kv_cache_bytes_per_token(s: ModelShape, dtype: str = "bf16") -> int:
-    """KV-cache bytes per token with no sliding-window cap (all layers)."""
-    return values_to_bytes(s.layers * kv_values_per_token_per_layer(s), dtype)
+    """KV-cache bytes one token adds with no sliding-window cap (all attention layers; the
+    slope of the cache, fixed-size states excluded)."""
+    return _kv_bytes_one_sequence(s, None, dtype)
+
+
+def state_bytes(s: ModelShape, dtype: str = "bf16", *, batch: int = 1) -> int:
+    """Fixed-size cache state of ``batch`` sequences (gated-DeltaNet / Mamba2 conv windows at
+    the activation dtype, recurrent states in float32): the part of the cache that does not
+    grow with context. 0 for pure attention models."""
+    act = activation_dtype(dtype)
+    return batch * sum(layer_state_bytes(layer, act) for layer in cache_layers(s))
+
+
+def kv_bytes(s: ModelShape, context: int, dtype: str = "bf16", *, batch: int = 1) -> int:
+    """The K/V part of the cache after ``context`` tokens (grows with context)."""
+    return batch * _kv_bytes_one_sequence(s, context, dtype)
 
 
 def kv_cache_bytes(s: ModelShape, context: int, dtype: str = "bf16", *, batch: int = 1) -> int:
-    """KV-cache bytes of ``batch`` sequences of ``context`` tokens (sliding windows applied)."""
-    return batch * values_to_bytes(kv_cache_values(s, context), dtype)
+    """Whole cache of ``batch`` sequences of ``context`` tokens: K/V (sliding windows applied)
+    plus fixed-size states, i.e. every tensor transformers' cache holds."""
+    return kv_bytes(s, context, dtype, batch=batch) + state_bytes(s, dtype, batch=batch)
+
+
+def per_device_cache_bytes(
+    s: ModelShape, context: int, dtype: str = "bf16", *, batch: int = 1, tp: int = 1, dcp: int = 1
+) -> int:
+    """Cache bytes on one device at tensor parallel ``tp`` and decode context parallel ``dcp``
+    (vLLM: KV heads replicated ``tp / n_kv`` times when ``tp > n_kv``, cached tokens split
+    ``dcp`` ways, states split over their heads; see :mod:`gqa_retrofit.cost.serving`).
+
+    Raises:
+        ConfigError: ``tp``/``dcp`` not valid for this model's heads.
+    """
+    par = Parallelism(tp, dcp)
+    layers = cache_layers(s)
+    for i, layer in enumerate(layers):
+        check_layer(layer, par, i)
+    fmt, act = kv_dtype(dtype), activation_dtype(dtype)
+    total = 0
+    for layer in layers:
+        tokens = -(-layer.cached_tokens(context) // dcp)
+        total += tokens * layer_kv_bytes_per_token(layer, fmt, tp)
+        total += layer_state_bytes(layer, act, tp)
+    return batch * total
 
 
 # ---------------------------------------------------------------- FLOPs
@@ -254,8 +333,9 @@ def attended_keys(window: int | None, position: int) -> int:
 def decode_flops(s: ModelShape, position: int) -> int:
     """FLOPs to decode one token at ``position`` (T keys in context, itself included):
     ``2·N_matmul + Σ_layers 4·n_h·d_h·min(T, W)`` (generalised eq. 3)."""
-    per_key = attention_flops_per_key(s)
-    attention = sum(per_key * attended_keys(w, position) for w in s.windows)
+    attention = sum(
+        layer.attention_flops_per_key * layer.attended_keys(position) for layer in cache_layers(s)
+    )
     return 2 * matmul_params_per_token(s) + attention
 
 
@@ -271,14 +351,15 @@ def prefill_flops(s: ModelShape, context: int, *, causal: bool = True) -> int:
 
     Causal (default): the sum of per-position decode costs,
     ``T·2·N_matmul + Σ_layers 4·n_h·d_h·Σ_t min(t, W)``. ``causal=False``: the full T×T score
-    square in every layer (what eager kernels compute, masks included).
+    square in every attention layer (what eager kernels compute, masks included).
     """
-    per_key = attention_flops_per_key(s)
-    if causal:
-        keys = sum(_causal_keys_sum(w, context) for w in s.windows)
-    else:
-        keys = s.layers * context * context
-    return context * 2 * matmul_params_per_token(s) + per_key * keys
+    attention = 0
+    for layer in cache_layers(s):
+        keys = layer.causal_keys_sum(context) if causal else context * context
+        if layer.kind in ("state", "none"):
+            keys = 0
+        attention += layer.attention_flops_per_key * keys
+    return context * 2 * matmul_params_per_token(s) + attention
 
 
 def training_flops_per_token(s: ModelShape, context: int) -> float:

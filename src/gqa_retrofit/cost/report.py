@@ -21,14 +21,20 @@ from .formulas import (
     check_context,
     decode_flops,
     dtype_bits,
+    kv_bytes,
     kv_cache_bytes,
     kv_cache_bytes_per_token,
     memory_bytes,
     param_counts,
+    per_device_cache_bytes,
     prefill_flops,
+    state_bytes,
     training_flops_per_token,
 )
+from .layer_plan import cache_layers
 from .loading import load_config_dict, shape_from_config
+from .serving import Parallelism, serving_dict
+from .serving import kv_dtype as kv_format
 
 DEFAULT_CONTEXTS = (4096, 32768, 131072)
 
@@ -37,8 +43,16 @@ CONVENTIONS = {
     "norms, activations and softmax not counted",
     "decode_flops": "one new token at position T attending to min(T, window) keys per layer",
     "prefill_flops": "causal: token t attends to min(t, window) keys",
-    "kv_cache_bytes": "after T tokens; a sliding layer holds min(T, window - 1) tokens "
-    "(transformers DynamicCache); MLA caches the latent (kv_lora_rank + qk_rope_head_dim)",
+    "kv_cache_bytes": "every tensor of the cache after T tokens, times batch: kv_bytes (grows "
+    "with context; a sliding or chunked layer holds min(T, window - 1) tokens as transformers' "
+    "DynamicCache does; MLA caches the latent kv_lora_rank + qk_rope_head_dim, plus the "
+    "indexer key under DeepSeek sparse attention) + state_bytes (fixed: gated-DeltaNet / Mamba2 "
+    "conv windows at the activation dtype and recurrent states in float32)",
+    "per_device_cache_bytes": "kv_cache_bytes on one device at tp/dcp: vLLM replicates KV "
+    "heads tp / n_kv times when tp > n_kv (an MLA latent tp times), DCP splits cached tokens "
+    "dcp ways, states are split over their heads",
+    "kv_dtype": "fp8 variants: per-tensor scales (not counted); int8 / int4: one fp16 scale "
+    "per 32 values of each cached vector (8.5 / 4.5 bits per value), counted",
     "memory_bytes": "weights at dtype + KV cache at kv_dtype, times batch; no activations",
     "paper": "Chen et al. 2025 (arXiv 2503.09579) eqs. 3-4 with N = non-embedding parameters",
 }
@@ -63,11 +77,17 @@ class ContextCost:
     paper_c_infer: float
     paper_m_infer: float
     paper_z: float
+    kv_bytes: int = 0  # the part that grows with context
+    state_bytes: int = 0  # fixed-size states (hybrid layers)
+    per_device_cache_bytes: int = 0  # on one device at the report's tp/dcp
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "context": self.context,
             "kv_cache_bytes": self.kv_cache_bytes,
+            "kv_bytes": self.kv_bytes,
+            "state_bytes": self.state_bytes,
+            "per_device_cache_bytes": self.per_device_cache_bytes,
             "decode_flops": self.decode_flops,
             "prefill_flops": self.prefill_flops,
             "memory_bytes": self.memory_bytes,
@@ -93,6 +113,8 @@ class CostReport:
     dtype: str = "bf16"
     kv_dtype: str = "bf16"
     batch: int = 1
+    tp: int = 1
+    dcp: int = 1
     generic_family: bool = False
     what_if: tuple[CostReport, ...] = ()
     # for a what-if: the geometry and the report it is compared with
@@ -122,6 +144,8 @@ class CostReport:
 
     def attention_dict(self) -> dict[str, Any]:
         s = self.shape
+        layers = cache_layers(s)
+        windows = [layer.window for layer in layers if layer.window is not None]
         attention: dict[str, Any] = {
             "layers": s.layers,
             "heads": s.heads,
@@ -130,11 +154,16 @@ class CostReport:
             if s.mla is None
             else s.mla.kv_lora_rank + s.mla.qk_rope_head_dim,
             "kind": s.attention_kind,
-            "sliding_layers": sum(w is not None for w in s.windows),
-            "sliding_window": max((w for w in s.windows if w is not None), default=None),
+            "sliding_layers": sum(layer.kind == "sliding" for layer in layers),
+            "chunked_layers": sum(layer.kind == "chunked" for layer in layers),
+            "sliding_window": max(windows, default=None),
+            "full_attention_layers": sum(layer.kind == "full" for layer in layers),
+            "state_layers": sum(layer.kind == "state" for layer in layers),
         }
         if s.cache_heads != s.kv_heads:
             attention["weight_kv_heads"] = s.kv_heads
+        if s.plan is not None:
+            attention["layer_kinds"] = [layer.kind for layer in layers]
         return attention
 
     def savings_percent(self, index: int) -> dict[str, float]:
@@ -173,7 +202,10 @@ class CostReport:
             batch=self.batch,
             max_position_embeddings=self.shape.max_position,
         )
+        entry["state_bytes"] = state_bytes(self.shape, self.kv_dtype, batch=self.batch)
+        entry["serving"] = serving_dict(self.shape, self.kv_dtype, self.tp, self.dcp)
         if self.geometry is None:
+            entry["notes"] = list(self.shape.notes)
             entry["text_config"] = self.shape.text_config
             entry["generic_family"] = self.generic_family
             entry["what_if"] = [w.to_dict() for w in self.what_if]
@@ -183,6 +215,13 @@ class CostReport:
     def to_markdown(self) -> str:
         """A Markdown summary line and table: one row per context, what-ifs next to it."""
         return reports_to_markdown([self])
+
+
+def _state_text(r: CostReport) -> str:
+    fixed = state_bytes(r.shape, r.kv_dtype, batch=r.batch)
+    if not fixed:
+        return ""
+    return f", plus {human_bytes(fixed)} of fixed-size state (does not grow with context)"
 
 
 def _saving(base: float, new: float) -> float:
@@ -229,7 +268,9 @@ def reports_to_markdown(reports: Sequence[CostReport]) -> str:
             + (_geometry_text(s) if s.mla else f"{s.attention_kind.upper()} {_geometry_text(s)}")
             + (sliding if window else "")
             + f", KV cache {r.kv_cache_bytes_per_token:,} bytes/token ({r.kv_dtype})"
+            + _state_text(r)
         )
+        lines.extend(f"  note: {note}" for note in s.notes)
     lines.append("")
     lines.append(
         "| model | heads/kv×d_h | context | KV cache | decode FLOPs/token | prefill FLOPs | "
@@ -261,9 +302,20 @@ def reports_to_markdown(reports: Sequence[CostReport]) -> str:
     kv_dtype = reports[0].kv_dtype if reports else "bf16"
     batch = reports[0].batch if reports else 1
     lines.append("")
+    serving = ""
+    if reports and (reports[0].tp > 1 or reports[0].dcp > 1):
+        r0 = reports[0]
+        serving = (
+            f" Serving tp {r0.tp}, dcp {r0.dcp}: per device "
+            + ", ".join(
+                f"{human_bytes(c.per_device_cache_bytes)} at {_context_text(c.context)}"
+                for c in r0.per_context
+            )
+            + " of cache (vLLM's KV replication rule)."
+        )
     lines.append(
         f"Weights {dtype}, KV cache {kv_dtype}, batch {batch}. FLOPs: matmul, 2 per MAC; "
-        "prefill causal. Memory: weights + KV cache."
+        "prefill causal. Memory: weights + KV cache (+ fixed states)." + serving
     )
     if flagged:
         lines.append("\\* beyond the model's max_position_embeddings (computed, not refused).")
@@ -282,6 +334,8 @@ def _context_cost(
     kv_dtype: str,
     batch: int,
     z_weights: tuple[float, float, float] = PAPER_Z_WEIGHTS,
+    tp: int = 1,
+    dcp: int = 1,
 ) -> ContextCost:
     n = params.non_embedding
     c_infer = paper.c_infer(n, context, s.layers, s.head_dim, s.heads)
@@ -303,6 +357,11 @@ def _context_cost(
         paper_z=paper.z_objective(
             m_infer, c_infer, lam=z_weights[0], alpha=z_weights[1], beta=z_weights[2]
         ),
+        kv_bytes=kv_bytes(s, context, kv_dtype, batch=batch),
+        state_bytes=state_bytes(s, kv_dtype, batch=batch),
+        per_device_cache_bytes=per_device_cache_bytes(
+            s, context, kv_dtype, batch=batch, tp=tp, dcp=dcp
+        ),
     )
 
 
@@ -317,11 +376,17 @@ def cost_shape(
     what_if: Iterable[Geometry | Sequence[int]] = (),
     generic_family: bool = False,
     z_weights: tuple[float, float, float] = PAPER_Z_WEIGHTS,
+    tp: int = 1,
+    dcp: int = 1,
 ) -> CostReport:
     """Cost an already-read :class:`ModelShape` (and what-if geometries of it).
 
+    ``tp``/``dcp`` are the serving engine's tensor and decode-context parallel degrees:
+    ``per_device_cache_bytes`` applies vLLM's KV replication rule (see
+    :mod:`gqa_retrofit.cost.serving`).
+
     Raises:
-        ConfigError: bad context, dtype, batch or what-if geometry.
+        ConfigError: bad context, dtype, KV dtype, batch, tp/dcp or what-if geometry.
     """
     contexts = tuple(contexts)
     if not contexts:
@@ -329,10 +394,10 @@ def cost_shape(
     for context in contexts:
         check_context(context)
     dtype_bits(dtype)
-    kv_dtype = kv_dtype or dtype
-    dtype_bits(kv_dtype)
+    kv_dtype = kv_format(kv_dtype or dtype).name
     if not isinstance(batch, int) or isinstance(batch, bool) or batch <= 0:
         raise ConfigError(f"batch must be a positive integer, got {batch!r}")
+    Parallelism(tp, dcp)
 
     def build(s: ModelShape, geometry: Geometry | None, baseline: CostReport | None) -> CostReport:
         params = param_counts(s)
@@ -342,11 +407,14 @@ def cost_shape(
             params=params,
             kv_cache_bytes_per_token=kv_cache_bytes_per_token(s, kv_dtype),
             per_context=tuple(
-                _context_cost(s, params, t, dtype, kv_dtype, batch, z_weights) for t in contexts
+                _context_cost(s, params, t, dtype, kv_dtype, batch, z_weights, tp, dcp)
+                for t in contexts
             ),
             dtype=dtype,
             kv_dtype=kv_dtype,
             batch=batch,
+            tp=tp,
+            dcp=dcp,
             generic_family=generic_family,
             geometry=geometry,
             baseline=baseline,
@@ -378,6 +446,8 @@ def estimate(
     revision: str | None = None,
     token: str | bool | None = None,
     z_weights: tuple[float, float, float] = PAPER_Z_WEIGHTS,
+    tp: int = 1,
+    dcp: int = 1,
 ) -> CostReport:
     """Estimate the cost of running a model, from its config only (no weights).
 
@@ -386,7 +456,8 @@ def estimate(
             ``config.json`` only), a config dict, or a transformers ``PretrainedConfig``.
         contexts: context lengths T (tokens) to cost.
         dtype: weight dtype (fp32, bf16, fp16, fp8, int8, int4).
-        kv_dtype: KV-cache dtype (default: ``dtype``).
+        kv_dtype: KV-cache dtype (default: ``dtype``): fp32, bf16, fp16, fp8, fp8_e4m3,
+            fp8_e5m2, int8, int4 (the integer formats count one fp16 scale per 32 values).
         batch: sequences decoded together (scales KV cache and memory).
         what_if: head geometries ``(heads, kv_heads[, head_dim])`` to cost as retrofits of the
             same model (every other dimension unchanged), with savings against the original.
@@ -394,6 +465,8 @@ def estimate(
         token: Hub token (default: the huggingface_hub login / ``HF_TOKEN``).
         z_weights: (λ, α, β) of the paper's ``Z = λ·M^α + (1−λ)·C^β`` (default: the paper's
             0.9, 1/2, 1/3), evaluated on ``paper.m_infer`` (values) and ``paper.c_infer``.
+        tp: tensor parallel degree of the serving engine (per-device cache bytes).
+        dcp: decode context parallel degree (vLLM ``-dcp``; must divide ``tp``).
 
     Returns:
         A :class:`CostReport`; ``what_if`` variants are in ``report.what_if``.
@@ -415,6 +488,8 @@ def estimate(
         what_if=what_if,
         generic_family=generic,
         z_weights=z_weights,
+        tp=tp,
+        dcp=dcp,
     )
 
 

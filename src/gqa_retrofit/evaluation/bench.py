@@ -73,7 +73,7 @@ def load_for_bench(
     from transformers import AutoModelForCausalLM
 
     from ..conversion.streaming import require_safetensors
-    from ..hub.resolve import resolve_checkpoint_dir
+    from ..sources import resolve_checkpoint_dir
 
     target = resolve_device(device)
     path = resolve_checkpoint_dir(name, revision=revision)

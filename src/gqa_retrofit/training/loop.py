@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from .. import __version__
 from .._fs import check_output_location, write_json_atomic
+from .._version import __version__
 from ..conversion.manifest import rebase_manifest, record_output_files
 from ..devices import resolve_device
 from ..errors import OutputExistsError, TrainingError
