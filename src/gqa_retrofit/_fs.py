@@ -347,6 +347,23 @@ def final_output(directory: str | os.PathLike[str]) -> Path:
     return path
 
 
+def portable_paths(value: Any, root: str | os.PathLike[str]) -> Any:
+    """``value`` (JSON-like) with every absolute local path string made relative to ``root``.
+
+    Outputs get published: a record naming ``/home/me/...`` or a cache directory leaks it.
+    Relative POSIX paths (``../data/train.txt``) still say which file was used.
+    """
+    if isinstance(value, str):
+        if value.startswith(os.sep) and "\n" not in value and len(value) < 4096:
+            return os.path.relpath(value, os.path.abspath(root)).replace(os.sep, "/")
+        return value
+    if isinstance(value, dict):
+        return {key: portable_paths(item, root) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable_paths(item, root) for item in value]
+    return value
+
+
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
     """Write JSON to ``path`` through a temporary file and an atomic rename."""
     path = Path(path)

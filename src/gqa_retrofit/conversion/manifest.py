@@ -195,7 +195,11 @@ def rebase_manifest(
     manifest: dict[str, Any], old: str | os.PathLike[str], new: str | os.PathLike[str]
 ) -> None:
     """Make the relative source path of a manifest moved from directory ``old`` to ``new``
-    relative to ``new`` (a Hub id stays as it is)."""
+    relative to ``new`` (a Hub id stays as it is), and every absolute path in it (e.g. the
+    training record's data and output paths) relative to ``new``."""
+    from .._fs import portable_paths
+
+    manifest.update(portable_paths(manifest, new))
     source = manifest.get("source")
     if not isinstance(source, dict):
         return
