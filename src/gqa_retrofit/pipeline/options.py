@@ -27,6 +27,9 @@ class RetrofitOptions:
     kv_heads: int = _opt(0, "KV heads after conversion")
     heads: int | None = _opt(None, "query heads after conversion (default: keep)")
     method: str | None = _opt(None, "pooling method (default: the converter's default)")
+    base_model: str | None = _opt(
+        None, "Hub id of the model SRC is a local copy of (card base_model; default: detected)"
+    )
     calibration: list[str] = field(
         default_factory=list, metadata={"help": "calibration text files (data-aware methods)"}
     )
@@ -84,6 +87,10 @@ class RetrofitOptions:
             raise ConfigError("no SRC given: pass a checkpoint directory or Hub id")
         if not self.out:
             raise ConfigError("no OUT given: pass the output directory of the run")
+        if self.base_model is not None:
+            from ..conversion.manifest import check_hub_id
+
+            check_hub_id(self.base_model, what="--base-model")
         if self.kv_heads in (0, None):
             raise ConfigError("no --kv-heads given: pass the number of KV heads after conversion")
         if not isinstance(self.kv_heads, int) or self.kv_heads < 1:

@@ -323,6 +323,7 @@ class RetrofitPipeline:
             kv_heads=o.kv_heads,
             heads=o.heads,
             method=o.method,
+            base_model=o.base_model,
             dtype=o.dtype,
             overwrite=True,  # only a leftover of this very stage can be there
             **kwargs,
