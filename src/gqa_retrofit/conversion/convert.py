@@ -428,44 +428,11 @@ def convert_checkpoint(
         base_model=base_model,
         data_options=data_options,
     )
-    timings: dict[str, float] = {}
     with (
         CheckpointReader(job.src_dir) as reader,
         atomic_output_dir(out, overwrite=overwrite, source=job.src_dir) as tmp,
     ):
-        plan, layer_plans, owner, sources = _plan_output(
-            job.spec, job.config, job.new_config, job.geo, reader, job.out_dtype, max_shard_size
-        )
-        calib_started = time.perf_counter()
-        session = _calibration_session(job)
-        timings["calibration_setup_seconds"] = time.perf_counter() - calib_started
-        converter = _AttentionConverter(
-            job.spec,
-            job.config,
-            job.new_config,
-            reader,
-            job.pooling,
-            job.target,
-            job.out_dtype,
-            session,
-        )
-        timings["plan_seconds"] = time.perf_counter() - started
-        files: dict[str, dict[str, Any]] = {}
-        with _disk_errors(tmp):
-            _write_shards(
-                tmp, plan, reader, converter, layer_plans, owner, sources, job.out_dtype, files
-            )
-            write_index(tmp, plan)
-            _save_config(job.new_config, tmp)
-            for name in SIDE_FILES:
-                if (job.src_dir / name).is_file():
-                    shutil.copyfile(job.src_dir / name, tmp / name)
-            timings["attention_seconds"] = converter.seconds
-            timings["total_seconds"] = time.perf_counter() - started
-            manifest = _conversion_manifest(job, reader, session, converter.records, timings)
-            manifest["source"]["name"] = source_label(job.src_name, out)
-            record_output_files(tmp, manifest)
-            write_manifest(tmp, manifest)
+        files, manifest = _write_output(job, reader, tmp, Path(out), started)
     return ConversionReport(
         output=Path(out),
         source=job.src_name,
@@ -478,9 +445,50 @@ def convert_checkpoint(
         head_dim=job.geo.head_dim,
         layers=job.geo.layers,
         files={k: {"tensors": v["tensors"], "bytes": v["bytes"]} for k, v in files.items()},
-        seconds=timings["total_seconds"],
+        seconds=manifest["timings"]["total_seconds"],
         manifest=manifest,
     )
+
+
+def _write_output(
+    job: _Job, reader: CheckpointReader, tmp: Path, out: Path, started: float
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Write the whole output into ``tmp``: shards, index, config, side files, manifest."""
+    timings: dict[str, float] = {}
+    plan, layer_plans, owner, sources = _plan_output(
+        job.spec, job.config, job.new_config, job.geo, reader, job.out_dtype, job.max_shard_size
+    )
+    calib_started = time.perf_counter()
+    session = _calibration_session(job)
+    timings["calibration_setup_seconds"] = time.perf_counter() - calib_started
+    converter = _AttentionConverter(
+        job.spec,
+        job.config,
+        job.new_config,
+        reader,
+        job.pooling,
+        job.target,
+        job.out_dtype,
+        session,
+    )
+    timings["plan_seconds"] = time.perf_counter() - started
+    files: dict[str, dict[str, Any]] = {}
+    with _disk_errors(tmp):
+        _write_shards(
+            tmp, plan, reader, converter, layer_plans, owner, sources, job.out_dtype, files
+        )
+        write_index(tmp, plan)
+        _save_config(job.new_config, tmp)
+        for name in SIDE_FILES:
+            if (job.src_dir / name).is_file():
+                shutil.copyfile(job.src_dir / name, tmp / name)
+        timings["attention_seconds"] = converter.seconds
+        timings["total_seconds"] = time.perf_counter() - started
+        manifest = _conversion_manifest(job, reader, session, converter.records, timings)
+        manifest["source"]["name"] = source_label(job.src_name, out)
+        record_output_files(tmp, manifest)
+        write_manifest(tmp, manifest)
+    return files, manifest
 
 
 def _validate(
