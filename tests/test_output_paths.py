@@ -50,7 +50,6 @@ def test_no_output_file_names_a_local_absolute_path(tmp_path: Path) -> None:
         bench_new_tokens=2,
         bench_repeats=1,
         train={"seq_len": 32, "batch_size": 2, "warmup": 0, "save_every": 1},
-        base_model="tester/tiny-llama",
     )
     outputs = sorted(p.name for p in out.iterdir())
     assert any((out / n / "training_state.json").is_file() for n in outputs)  # a train output
@@ -69,18 +68,6 @@ def test_no_output_file_names_a_local_absolute_path(tmp_path: Path) -> None:
     assert (final / "retrofit_report.md").is_file() and (final / "README.md").is_file()
     assert "../data/train.txt" in (out / "report.md").read_text()  # still says which file
     assert "../../data/train.txt" in (final / "retrofit_report.md").read_text()
-
-
-def test_retrofit_refuses_a_bad_base_model_before_any_stage(tmp_path: Path) -> None:
-    import pytest
-
-    from gqa_retrofit.errors import ConfigError
-    from tiny_models import save_tiny_model
-
-    src = save_tiny_model(tmp_path / "src", "llama")
-    with pytest.raises(ConfigError, match=r"^--base-model 'my model' is not a Hub model id"):
-        retrofit(str(src), tmp_path / "run", kv_heads=1, base_model="my model")
-    assert not (tmp_path / "run").exists()
 
 
 def test_convert_and_train_outputs_hold_no_absolute_path(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..cost.report import DEFAULT_CONTEXTS
 from ..errors import ConfigError, ConversionError, ModelSourceError
 
 CARD_FILENAME = "README.md"
@@ -42,7 +43,6 @@ END_MARKER = "<!-- gqa-retrofit:end -->"
 # The single source of the template is the repository's top-level model_cards/ folder;
 # gqa_retrofit/model_cards is a link to it in a checkout and a copy of it in the wheel.
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "default.md.jinja"
-DEFAULT_CONTEXTS = (4096, 32768, 131072)
 # YAML keys the card owns; every other key of an existing card is kept as the user wrote it.
 OWNED_KEYS = (
     "base_model",
