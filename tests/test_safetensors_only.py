@@ -72,9 +72,9 @@ def test_eval_bench_and_train_commands_exit_2(
     text = tmp_path / "text.txt"
     text.write_text("It is a truth universally acknowledged. " * 40)
     commands = [
-        ["eval", str(directory), "--data", str(text)],
+        ["eval", str(directory), "--eval-data", str(text), "--eval-seq-len", "32"],
         ["bench", str(directory), "--context", "16"],
-        ["train", str(directory), str(tmp_path / "trained"), "--data", str(text)],
+        ["train", str(directory), str(tmp_path / "out"), "--train-data", str(text), "--seq-len=32"],
     ]
     for argv in commands:
         assert main(["-q", *argv]) == 2, argv
