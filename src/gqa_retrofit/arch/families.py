@@ -276,7 +276,7 @@ FAMILIES: dict[str, FamilySpec] = {
             },
             notes="RoPE layers use chunked attention (attention_chunk_size), NoPE layers full",
         ),
-        FamilySpec("qwen3_vl_text", qk_norm=True, decoupled="none", tie_default=True),
+        FamilySpec("qwen3_vl_text", qk_norm=True, decoupled="none"),
         FamilySpec(
             "qwen3_vl_moe_text",
             qk_norm=True,
