@@ -319,6 +319,27 @@ FAMILIES: dict[str, FamilySpec] = {
             notes="Mamba2 layers hold a fixed-size state (conv window + float32 SSM state)",
         ),
         FamilySpec(
+            "granitemoehybrid",
+            decoupled="none",
+            plan="granitemoehybrid",
+            architectures=("GraniteMoeHybridForCausalLM",),
+            notes="Granite-4.0: Mamba2 layers (fixed-size state) and attention layers",
+        ),
+        FamilySpec(
+            "falcon_h1",
+            decoupled="none",
+            plan="falcon_h1",
+            architectures=("FalconH1ForCausalLM",),
+            notes="attention and Mamba2 in parallel in every layer: KV grows, state is fixed",
+        ),
+        FamilySpec(
+            "jamba",
+            decoupled="none",
+            plan="jamba",
+            architectures=("JambaForCausalLM",),
+            notes="Mamba (v1) layers with a fixed-size state, attention every attn_layer_period",
+        ),
+        FamilySpec(
             "mimo_v2_flash",
             decoupled="none",
             plan="mimo_v2_flash",
