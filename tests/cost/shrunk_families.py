@@ -122,6 +122,35 @@ SHRUNK: dict[str, tuple[str, dict[str, Any]]] = {
         "qwen3_vl_moe",
         dict(num_hidden_layers=2, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32),
     ),
+    "gemma4_text": (
+        "gemma4_text",
+        dict(
+            num_hidden_layers=6,
+            global_head_dim=32,
+            num_global_key_value_heads=1,
+            attention_k_eq_v=True,
+            sliding_window=WINDOW,
+            layer_types=["sliding_attention", "full_attention"] * 3,
+            hidden_size_per_layer_input=8,
+            vocab_size_per_layer_input=128,
+            num_kv_shared_layers=2,
+            use_double_wide_mlp=True,
+        ),
+    ),
+    "gemma4_text-moe": (
+        "gemma4_text",
+        dict(
+            num_hidden_layers=2,
+            global_head_dim=32,
+            sliding_window=WINDOW,
+            layer_types=["sliding_attention", "full_attention"],
+            hidden_size_per_layer_input=0,
+            enable_moe_block=True,
+            num_experts=4,
+            top_k_experts=2,
+            moe_intermediate_size=32,
+        ),
+    ),
     "granitemoehybrid": (
         "granitemoehybrid",
         dict(

@@ -20,6 +20,12 @@ def _class_default(model_type: str, key: str):
     from transformers import AutoConfig
 
     config = AutoConfig.for_model(model_type)
+    values = config.to_dict()
+    if key == "global_head_dim" and "per_layer_config" in values:
+        # gemma4 turns global_head_dim into per-layer head_dim overrides of the full layers
+        return next(iter(values["per_layer_config"].values()))["head_dim"]
+    if key in values:  # also per-layer attributes (gemma4's head_dim) that refuse getattr
+        return values[key]
     try:
         return getattr(config, key)
     except AttributeError:

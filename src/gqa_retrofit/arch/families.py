@@ -319,6 +319,16 @@ FAMILIES: dict[str, FamilySpec] = {
             notes="Mamba2 layers hold a fixed-size state (conv window + float32 SSM state)",
         ),
         FamilySpec(
+            "gemma4_text",
+            decoupled="none",
+            tie_default=True,
+            plan="gemma4",
+            architectures=("Gemma4ForCausalLM",),
+            config_defaults={"head_dim": 256, "global_head_dim": 512, "sliding_window": 512},
+            notes="sliding and full layers differ in head size and KV heads; KV-shared layers "
+            "cache nothing",
+        ),
+        FamilySpec(
             "granitemoehybrid",
             decoupled="none",
             plan="granitemoehybrid",

@@ -603,3 +603,91 @@ def read_jamba(config: Mapping[str, Any], spec: FamilySpec) -> ModelShape:
             )
         )
     return _shape(config, spec, dims, LayerPlan(tuple(plan), other_params=d), ffn)
+
+
+# ------------------------------------------------------------ Gemma 4 (per-layer geometry)
+
+
+def _gemma4_layer_types(config: Mapping[str, Any], layers: int) -> list[str]:
+    types = layer_types(config, layers) or [
+        "sliding_attention" if (i + 1) % 6 else "full_attention" for i in range(layers)
+    ]
+    return [*types[:-1], "full_attention"]  # transformers forces the last layer to full
+
+
+def _gemma4_moe(config: Mapping[str, Any], d: int) -> tuple[int, int]:
+    """(all, active) of Gemma 4's MoE block (beside the dense MLP): router (projection,
+    scale, per-expert scale), gated experts, three extra RMSNorms."""
+    experts = _i(config, "num_experts", "number of experts")
+    top_k = _i(config, "top_k_experts", "experts per token")
+    expert = _gated_mlp(d, _i(config, "moe_intermediate_size", "expert FFN size"))
+    fixed = d * experts + d + experts + 3 * d
+    return fixed + experts * expert, fixed + top_k * expert
+
+
+@plan_reader("gemma4")
+def read_gemma4(config: Mapping[str, Any], spec: FamilySpec) -> ModelShape:
+    """Gemma 4 text decoder: sliding layers (``head_dim``, ``num_key_value_heads``) and full
+    layers (``global_head_dim``; ``num_global_key_value_heads`` and no v_proj when
+    ``attention_k_eq_v``); the last ``num_kv_shared_layers`` layers reuse earlier layers' KV
+    (no k/v projections, nothing cached); optional per-layer input embeddings and MoE block."""
+    dims = _common(config)
+    layers, d, h = dims["layers"], dims["hidden"], dims["heads"]
+    types = _gemma4_layer_types(config, layers)
+    shared_from = layers - int(config.get("num_kv_shared_layers") or 0)
+    k_eq_v = _flag(config, "attention_k_eq_v")
+    global_kv = config.get("num_global_key_value_heads")
+    global_dim = _i(config, "global_head_dim", "head_dim")
+    window = (
+        _i(config, "sliding_window", "sliding window") if "sliding_attention" in types else None
+    )
+    ffn = _i(config, "intermediate_size", "FFN (intermediate) size")
+    per_layer = int(config.get("hidden_size_per_layer_input") or 0)
+    bias = _flag(config, "attention_bias")
+    moe = _gemma4_moe(config, d) if _flag(config, "enable_moe_block") else (0, 0)
+    # transformers serializes the full layers' geometry as per_layer_config {"i": {...}}
+    overrides = config.get("per_layer_config")
+    overrides = overrides if isinstance(overrides, Mapping) else None
+    plan = []
+    for i, kind in enumerate(types):
+        full = kind == "full_attention"
+        dh = global_dim if full else dims["head_dim"]
+        kv = dims["kv_heads"]
+        if full and k_eq_v and global_kv is not None:
+            kv = _i(config, "num_global_key_value_heads", "number of KV heads")
+        if overrides is not None:
+            layer = overrides.get(str(i)) or overrides.get(i) or {}  # type: ignore[call-overload]
+            dh = _i({**dims, **layer}, "head_dim", "head_dim")
+            kv = _i({"num_key_value_heads": dims["kv_heads"], **layer}, "num_key_value_heads")
+        shared = i >= shared_from
+        projections = d * h * dh + h * dh * d  # q, o
+        if not shared:
+            projections += d * kv * dh * (1 if (full and k_eq_v) else 2)
+        params = projections + dh + (0 if shared else dh)  # q_norm, k_norm
+        if bias:
+            params += h * dh + d + (0 if shared else kv * dh * (1 if (full and k_eq_v) else 2))
+        wide = _flag(config, "use_double_wide_mlp") and shared
+        mlp = _gated_mlp(d, ffn * (2 if wide else 1))
+        extra = 2 * d * per_layer + d if per_layer else 0
+        cache = (
+            LayerCache(kind="none", attention_flops_per_key=4 * h * dh, heads=h)
+            if shared
+            else _attention_cache(h, kv, dh, dh, None if full else window)
+        )
+        if shared:  # attends to the reused cache: same FLOPs, nothing new cached
+            cache = LayerCache(kind="none", heads=h)
+        plan.append(
+            LayerCost(
+                cache=cache,
+                params=params + mlp + moe[0] + 4 * d + extra,
+                active_params=params + mlp + moe[1] + 4 * d + extra,
+                matmul_params=projections + mlp + moe[1] + 2 * d * per_layer,
+            )
+        )
+    other = d
+    if per_layer:
+        per_vocab = _i(config, "vocab_size_per_layer_input", "vocabulary size")
+        other += per_vocab * layers * per_layer + d * layers * per_layer + per_layer
+    notes = ("per-layer input embeddings counted as non-embedding parameters",) if per_layer else ()
+    plan_obj = LayerPlan(tuple(plan), other_params=other, notes=notes)
+    return _shape(config, spec, dims, plan_obj, ffn)
