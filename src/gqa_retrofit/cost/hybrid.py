@@ -656,7 +656,7 @@ def read_gemma4(config: Mapping[str, Any], spec: FamilySpec) -> ModelShape:
         if full and k_eq_v and global_kv is not None:
             kv = _i(config, "num_global_key_value_heads", "number of KV heads")
         if overrides is not None:
-            layer = overrides.get(str(i)) or overrides.get(i) or {}  # type: ignore[call-overload]
+            layer = overrides.get(str(i)) or overrides.get(i) or {}
             dh = _i({**dims, **layer}, "head_dim", "head_dim")
             kv = _i({"num_key_value_heads": dims["kv_heads"], **layer}, "num_key_value_heads")
         shared = i >= shared_from
