@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from typing import Any
 
 from ._util import context_length, print_json
+from .estimate import add_serving_arguments, serving_options
 
 _BYTE_UNITS = {
     "": 1, "b": 1,
@@ -83,6 +85,7 @@ def register(subparsers: Any) -> None:
         "--beta", type=float, default=1.0 / 3.0, help="FLOPs exponent (default 1/3)"
     )
     parser.add_argument("--dtype", default="bf16", help="weights and KV dtype (default bf16)")
+    add_serving_arguments(parser)
     parser.add_argument("--out", default=None, help="OUT directory in the printed command")
     parser.add_argument("--revision", default=None, help="Hub revision for Hub ids")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -122,9 +125,12 @@ def _table(plan: Any) -> str:
         )
     lines.append(f"prior dloss: {plan.prior_label}")
     if plan.chosen is None:
+        split = (plan.serving or {}).get("tp", 1) > 1
         lines.append(
-            f"no configuration with at least {plan.min_heads} query heads fits the budget: "
-            "raise the budget or lower --min-heads"
+            f"no configuration with at least {plan.min_heads} query heads fits the budget"
+            + (" and splits --tp ways" if split else "")
+            + ": raise the budget or lower --min-heads"
+            + (" or change --tp" if split else "")
         )
     elif plan.command is None:
         lines.append("chosen: the current configuration; no conversion needed")
@@ -135,6 +141,21 @@ def _table(plan: Any) -> str:
             f"least {plan.min_heads} query heads)"
         )
         lines.append(plan.command)
+    serving = plan.serving or {}
+    if serving.get("tp", 1) > 1 or serving.get("dcp", 1) > 1:
+        lines.append(
+            f"serving tp {serving['tp']}, dcp {serving['dcp']} (KV {serving['kv_dtype']}): "
+            + "; ".join(
+                f"{o.config.label} "
+                + (
+                    f"{_gib(o.serving['per_device_kv_cache_bytes'])} GiB KV per device"
+                    if "error" not in o.serving
+                    else "cannot be split: " + o.serving["error"]
+                )
+                for o in plan.options
+                if o.serving
+            )
+        )
     return "\n".join(lines)
 
 
@@ -153,7 +174,10 @@ def run(args: argparse.Namespace) -> int:
         min_heads=args.min_heads,
         out=args.out,
         revision=args.revision,
+        **serving_options(args, default_kv=args.dtype),
     )
+    if plan.warning and plan.chosen is not None:
+        print(f"warning: {plan.chosen.config.label}: {plan.warning}", file=sys.stderr)
     if args.json:
         print_json(plan.to_dict())
     else:

@@ -78,6 +78,7 @@ class PlanOption:
     rank: int = 0
     prior_loss_delta: float | None = None  # paper's Appendix I law, query heads only
     beyond_max_position: bool = False  # the context exceeds the model's trained length
+    serving: dict[str, Any] | None = None  # per-device KV at the plan's tp/dcp, or "error"
 
     @property
     def config(self) -> HeadConfig:
@@ -104,6 +105,7 @@ class PlanOption:
             "within_budget": self.within_budget,
             "paper_prior_loss_delta": self.prior_loss_delta,
             "beyond_max_position": self.beyond_max_position,
+            "serving": self.serving,
         }
 
 
@@ -123,6 +125,7 @@ class RetrofitPlan:
     min_heads: int
     prior_label: str
     command: str | None  # the convert command for the chosen configuration
+    serving: dict[str, Any] | None = None  # tp, dcp, kv_dtype, batch of the costs
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,7 +147,15 @@ class RetrofitPlan:
             "chosen": None if self.chosen is None else self.chosen.to_dict(),
             "command": self.command,
             "paper_prior": self.prior_label,
+            "serving": self.serving,
         }
+
+    @property
+    def warning(self) -> str:
+        """The chosen option's KV-replication warning at the plan's tp (or ``""``)."""
+        if self.chosen is None or not self.chosen.serving:
+            return ""
+        return str(self.chosen.serving.get("warning", ""))
 
 
 def convert_command(model: str, out: str, option: PlanOption, current_heads: int) -> str:
@@ -175,6 +186,10 @@ def plan_retrofit(
     min_heads: int | None = None,
     out: str | None = None,
     revision: str | None = None,
+    kv_dtype: str | None = None,
+    batch: int = 1,
+    tp: int = 1,
+    dcp: int = 1,
 ) -> RetrofitPlan:
     """Enumerate, cost exactly and rank the head configurations a retrofit of ``model`` can
     reach; choose the best Z within the budget.
@@ -190,6 +205,11 @@ def plan_retrofit(
             count, i.e. only KV heads change).
         out: output directory in the printed convert command (default: ``<name>-h<H>-kv<K>``).
         revision: Hub revision for Hub ids.
+        kv_dtype: KV-cache dtype of the costs (default: ``dtype``); ``batch``: sequences.
+        tp, dcp: serving tensor / decode-context parallel degrees: each option gets its
+            per-device KV (vLLM's replication rule) or the reason vLLM cannot split its heads
+            (then it is not chosen); ``plan.warning`` says when the chosen option's KV heads
+            are fewer than ``tp`` without enough ``dcp``.
 
     Returns:
         The plan: options best first, Pareto front and budget marked, the chosen one and its
@@ -207,7 +227,17 @@ def plan_retrofit(
         raise ConfigError(f"invalid memory budget {memory_budget!r}: must be positive")
     if max_flops is not None and not max_flops > 0:
         raise ConfigError(f"invalid max FLOPs {max_flops!r}: must be positive")
-    report = estimate(str(model), contexts=[context], dtype=dtype, revision=revision)
+    from ..cost.serving import Parallelism, serving_costs
+
+    Parallelism(tp, dcp)
+    report = estimate(
+        str(model),
+        contexts=[context],
+        dtype=dtype,
+        kv_dtype=kv_dtype,
+        batch=batch,
+        revision=revision,
+    )
     shape = report.shape
     if shape.mla is not None:
         raise ConfigError(
@@ -224,9 +254,11 @@ def plan_retrofit(
     report = estimate(
         str(model),
         contexts=[context],
-        dtype=dtype,
         revision=revision,
         what_if=[(c.heads, c.kv_heads, None) for c in others],
+        dtype=dtype,
+        kv_dtype=kv_dtype,
+        batch=batch,
     )
     base = report.per_context[0]
     options = []
@@ -258,6 +290,17 @@ def plan_retrofit(
                 and (max_flops is None or cost.decode_flops <= max_flops),
                 prior_loss_delta=delta,
                 beyond_max_position=cost.beyond_max_position,
+                serving=serving_costs(
+                    layers=s.layers,
+                    heads=s.heads,
+                    kv_heads=s.cache_heads,
+                    head_dim=s.head_dim,
+                    context=context,
+                    kv_dtype_name=report.kv_dtype,
+                    batch=batch,
+                    tp=tp,
+                    dcp=dcp,
+                ),
             )
         )
     # best Z first; among equal Z keep more heads (less quality risk)
@@ -267,7 +310,14 @@ def plan_retrofit(
     ):
         option.rank = rank
         option.pareto = front
-    chosen = next((o for o in options if o.within_budget and o.heads >= floor), None)
+    chosen = next(
+        (
+            o
+            for o in options
+            if o.within_budget and o.heads >= floor and "error" not in (o.serving or {})
+        ),
+        None,
+    )
     command = None
     if chosen is not None and not chosen.current:
         target = out or default_output_name(str(model), chosen)
@@ -286,4 +336,5 @@ def plan_retrofit(
         min_heads=floor,
         prior_label=law.label,
         command=command,
+        serving={"tp": tp, "dcp": dcp, "kv_dtype": report.kv_dtype, "batch": batch},
     )
