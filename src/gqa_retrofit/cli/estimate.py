@@ -181,9 +181,10 @@ def run(args: argparse.Namespace) -> int:
         for model in args.models
     ]
     for report in reports:
-        warning = report.to_dict()["serving"].get("warning")
-        if warning:
-            print(f"warning: {report.short_name}: {warning}", file=sys.stderr)
+        for variant in (report, *report.what_if):
+            warning = variant.to_dict()["serving"].get("warning")
+            if warning:
+                print(f"warning: {variant.label}: {warning}", file=sys.stderr)
     if args.plot:
         from ..cost.plot import plot_reports
 
