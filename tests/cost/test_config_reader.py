@@ -165,8 +165,8 @@ def test_unknown_types_refuse_fast_without_importing_torch() -> None:
 
 
 def test_known_to_transformers_but_hybrid_is_refused_without_the_meta_check() -> None:
-    config = {**load_fixture("meta-llama-3-8b"), "model_type": "falcon_h1", "mamba_d_state": 16}
-    with pytest.raises(UnsupportedFamilyError, match=r"'falcon_h1'.*'mamba_d_state' layers"):
+    config = {**load_fixture("meta-llama-3-8b"), "model_type": "bamba", "mamba_d_state": 16}
+    with pytest.raises(UnsupportedFamilyError, match=r"'bamba'.*'mamba_d_state' layers"):
         shape_from_config(config)
 
 
