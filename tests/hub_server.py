@@ -244,11 +244,23 @@ class HubStandIn:
 
     # -- test helpers ------------------------------------------------------------------------
 
-    def add_repo(self, repo_id: str, files: dict[str, bytes], *, private: bool = False) -> str:
-        """Create a repo holding ``files`` directly (as if pushed earlier); returns the commit."""
+    def add_repo(
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        *,
+        private: bool = False,
+        repo_type: str = "model",
+    ) -> str:
+        """Create a repo holding ``files`` directly (as if pushed earlier); returns the commit.
+
+        ``repo_type="dataset"`` makes a dataset repo (served read-only under ``/datasets/`` and
+        ``/api/datasets/``, as ``datasets.load_dataset`` reads it).
+        """
+        key = f"datasets/{repo_id}" if repo_type == "dataset" else repo_id
         with self.lock:
-            repo = Repo(repo_id, private)
-            self.repos[repo_id] = repo
+            repo = Repo(key, private)
+            self.repos[key] = repo
             return self._commit(repo, "main", dict(files), "initial commit")
 
     def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
@@ -422,6 +434,13 @@ def _make_handler(hub: HubStandIn) -> type[BaseHTTPRequestHandler]:
                     return self._model_api(
                         method, seg[2] + "/" + seg[3], seg[4:], query, body, record
                     )
+                if len(seg) >= 4 and seg[1] == "datasets" and method == "GET":
+                    key = f"datasets/{seg[2]}/{seg[3]}"  # dataset repos: read-only routes
+                    return self._model_api(method, key, seg[4:], query, body, record)
+            elif seg[:1] == ["datasets"] and len(seg) >= 6 and seg[3] == "resolve":
+                if method in ("GET", "HEAD"):
+                    key = f"datasets/{seg[1]}/{seg[2]}"
+                    return self._resolve(method, key, seg[4], "/".join(seg[5:]), record)
             elif len(seg) >= 5 and seg[2] == "resolve" and method in ("GET", "HEAD"):
                 return self._resolve(
                     method, seg[0] + "/" + seg[1], seg[3], "/".join(seg[4:]), record

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> module that defines it (imported on first access)
 _EXPORTS: dict[str, str] = {
@@ -24,9 +24,9 @@ _EXPORTS: dict[str, str] = {
     "AssetError": "gqa_retrofit.errors",
     "get_family": "gqa_retrofit.arch",
     "patch_config": "gqa_retrofit.patching",
-    "patch_model": "gqa_retrofit.patching",
-    "unpatch": "gqa_retrofit.patching",
-    "PatchReport": "gqa_retrofit.patching",
+    "patch_model": "gqa_retrofit.conversion.live",
+    "unpatch": "gqa_retrofit.conversion.live",
+    "PatchReport": "gqa_retrofit.conversion.live",
     "patchable_families": "gqa_retrofit.patching",
     "write_patched_config": "gqa_retrofit.patching.save",
     "supported_families": "gqa_retrofit.arch",

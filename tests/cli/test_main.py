@@ -36,7 +36,7 @@ def test_user_error_is_one_line_exit_2(tmp_path, capsys: pytest.CaptureFixture[s
     missing = tmp_path / "nope.txt"
     assert main(["eval", str(tmp_path), "--data", str(missing)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"gqa-retrofit eval: error: text file {str(missing)!r} does not exist"
+    assert err == f"gqa-retrofit eval: error: data file {str(missing)!r} does not exist"
     assert "Traceback" not in err
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from tests.conversion._calib import random_text, word_tokenizer
 from tiny_models import save_tiny_model, tiny_model
 
 SEQ = 32
+WINDOW = 256  # calibration windows of a tiny model: its position limit
 
 
 @pytest.fixture(scope="module")
@@ -111,15 +113,45 @@ def test_layers_must_be_visited_in_order(tmp_path: Path, text: Path) -> None:
         session.layer(1)  # layer 0 not advanced yet
 
 
-def test_windows_are_the_first_tokens_of_the_texts(tmp_path: Path) -> None:
+def test_windows_are_drawn_from_every_text(tmp_path: Path) -> None:
     a = tmp_path / "a.txt"
     b = tmp_path / "b.txt"
-    a.write_text("w5 w6 w7")
-    b.write_text("w8 w9 w10 w11 w12")
-    windows = calibration_windows(word_tokenizer(), [a, b], tokens=7, seq_len=3)
-    assert windows.tolist() == [[5, 6, 7], [8, 9, 10]]
-    assert fingerprint(windows) == fingerprint(torch.tensor([[5, 6, 7], [8, 9, 10]]))
-    assert fingerprint(windows) != fingerprint(torch.tensor([[5, 6, 7], [8, 9, 11]]))
+    a.write_text(" ".join(f"w{i}" for i in range(1, 31)))  # 10 windows of 3
+    b.write_text(" ".join(f"w{i}" for i in range(40, 70)))  # 10 windows of 3
+    windows = calibration_windows(word_tokenizer(), [a, b], tokens=12, seq_len=3)
+    assert windows.shape == (4, 3)
+    assert [w[0] < 40 for w in windows.tolist()] == [True, True, False, False]  # 2 + 2
+    assert (
+        windows.tolist()
+        == calibration_windows(word_tokenizer(), [a, b], tokens=12, seq_len=3).tolist()
+    )
+    assert fingerprint(windows) == fingerprint(windows.clone())
+    assert fingerprint(windows) != fingerprint(windows + 1)
+
+
+def test_calibrated_conversion_records_every_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gqa_retrofit import convert_checkpoint
+
+    src = save_tiny_model(tmp_path / "src", "llama")  # character tokenizer, 256 positions
+    novels = [random_text(tmp_path / f"novel{k}.txt", 400, seed=k) for k in range(4)]
+    monkeypatch.chdir(tmp_path)
+    report = convert_checkpoint(
+        src,
+        tmp_path / "out",
+        kv_heads=1,
+        method="pca-refit",
+        calibration=[n.name for n in novels],
+        calibration_tokens=4 * WINDOW,
+    )
+    calibration = report.manifest["calibration"]
+    assert [(s["name"], s["windows"], s["tokens"]) for s in calibration["sources"]] == [
+        (f"novel{k}.txt", 1, WINDOW) for k in range(4)
+    ]
+    assert [f["name"] for f in calibration["files"]] == [f"novel{k}.txt" for k in range(4)]
+    assert calibration["requested_tokens"] == 4 * WINDOW and calibration["tokens"] == 4 * WINDOW
+    assert str(tmp_path) not in json.dumps(calibration)
 
 
 def test_too_little_text_is_a_data_error(tmp_path: Path) -> None:

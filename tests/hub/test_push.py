@@ -68,7 +68,7 @@ def _custom_type_checkpoint(out: Path) -> torch.nn.Module:
     """A tiny gpt2 turned into the custom ``gpt2_gqa`` type (1 KV head), saved with its code."""
     import json
 
-    from gqa_retrofit.patching import patch_model
+    from gqa_retrofit.conversion.live import patch_model
     from tiny_models import tiny_model
 
     model = tiny_model("gpt2")

@@ -113,7 +113,7 @@ def test_kv_cache_holds_kv_heads_times_head_dim(family: str) -> None:
 def test_original_falcon_caches_every_head_and_falcon_gqa_does_not() -> None:
     from transformers import DynamicCache
 
-    from gqa_retrofit.patching import patch_model
+    from gqa_retrofit.conversion.live import patch_model
     from tiny_models import tiny_model
 
     model = tiny_model("falcon")  # 4 query heads, num_kv_heads=2

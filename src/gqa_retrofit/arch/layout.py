@@ -2,7 +2,7 @@
 
 :func:`split_attention` turns the tensors of one layer's attention module (named relative to
 that module, e.g. ``"q_proj.weight"``, ``"query_key_value.bias"``, ``"c_attn.weight"``) into a
-:class:`~gqa_retrofit.conversion.canonical.AttentionWeights`; :func:`merge_attention` is its exact
+:class:`~gqa_retrofit.arch.canonical.AttentionWeights`; :func:`merge_attention` is its exact
 inverse. Both are pure reshapes and concatenations, so ``merge(split(t)) == t`` bit for bit.
 
 Layouts (``d`` hidden, ``n_h`` query heads, ``n_kv`` KV heads, ``d_h`` head size,
@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from ..conversion.canonical import AttentionWeights
 from ..errors import ConfigError
+from .canonical import AttentionWeights
 from .spec import FamilySpec
 
 

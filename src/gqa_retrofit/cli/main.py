@@ -11,8 +11,8 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
 from .._progress import set_quiet
+from .._version import __version__
 from ..errors import GQARetrofitError
 
 

@@ -39,9 +39,10 @@ import torch
 from torch import nn
 
 from ..arch import FamilySpec, get_family
+from ..arch.canonical import AttentionWeights
 from ..arch.layout import merge_attention
+from ..data import DataOptions, TokenSample, sample_windows
 from ..errors import ConversionError, DataError
-from .canonical import AttentionWeights
 
 # Windows per forward pass: bounds the peak activation memory of one layer call.
 _CHUNK_WINDOWS = 4
@@ -244,40 +245,57 @@ class _ShardReader:
         return out
 
 
-def calibration_windows(
-    tokenizer: Any, text_paths: Sequence[str | Path], *, tokens: int, seq_len: int
-) -> torch.Tensor:
-    """The first ``tokens // seq_len`` windows of ``seq_len`` tokens of the texts, in order.
+def calibration_sample(
+    tokenizer: Any,
+    sources: Sequence[str | Path],
+    *,
+    tokens: int,
+    seq_len: int,
+    options: DataOptions | None = None,
+    token: str | bool | None = None,
+) -> TokenSample:
+    """``tokens // seq_len`` windows of ``seq_len`` tokens drawn from *all* ``sources``.
+
+    Through :func:`gqa_retrofit.data.sample_windows`: the windows are split evenly over the
+    sources and chosen at random (``options.data_seed``) inside each; the sample's record says which
+    files (SHA-256), datasets and how many tokens of each were used.
 
     Raises:
-        DataError: a text is missing, or all texts together are shorter than one window or
-            than ``tokens``.
+        DataError: a source is missing or unreadable, or all sources together are shorter than
+            one window or than ``tokens``.
     """
     if seq_len <= 0 or tokens < seq_len:
         raise DataError(
             f"calibration tokens={tokens} must be at least one window of seq_len={seq_len}"
         )
-    windows = tokens // seq_len
-    ids: list[int] = []
-    for path in text_paths:
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"calibration text {str(path)!r} does not exist")
-        text = path.read_text(encoding="utf-8", errors="replace")
-        # Tokenize in slices: only as much text as the windows need.
-        start, step = 0, max(8 * seq_len * windows, 65536)
-        while start < len(text) and len(ids) < windows * seq_len:
-            piece = text[start : start + step]
-            ids.extend(tokenizer(piece, add_special_tokens=False)["input_ids"])
-            start += step
-        if len(ids) >= windows * seq_len:
-            break
-    if len(ids) < windows * seq_len:
-        raise DataError(
-            f"calibration text has {len(ids)} tokens, fewer than the {windows * seq_len} "
-            f"requested ({windows} windows of {seq_len}); give more text or fewer tokens"
-        )
-    return torch.tensor(ids[: windows * seq_len]).view(windows, seq_len)
+    return sample_windows(
+        [str(s) for s in sources],
+        tokenizer,
+        seq_len=seq_len,
+        windows=tokens // seq_len,
+        options=options,
+        token=token,
+        mode="sample",
+        what="calibration data",
+    )
+
+
+def calibration_windows(
+    tokenizer: Any,
+    text_paths: Sequence[str | Path],
+    *,
+    tokens: int,
+    seq_len: int,
+    options: DataOptions | None = None,
+) -> torch.Tensor:
+    """The windows of :func:`calibration_sample` (``[tokens // seq_len, seq_len]`` int64).
+
+    Raises:
+        DataError: see :func:`calibration_sample`.
+    """
+    return calibration_sample(
+        tokenizer, text_paths, tokens=tokens, seq_len=seq_len, options=options
+    ).windows
 
 
 def fingerprint(windows: torch.Tensor) -> str:
@@ -335,11 +353,14 @@ class CalibrationSession:
     Args:
         src_dir: local checkpoint directory (safetensors weights, tokenizer files).
         config: the source transformers config.
-        text_paths: calibration text files, used in order.
+        text_paths: calibration data: files, directories, globs, dataset repositories or Hub
+            dataset ids (see :mod:`gqa_retrofit.data`); windows are drawn from all of them.
         tokens: calibration tokens (rounded down to whole windows of ``seq_len``).
         seq_len: tokens per window (capped at the model's maximum positions).
         dtype: compute dtype of the calibration passes.
         tokenizer: a tokenizer to use instead of the one in ``src_dir``.
+        data_options: text column, dataset config/split/revision and sampling seed.
+        data_token: Hub token for Hub datasets (never recorded).
 
     Raises:
         DataError: the calibration text is missing or too short.
@@ -358,6 +379,8 @@ class CalibrationSession:
         seq_len: int = 512,
         dtype: torch.dtype = torch.float32,
         tokenizer: Any | None = None,
+        data_options: DataOptions | None = None,
+        data_token: str | bool | None = None,
     ) -> None:
         from accelerate import init_empty_weights
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -369,9 +392,16 @@ class CalibrationSession:
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(self.src_dir)
         self.seq_len = _window_length(self.spec, config, seq_len)
-        self.windows = calibration_windows(
-            tokenizer, text_paths, tokens=tokens, seq_len=self.seq_len
+        sample = calibration_sample(
+            tokenizer,
+            text_paths,
+            tokens=tokens,
+            seq_len=self.seq_len,
+            options=data_options,
+            token=data_token,
         )
+        self.windows = sample.windows
+        self.data_record = sample.record  # what was used, for the manifest
         self.fingerprint = fingerprint(self.windows)
         self._reader = _ShardReader(self.src_dir)
         self._layers_path, self._attn_name = _module_path(self.spec)

@@ -34,6 +34,7 @@ import torch
 from .._fs import atomic_output_dir, check_replaceable_output
 from .._progress import progress
 from ..arch import get_family
+from ..arch.canonical import AttentionWeights
 from ..arch.layout import (
     attention_geometry,
     attention_prefix,
@@ -42,14 +43,13 @@ from ..arch.layout import (
     split_attention,
 )
 from ..arch.spec import FamilySpec
+from ..data import DataOptions, resolve_sources
 from ..errors import ConfigError, ConversionError, DataError, UnsupportedFamilyError
-from ..hub.resolve import CHECKPOINT_SIDE_FILES, resolve_checkpoint_dir
 from ..patching import patch_config
 from ..patching.custom_types import CUSTOM_TYPES, custom_classes
-from .canonical import AttentionWeights
+from ..sources import CHECKPOINT_SIDE_FILES, resolve_checkpoint_dir
 from .manifest import (
     build_manifest,
-    calibration_fingerprint,
     hub_revision,
     source_fingerprint,
     write_manifest,
@@ -234,19 +234,18 @@ def _save_config(config: Any, directory: Path) -> None:
     config.save_pretrained(directory)
 
 
-def _calibration_paths(calibration: Any) -> list[Path]:
+def _calibration_specs(calibration: Any) -> list[str]:
+    """The calibration sources (checked now, before any work), or the embedded training novels."""
     if calibration is None:
         from ..assets import default_corpus  # type: ignore[import-not-found,unused-ignore]
 
-        return [Path(p) for p in default_corpus().train]
+        return [str(p) for p in default_corpus().train]
     items = [calibration] if isinstance(calibration, (str, os.PathLike)) else list(calibration)
-    paths = [Path(p) for p in items]
-    for path in paths:
-        if not path.is_file():
-            raise DataError(f"calibration text {str(path)!r} does not exist (give text files)")
-    if not paths:
-        raise DataError("calibration was given as an empty list of text files")
-    return paths
+    if not items:
+        raise DataError("calibration was given as an empty list: give files, globs or datasets")
+    specs = [os.fspath(p) for p in items]
+    resolve_sources(specs)
+    return specs
 
 
 @contextlib.contextmanager
@@ -336,6 +335,7 @@ def convert_checkpoint(
     overwrite: bool = False,
     revision: str | None = None,
     token: str | bool | None = None,
+    data_options: DataOptions | None = None,
 ) -> ConversionReport:
     """Rewrite ``src`` with ``kv_heads`` KV heads (and ``heads`` query heads) into ``out``.
 
@@ -349,13 +349,17 @@ def convert_checkpoint(
         method: pooling method name (see ``gqa_retrofit.conversion.pooling.pooling_methods``);
             default :data:`DEFAULT_METHOD`, or :data:`DEFAULT_CALIBRATED_METHOD` when
             ``calibration`` is given.
-        calibration: text file(s) for data-aware methods; default: the embedded corpus' training
-            split when the method needs calibration.
+        calibration: calibration data for data-aware methods: files (.txt/.md, .jsonl/.json,
+            .parquet), directories, globs, dataset repositories or Hub dataset ids, sampled
+            across all of them (:mod:`gqa_retrofit.data`); default: the embedded corpus'
+            training split when the method needs calibration.
         calibration_tokens: calibration token budget for data-aware methods.
         dtype: ``keep``, ``bf16``, ``fp16`` or ``fp32`` for the floating-point tensors written.
         max_shard_size: largest output shard (``"5GB"``, ``"500MB"`` or bytes).
         overwrite: replace an existing ``out``.
         revision, token: Hub revision and token for Hub ids (the token is never recorded).
+        data_options: text column, dataset config/split/revision and seed of the calibration
+            data.
 
     Returns:
         A :class:`ConversionReport` (the manifest is also written to ``out/gqa_retrofit.json``).
@@ -416,7 +420,7 @@ def convert_checkpoint(
         )
     if calibration_tokens <= 0:
         raise ConfigError(f"calibration_tokens={calibration_tokens} must be positive")
-    text_paths = _calibration_paths(calibration) if pooling.needs_calibration else []
+    text_paths = _calibration_specs(calibration) if pooling.needs_calibration else []
 
     new_config = patch_config(
         config, heads=new_heads if heads is not None else None, kv_heads=int(kv_heads)
@@ -437,9 +441,11 @@ def convert_checkpoint(
             session = CalibrationSession(
                 src_dir,
                 config,
-                [str(p) for p in text_paths],
+                text_paths,
                 tokens=calibration_tokens,
                 dtype=torch.float32,
+                data_options=data_options,
+                data_token=token,
             )
         calib_setup = time.perf_counter() - calib_started
         converter = _AttentionConverter(
@@ -494,8 +500,8 @@ def convert_checkpoint(
                 dtype=dtype,
                 model_type=str(new_config.model_type),
                 calibration=(
-                    calibration_fingerprint(text_paths, calibration_tokens)
-                    if pooling.needs_calibration
+                    {**session.data_record.to_dict(), "requested_tokens": calibration_tokens}
+                    if session is not None
                     else None
                 ),
                 timings={

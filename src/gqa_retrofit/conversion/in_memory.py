@@ -17,6 +17,7 @@ import torch
 
 from .._progress import progress
 from ..arch import get_family
+from ..arch.canonical import AttentionWeights
 from .calibration import (
     CalibrationSession,
     _get,
@@ -24,7 +25,6 @@ from .calibration import (
     attention_weights,
     build_attention,
 )
-from .canonical import AttentionWeights
 from .convert import DEFAULT_CALIBRATION_TOKENS
 from .pooling import HeadTarget, get_pooling
 
@@ -37,6 +37,7 @@ class InMemoryConversion:
     records: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     calibration_fingerprint: str | None = None
+    calibration_record: dict[str, Any] | None = None  # gqa_retrofit.data.DataRecord.to_dict()
 
 
 def convert_in_memory(
@@ -55,7 +56,7 @@ def convert_in_memory(
         src_dir: local checkpoint directory of any supported family and layout.
         target: head counts after conversion.
         method: a registered pooling method name.
-        text_paths: calibration texts (needed by data-aware methods).
+        text_paths: calibration data (needed by data-aware methods): files, globs, datasets.
         tokens: calibration tokens.
         seq_len: calibration window length.
         tokenizer: tokenizer to use instead of the checkpoint's.
@@ -102,4 +103,5 @@ def convert_in_memory(
         records=records,
         seconds=time.perf_counter() - start,
         calibration_fingerprint=None if session is None else session.fingerprint,
+        calibration_record=None if session is None else session.data_record.to_dict(),
     )

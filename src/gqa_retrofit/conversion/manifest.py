@@ -94,7 +94,7 @@ def tool_versions() -> dict[str, str]:
     import torch
     import transformers
 
-    from .. import __version__
+    from .._version import __version__
 
     return {
         "gqa_retrofit": __version__,

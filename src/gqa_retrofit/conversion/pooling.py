@@ -2,7 +2,7 @@
 
 A method is one function ``(weights, target, calibration) -> PoolResult`` registered with
 :func:`register_pooling`. It receives one layer's attention in canonical form
-(:class:`~gqa_retrofit.conversion.canonical.AttentionWeights`) and returns the same form with
+(:class:`~gqa_retrofit.arch.canonical.AttentionWeights`) and returns the same form with
 ``target.kv_heads`` KV heads (and ``target.heads`` query heads), plus a JSON-able record of what
 it did (grouping, permutations) for the manifest.
 """
@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 import torch
 
+from ..arch.canonical import AttentionWeights
 from ..errors import ConfigError
-from .canonical import AttentionWeights
 
 
 @dataclass(frozen=True)

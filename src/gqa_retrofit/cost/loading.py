@@ -45,7 +45,7 @@ def load_config_dict(
             f"cannot estimate a {type(model).__name__}: give a path, a Hub id, a dict or a "
             "transformers config"
         )
-    from ..hub.resolve import resolve_config_file
+    from ..sources import resolve_config_file
 
     name = str(model)
     if not Path(name).exists() and (isinstance(model, Path) or name.endswith(".json")):

@@ -72,7 +72,7 @@ def load_for_bench(
 
     from transformers import AutoModelForCausalLM
 
-    from ..hub.resolve import resolve_checkpoint_dir
+    from ..sources import resolve_checkpoint_dir
 
     target = resolve_device(device)
     path = resolve_checkpoint_dir(name, revision=revision)

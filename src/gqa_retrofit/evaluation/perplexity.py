@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._progress import progress
+from ..data import DataOptions, resolve_sources, sample_windows
+from ..data import read_text as data_read_text
 from ..devices import dtype_name
-from ..errors import ConfigError, DataError, ModelSourceError
+from ..errors import ConfigError, ModelSourceError
 
 
 @dataclass(frozen=True)
@@ -27,30 +30,27 @@ class PerplexityResult:
     tokens: int  # predicted tokens the loss is averaged over
     windows: int
     seq_len: int
-    text_tokens: int  # tokens in the whole text
-    data: str
+    text_tokens: int  # tokens read from the data
+    data: str  # the sources' names (relative paths or Hub ids)
     dtype: str = "fp32"  # what the model ran in (devices.DTYPE_NAMES)
     device: str = "cpu"
+    data_record: dict[str, Any] = field(default_factory=dict)  # gqa_retrofit.data.DataRecord
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def read_text(path: str | os.PathLike[str]) -> str:
-    """Read a UTF-8 text file.
+def read_text(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    options: DataOptions | None = None,
+) -> str:
+    """The text of ``path`` (any source :mod:`gqa_retrofit.data` reads; documents joined by a
+    blank line; a text file gives its exact content).
 
     Raises:
-        DataError: the path is missing, a directory, or empty (whitespace only).
+        DataError: the source is missing, unreadable or empty (whitespace only).
     """
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"text file {str(path)!r} does not exist")
-    if not p.is_file():
-        raise DataError(f"{str(path)!r} is not a text file")
-    text = p.read_text(encoding="utf-8", errors="replace")
-    if not text.strip():
-        raise DataError(f"text file {str(path)!r} is empty")
-    return text
+    return data_read_text(path, options)
 
 
 def load_model_and_tokenizer(
@@ -84,7 +84,7 @@ def load_model_and_tokenizer(
         resolve_dtype,
         torch_dtype,
     )
-    from ..hub.resolve import resolve_checkpoint_dir
+    from ..sources import resolve_checkpoint_dir
 
     dtype_name(dtype, allow_auto=True)
     target = resolve_device(device)
@@ -113,7 +113,7 @@ def token_windows(token_ids: list[int], seq_len: int, max_windows: int | None) -
 
 def evaluate_perplexity(
     model: Any,
-    data: str | os.PathLike[str],
+    data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     tokenizer: Any | None = None,
     seq_len: int = 512,
@@ -122,18 +122,25 @@ def evaluate_perplexity(
     dtype: str = "auto",
     device: Any = "auto",
     trust_remote_code: bool = False,
+    data_options: DataOptions | None = None,
+    token: str | bool | None = None,
 ) -> PerplexityResult:
     """Perplexity of ``model`` on the text file ``data``.
 
     Args:
         model: a loaded causal LM (then pass ``tokenizer``), a local checkpoint directory, or a
             Hub id.
-        data: path of a UTF-8 text file.
+        data: evaluation data: a text file, or any sources :mod:`gqa_retrofit.data` reads
+            (.jsonl/.json/.parquet with a text column, directories, globs, datasets). Each
+            source's documents are joined by EOS; windows are split evenly over the sources
+            and taken from the start of each (one text file: exactly its first windows).
         seq_len: window length in tokens (loss over ``seq_len - 1`` predictions per window).
         max_windows: evaluate at most this many windows from the start (None: all).
         batch_size: windows per forward pass.
         dtype, device: for a model loaded here (see :func:`load_model_and_tokenizer`); a loaded
             model runs where it is, in its dtype.
+        data_options: text column, dataset config/split/revision.
+        token: Hub token for Hub datasets (never recorded).
 
     Raises:
         ConfigError: ``seq_len`` < 2, ``max_windows`` or ``batch_size`` < 1; a bad or
@@ -149,7 +156,8 @@ def evaluate_perplexity(
         raise ConfigError(f"max_windows must be at least 1, got {max_windows}")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    text = read_text(data)
+    specs = data if isinstance(data, (str, os.PathLike)) else list(data)
+    sources = resolve_sources(specs)  # bad data fails before a model is loaded
     if isinstance(model, (str, os.PathLike)):
         model, loaded_tokenizer = load_model_and_tokenizer(
             model, dtype=dtype, device=device, trust_remote_code=trust_remote_code
@@ -157,13 +165,17 @@ def evaluate_perplexity(
         tokenizer = tokenizer or loaded_tokenizer
     if tokenizer is None:
         raise ConfigError("a tokenizer is needed when passing a loaded model")
-    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
-    windows = token_windows(ids, seq_len, max_windows)
-    if not windows:
-        raise DataError(
-            f"text {str(data)!r} has {len(ids)} tokens, fewer than one window of {seq_len}; "
-            "use a longer text or a smaller --seq-len"
-        )
+    sample = sample_windows(
+        sources,
+        tokenizer,
+        seq_len=seq_len,
+        windows=max_windows,
+        options=data_options,
+        token=token,
+        mode="first",
+        what="evaluation data",
+    )
+    windows = sample.windows.tolist()
     weight = next(model.parameters())
     device = weight.device
     total_nll = 0.0
@@ -186,8 +198,9 @@ def evaluate_perplexity(
         tokens=predicted,
         windows=len(windows),
         seq_len=seq_len,
-        text_tokens=len(ids),
-        data=str(data),
+        text_tokens=sum(source.tokens_read for source in sample.record.sources),
+        data=", ".join(sample.record.names),
         dtype=dtype_name(weight.dtype),
         device=str(device),
+        data_record=sample.record.to_dict(),
     )

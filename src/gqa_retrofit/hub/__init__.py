@@ -1,1 +1,1 @@
-"""Hub integration: resolving model sources, model cards, pushing."""
+"""Hub integration: model cards and pushing (resolving sources is :mod:`gqa_retrofit.sources`)."""

@@ -491,7 +491,7 @@ def render_card(
     import jinja2
     from huggingface_hub import ModelCard
 
-    from .. import __version__
+    from .._version import __version__
 
     template_path = Path(template) if template is not None else DEFAULT_TEMPLATE
     if not template_path.is_file():

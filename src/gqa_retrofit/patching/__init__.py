@@ -1,4 +1,9 @@
-"""Decoupled-head grouped-query attention: configs, live-model patching, custom model types.
+"""Decoupled-head grouped-query attention configs and the custom model types that hold them.
+
+This is the config half of patching, below :mod:`gqa_retrofit.conversion`: :func:`patch_config`
+turns a config into its decoupled-head form, ``models/`` holds the custom types, and
+:mod:`~gqa_retrofit.patching.save` writes a patched config. Patching a *live* model (which pools
+weights) is :func:`gqa_retrofit.conversion.live.patch_model`, one layer up.
 
 Importing this package registers the custom types (``gpt2_gqa``, ``gpt_neox_gqa``, ``opt_gqa``,
 ``falcon_gqa``, ``gemma2_gqa``, ``gemma3_text_gqa``) with the transformers Auto classes.
@@ -8,16 +13,12 @@ from __future__ import annotations
 
 from .config import patch_config, patchable_families
 from .custom_types import CUSTOM_TYPES, register_custom_types
-from .model import PatchReport, patch_model, unpatch
 
 register_custom_types()
 
 __all__ = [
     "CUSTOM_TYPES",
-    "PatchReport",
     "patch_config",
-    "patch_model",
     "patchable_families",
     "register_custom_types",
-    "unpatch",
 ]

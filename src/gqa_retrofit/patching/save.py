@@ -24,7 +24,7 @@ def load_config(source: str | os.PathLike[str]) -> Any:
     """
     from transformers import AutoConfig
 
-    from ..hub.resolve import resolve_config_file
+    from ..sources import resolve_config_file
 
     path = resolve_config_file(str(source))
     try:

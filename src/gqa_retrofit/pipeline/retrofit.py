@@ -513,7 +513,7 @@ class RetrofitPipeline:
 
 def _config_dtype_bytes(src: str) -> int:
     """Bytes per weight value of the source checkpoint (from ``config.json``; fp32 if unset)."""
-    from ..hub.resolve import resolve_config_file
+    from ..sources import resolve_config_file
 
     config = json.loads(resolve_config_file(src).read_text(encoding="utf-8"))
     dtype = str(config.get("dtype") or config.get("torch_dtype") or "float32")

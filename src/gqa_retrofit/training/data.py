@@ -1,43 +1,28 @@
-"""Training data: read documents through ``datasets``, tokenize, pack into fixed-length blocks.
+"""Training data: read documents through :mod:`gqa_retrofit.data`, tokenize, pack into blocks.
 
 Sources (``--data``, repeatable): plain text files, directories and globs (one document per
-file), ``.jsonl``/``.json``/``.parquet`` files with a text column (one document per row), and Hub
-dataset ids (streamed, read only as far as the run needs). Documents are tokenized without
-special tokens and joined with the tokenizer's EOS after each one; the token stream is cut into
-``seq_len`` blocks (the incomplete tail is dropped). The block order of each epoch is a
-permutation drawn from ``(seed, epoch)``, so the batch of any step is known without replaying the
-run: that is what makes resuming exact.
+text file), ``.jsonl``/``.json``/``.parquet`` files with a text column (one document per row),
+local dataset repositories and Hub dataset ids (streamed, read only as far as the run needs).
+Documents are tokenized without special tokens and joined with the tokenizer's EOS after each
+one; the token stream is cut into ``seq_len`` blocks (the incomplete tail is dropped). The block
+order of each epoch is a permutation drawn from ``(seed, epoch)``, so the batch of any step is
+known without replaying the run: that is what makes resuming exact.
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from ..data import DataOptions, DataRecord, DataSource, local_files, resolve_sources
+from ..data.documents import dataset_documents, file_documents, hub_commit
+from ..data.record import FileRecord, SourceRecord
 from ..errors import DataError
-
-_TEXT_SUFFIXES = {".txt", ".text", ".md"}
-_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
-_GLOB_CHARS = set("*?[")
-
-
-@dataclass(frozen=True)
-class DataSource:
-    """One resolved ``--data`` entry: a ``datasets`` builder with its files, or a Hub id."""
-
-    builder: str  # "text", "json", "parquet" or "hub"
-    files: tuple[str, ...] = ()
-    dataset_id: str | None = None
-
-    def describe(self) -> str:
-        return self.dataset_id or ", ".join(self.files)
 
 
 @dataclass
@@ -48,13 +33,16 @@ class PackedData:
         blocks: ``[n_blocks, seq_len]`` token ids (int64).
         documents: documents read.
         fingerprint: sha256 of the block tensor (same data, tokenizer and seq_len -> same hash).
-        sources: what was read, for the training record.
+        sources: the sources' names (relative paths or Hub ids), for the training record.
+        record: what was read, source by source (files with SHA-256, documents, tokens in the
+            blocks): :meth:`gqa_retrofit.data.DataRecord.to_dict`.
     """
 
     blocks: torch.Tensor
     documents: int
     fingerprint: str
     sources: list[str]
+    record: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_blocks(self) -> int:
@@ -65,97 +53,40 @@ class PackedData:
         return int(self.blocks.numel())
 
 
-def resolve_sources(specs: list[str]) -> list[DataSource]:
-    """Turn ``--data`` entries into :class:`DataSource` objects.
+class _Packer:
+    """Appends documents to one token stream and cuts whole ``seq_len`` blocks off it."""
 
-    Raises:
-        DataError: a path or glob matches nothing, or a file type is not supported.
-    """
-    sources: list[DataSource] = []
-    for spec in specs:
-        path = Path(spec).expanduser()
-        if path.is_dir():
-            files = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in _TEXT_SUFFIXES)
-            if not files:
-                raise DataError(f"data directory {spec!r} holds no .txt/.md files")
-        elif path.is_file():
-            files = [str(path)]
-        elif _GLOB_CHARS & set(spec):
-            files = sorted(glob.glob(os.path.expanduser(spec), recursive=True))
-            files = [f for f in files if Path(f).is_file()]
-            if not files:
-                raise DataError(f"data glob {spec!r} matches no files")
-        elif (
-            spec.count("/") <= 1 and not spec.startswith((".", "/", "~")) and not Path(spec).suffix
-        ):
-            sources.append(DataSource("hub", dataset_id=spec))
-            continue
-        else:
-            raise DataError(
-                f"data {spec!r} is neither an existing file, directory or glob nor a Hub dataset "
-                "id (owner/name)"
-            )
-        by_builder: dict[str, list[str]] = {}
-        for f in files:
-            suffix = Path(f).suffix.lower()
-            builder = _BUILDERS.get(
-                suffix, "text" if suffix in _TEXT_SUFFIXES or not suffix else ""
-            )
-            if not builder:
-                raise DataError(
-                    f"data file {f!r} has an unsupported type {suffix!r}: use text (.txt/.md), "
-                    ".jsonl/.json or .parquet"
-                )
-            by_builder.setdefault(builder, []).append(str(Path(f).resolve()))
-        for builder, group in by_builder.items():
-            sources.append(DataSource(builder, files=tuple(group)))
-    return sources
+    def __init__(self, tokenizer: Any, seq_len: int) -> None:
+        self.eos = tokenizer.eos_token_id
+        if self.eos is None:
+            raise DataError("the tokenizer has no EOS token: cannot separate packed documents")
+        self.tokenizer, self.seq_len = tokenizer, seq_len
+        self.stream: list[int] = []
+        self.blocks: list[list[int]] = []
+        self.documents = 0
+        self.position = 0  # tokens appended so far
 
+    def add(self, text: str) -> None:
+        ids = self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+        self.stream.extend(ids)
+        self.stream.append(self.eos)
+        self.position += len(ids) + 1
+        self.documents += 1
+        whole = len(self.stream) // self.seq_len
+        if whole:
+            seq = self.seq_len
+            self.blocks.extend(self.stream[i * seq : (i + 1) * seq] for i in range(whole))
+            del self.stream[: whole * seq]
 
-def iter_documents(sources: list[DataSource], text_column: str = "text") -> Iterator[str]:
-    """Yield the documents of ``sources`` in order, streamed through ``datasets``.
-
-    Raises:
-        DataError: a source lacks ``text_column`` or cannot be read.
-    """
-    from datasets import load_dataset
-
-    for source in sources:
-        try:
-            if source.builder == "hub":
-                ds: Any = load_dataset(source.dataset_id, split="train", streaming=True)
-            elif source.builder == "text":
-                ds = load_dataset(
-                    "text",
-                    data_files=list(source.files),
-                    split="train",
-                    streaming=True,
-                    sample_by="document",
-                )
-            else:
-                ds = load_dataset(
-                    source.builder, data_files=list(source.files), split="train", streaming=True
-                )
-        except DataError:
-            raise
-        except Exception as err:
-            raise DataError(
-                f"cannot read data {source.describe()!r}: {type(err).__name__}: {err}"
-            ) from None
-        column = "text" if source.builder == "text" else text_column
-        for row in ds:
-            if column not in row:
-                raise DataError(
-                    f"data {source.describe()!r} has no column {column!r}; columns: "
-                    f"{', '.join(sorted(row))} (choose one with --text-column)"
-                )
-            text = row[column]
-            if isinstance(text, str) and text.strip():
-                yield text
+    def tensor(self, max_blocks: int | None) -> torch.Tensor:
+        blocks = self.blocks if max_blocks is None else self.blocks[:max_blocks]
+        if not blocks:
+            return torch.empty((0, self.seq_len), dtype=torch.long)
+        return torch.tensor(blocks, dtype=torch.long)
 
 
 def pack_documents(
-    documents: Iterator[str] | list[str],
+    documents: Iterable[str],
     tokenizer: Any,
     seq_len: int,
     *,
@@ -170,68 +101,123 @@ def pack_documents(
     Raises:
         DataError: the tokenizer has no EOS token.
     """
-    eos = tokenizer.eos_token_id
-    if eos is None:
-        raise DataError("the tokenizer has no EOS token: cannot separate packed documents")
-    stream: list[int] = []
-    blocks: list[list[int]] = []
-    n_docs = 0
+    packer = _Packer(tokenizer, seq_len)
     for text in documents:
-        ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-        stream.extend(ids)
-        stream.append(eos)
-        n_docs += 1
-        whole = len(stream) // seq_len
-        if whole:
-            blocks.extend(stream[i * seq_len : (i + 1) * seq_len] for i in range(whole))
-            del stream[: whole * seq_len]
-        if max_blocks is not None and len(blocks) >= max_blocks:
-            blocks = blocks[:max_blocks]
+        packer.add(text)
+        if max_blocks is not None and len(packer.blocks) >= max_blocks:
             break
-    tensor = (
-        torch.tensor(blocks, dtype=torch.long)
-        if blocks
-        else torch.empty((0, seq_len), dtype=torch.long)
-    )
-    return tensor, n_docs
+    return packer.tensor(max_blocks), packer.documents
+
+
+def _pack_source(
+    packer: _Packer,
+    source: DataSource,
+    options: DataOptions,
+    token: str | bool | None,
+    max_blocks: int | None,
+) -> tuple[list[FileRecord], int, int]:
+    """Pack one source; returns (files read, documents, stream range start)."""
+    start, documents = packer.position, packer.documents
+    files: list[FileRecord] = []
+    if source.is_dataset:
+        texts: Iterable[str] = dataset_documents(source, options, token)
+        files = [FileRecord.of(f.path, f.name) for f in source.files]
+    else:
+
+        def from_files() -> Iterable[str]:
+            for data_file in source.files:
+                files.append(FileRecord.of(data_file.path, data_file.name))
+                yield from file_documents(source, data_file, options.text_column)
+
+        texts = from_files()
+    for text in texts:
+        packer.add(text)
+        if max_blocks is not None and len(packer.blocks) >= max_blocks:
+            break
+    return files, packer.documents - documents, start
 
 
 def load_packed(
-    specs: list[str],
+    specs: Sequence[str | os.PathLike[str]],
     tokenizer: Any,
     seq_len: int,
     *,
     text_column: str = "text",
     max_blocks: int | None = None,
     what: str = "training data",
+    options: DataOptions | None = None,
+    token: str | bool | None = None,
 ) -> PackedData:
     """Resolve, read, tokenize and pack ``specs``.
 
+    Local data is read whole (so the blocks do not depend on the run's length); with a Hub
+    dataset among the sources, reading stops once ``max_blocks`` blocks are complete.
+
+    Args:
+        specs: files, directories, globs, dataset repositories or Hub dataset ids.
+        text_column: column of the text (used when ``options`` is None).
+        options: text column, dataset config/split/revision (its seed is not used: the
+            trainer's seed orders the blocks).
+        token: Hub token for Hub datasets (never recorded).
+
     Raises:
-        DataError: no documents, or fewer tokens than one block of ``seq_len``.
+        DataError: a source is missing or unreadable, no documents, or fewer tokens than one
+            block of ``seq_len``.
     """
-    sources = resolve_sources(specs)
-    limit = max_blocks if any(s.builder == "hub" for s in sources) else None
-    blocks, n_docs = pack_documents(
-        iter_documents(sources, text_column), tokenizer, seq_len, max_blocks=limit
-    )
-    if n_docs == 0:
-        raise DataError(f"{what} {', '.join(specs)!r} is empty: no non-blank documents found")
+    options = options or DataOptions(text_column=text_column)
+    sources = resolve_sources(list(specs))
+    limit = max_blocks if any(s.kind == "hub" for s in sources) else None
+    packer = _Packer(tokenizer, seq_len)
+    read: list[tuple[DataSource, list[FileRecord], int, int]] = []
+    for source in sources:
+        files, documents, start = _pack_source(packer, source, options, token, limit)
+        read.append((source, files, documents, start))
+        if limit is not None and len(packer.blocks) >= limit:
+            break
+    blocks = packer.tensor(limit)
+    names = ", ".join(s.name for s in sources)
+    if packer.documents == 0:
+        raise DataError(f"{what} {names!r} is empty: no non-blank documents found")
     if blocks.shape[0] == 0:
         raise DataError(
-            f"{what} {', '.join(specs)!r} is shorter than one block of {seq_len} tokens: "
+            f"{what} {names!r} is shorter than one block of {seq_len} tokens: "
             "add text or lower --seq-len"
         )
     digest = hashlib.sha256(blocks.numpy().tobytes()).hexdigest()
-    return PackedData(blocks, n_docs, digest, [s.describe() for s in sources])
+    used = int(blocks.numel())
+    records = []
+    for index, (source, files, documents, start) in enumerate(read):
+        end = read[index + 1][3] if index + 1 < len(read) else packer.position
+        tokens = max(0, min(end, used) - start)
+        records.append(
+            SourceRecord(
+                name=source.name,
+                kind=source.kind,
+                files=files,
+                dataset=source.dataset_fields(options, hub_commit(source, options, token)),
+                documents=documents,
+                tokens_read=end - start,
+                exhausted=limit is None or len(packer.blocks) < limit,
+                windows=sum(1 for b in range(blocks.shape[0]) if start <= b * seq_len < end),
+                tokens=tokens,
+            )
+        )
+    record = DataRecord(
+        sources=records,
+        mode="packed",
+        seq_len=seq_len,
+        windows=int(blocks.shape[0]),
+        tokens=used,
+        seed=None,
+        text_column=options.text_column,
+        digest=digest,
+    )
+    return PackedData(blocks, packer.documents, digest, record.names, record.to_dict())
 
 
-def source_files(specs: list[str]) -> set[str]:
+def source_files(specs: Sequence[str | os.PathLike[str]]) -> set[str]:
     """Resolved local files behind ``specs`` (Hub ids contribute nothing)."""
-    out: set[str] = set()
-    for source in resolve_sources(specs):
-        out.update(source.files)
-    return out
+    return {str(p) for p in local_files(list(specs))}
 
 
 def epoch_order(n_blocks: int, seed: int, epoch: int) -> torch.Tensor:

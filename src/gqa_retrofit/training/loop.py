@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from .. import __version__
 from .._fs import check_output_location, write_json_atomic
+from .._version import __version__
 from ..devices import resolve_device
 from ..errors import OutputExistsError, TrainingError
 from .checkpoint import (

@@ -30,7 +30,7 @@ import torch
 from .._progress import is_quiet, progress
 from ..devices import check_cast_finite, checkpoint_dtype, resolve_dtype, torch_dtype
 from ..errors import DataError, TrainingError
-from ..hub.resolve import resolve_checkpoint_dir
+from ..sources import resolve_checkpoint_dir
 from .checkpoint import load_checkpoint, read_marker, save_checkpoint, write_marker
 from .data import PackedData, block_indices, load_packed, source_files
 from .loop import (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..canonical import AttentionWeights
+from ...arch.canonical import AttentionWeights
 
 # Tokens used for the small statistics (covariances); the refit uses every calibration token.
 MAX_STAT_TOKENS = 8192

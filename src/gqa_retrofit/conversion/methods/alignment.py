@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..canonical import AttentionWeights
+from ...arch.canonical import AttentionWeights
 from ..pooling import HeadTarget, PoolResult, register_pooling
 from ._features import (
     project,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from ...arch.canonical import AttentionWeights
 from ...errors import ConfigError
-from ..canonical import AttentionWeights
 from ..pooling import HeadTarget, PoolResult, check_target, contiguous_groups, mean_pooling
 from .alignment import align_heads
 from .query_heads import HeadSelection, select_query_heads

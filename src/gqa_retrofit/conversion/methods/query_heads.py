@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import torch
 
+from ...arch.canonical import AttentionWeights
 from ...errors import ConfigError
-from ..canonical import AttentionWeights
 from .refit import SELECTION_RIDGE, head_gram
 
 HeadSelection = Literal["importance", "index"]

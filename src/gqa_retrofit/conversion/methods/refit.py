@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..canonical import AttentionWeights
+from ...arch.canonical import AttentionWeights
 from ..pooling import HeadTarget, PoolResult, register_pooling
 
 # Ridge strength relative to the mean diagonal of the Gram matrix. The refit is pulled towards

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from gqa_retrofit.errors import ModelSourceError
-from gqa_retrofit.hub.resolve import resolve_checkpoint_dir, resolve_config_file
+from gqa_retrofit.sources import resolve_checkpoint_dir, resolve_config_file
 from hub_server import USER
 
 REPO = f"{USER}/tiny-llama"
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+SRC = str(Path(__file__).resolve().parents[1] / "src")
 EXTRA = {  # files a real repo carries that a conversion does not need
     "pytorch_model.bin": b"not a pickle we would ever load",
     "optimizer.pt": b"x" * 100,
@@ -84,7 +84,7 @@ def test_offline_uses_the_cache_or_says_why(hub_server, tiny_llama_dir, tmp_path
     script = (
         "import sys\n"
         "from gqa_retrofit.errors import ModelSourceError\n"
-        "from gqa_retrofit.hub.resolve import resolve_config_file\n"
+        "from gqa_retrofit.sources import resolve_config_file\n"
         "try:\n    print(resolve_config_file(sys.argv[1]))\n"
         "except ModelSourceError as err:\n    print('error:', err)\n"
     )

@@ -7,8 +7,8 @@ import warnings
 import pytest
 import torch
 
+from gqa_retrofit.conversion.live import patch_model, unpatch
 from gqa_retrofit.errors import ConfigError
-from gqa_retrofit.patching import patch_model, unpatch
 from tiny_models import TINY_FAMILIES, tiny_model
 
 CUSTOM = {"gpt2": "gpt2_gqa", "gpt_neox": "gpt_neox_gqa", "opt": "opt_gqa", "falcon": "falcon_gqa"}

@@ -26,10 +26,10 @@ from ..arch.layout import (
     merge_attention,
     split_attention,
 )
-from ..conversion.pooling import HeadTarget, get_pooling
 from ..errors import ConfigError
-from .config import family_of, patch_config, target_geometry
-from .custom_types import CUSTOM_TYPES, custom_classes
+from ..patching.config import family_of, patch_config, target_geometry
+from ..patching.custom_types import CUSTOM_TYPES, custom_classes
+from .pooling import HeadTarget, get_pooling
 
 RANDOM_INIT = "random"
 _MODELS = "gqa_retrofit.patching.models"

@@ -14,8 +14,8 @@ def test_smollm2_expanded_to_mha_and_pooled_back_keeps_perplexity(default_model:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from gqa_retrofit.assets import default_corpus
+    from gqa_retrofit.conversion.live import patch_model
     from gqa_retrofit.evaluation.perplexity import evaluate_perplexity
-    from gqa_retrofit.patching import patch_model
 
     model = AutoModelForCausalLM.from_pretrained(default_model, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(default_model)

@@ -10,7 +10,7 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import ModelSourceError
+from .errors import ModelSourceError
 
 # Files a transformers checkpoint needs besides the weights.
 CHECKPOINT_SIDE_FILES = [
