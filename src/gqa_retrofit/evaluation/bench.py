@@ -72,8 +72,10 @@ def load_for_bench(
 
     from transformers import AutoModelForCausalLM
 
+    from ..patching import register_custom_types
     from ..sources import resolve_checkpoint_dir
 
+    register_custom_types()  # the tool's own *_gqa types load without trust_remote_code
     target = resolve_device(device)
     path = resolve_checkpoint_dir(name, revision=revision)
     config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))

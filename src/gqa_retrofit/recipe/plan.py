@@ -158,11 +158,20 @@ class RetrofitPlan:
         return str(self.chosen.serving.get("warning", ""))
 
 
-def convert_command(model: str, out: str, option: PlanOption, current_heads: int) -> str:
-    """The ``gqa-retrofit convert`` command that produces ``option`` from ``model``."""
+def convert_command(
+    model: str, out: str, option: PlanOption, current_heads: int, revision: str | None = None
+) -> str:
+    """The ``gqa-retrofit convert`` command that produces ``option`` from ``model``.
+
+    A ``config.json`` path is replaced by its directory (convert reads the checkpoint there).
+    """
+    if Path(model).name == "config.json":
+        model = str(Path(model).parent)
     parts = ["gqa-retrofit", "convert", model, out, "--kv-heads", str(option.kv_heads)]
     if option.heads != current_heads:
         parts += ["--heads", str(option.heads)]
+    if revision:
+        parts += ["--revision", revision]
     return shlex.join(parts)
 
 
@@ -321,7 +330,7 @@ def plan_retrofit(
     command = None
     if chosen is not None and not chosen.current:
         target = out or default_output_name(str(model), chosen)
-        command = convert_command(str(model), target, chosen, shape.heads)
+        command = convert_command(str(model), target, chosen, shape.heads, revision)
     law = heads_prior_delta(report.params.non_embedding, shape.heads, shape.heads)[1]
     return RetrofitPlan(
         model=report.model,
