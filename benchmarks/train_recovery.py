@@ -121,9 +121,9 @@ def recipe(
     return TrainOptions(
         model=str(start),
         out=str(out),
-        data=corpus()[0],
+        train_data=corpus()[0],
         teacher=teacher,
-        max_steps=steps,
+        train_steps=steps,
         seq_len=256,
         batch_size=4,
         lr=lr,

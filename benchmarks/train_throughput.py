@@ -80,8 +80,8 @@ def run_ours(model: Path, steps: int, warmup: int, work: Path) -> dict[str, Any]
     options = TrainOptions(
         model=str(model),
         out=str(work / "ours-out"),
-        data=data_files(),
-        max_steps=steps,
+        train_data=data_files(),
+        train_steps=steps,
         seq_len=SEQ,
         batch_size=BATCH,
         lr=3e-4,

@@ -2,13 +2,15 @@
 
 Command::
 
-    python examples/convert_llama.py SRC OUT --kv-heads 1 [--method mean]
+    python examples/convert_llama.py SRC OUT --kv-heads 1 [--method pca-refit]
         [--calibration TEXT [TEXT ...]]
 
 ``SRC`` is a local checkpoint directory or a Hub id (only the needed files are downloaded).
-The converted checkpoint in ``OUT`` is a plain transformers checkpoint plus a
-``gqa_retrofit.json`` manifest; this script checks it with ``verify_checkpoint`` and prints the
-KV-cache bytes per token before and after. The same as ``gqa-retrofit convert`` followed by
+The flags are those of ``gqa-retrofit convert`` (the script builds its parser from the same
+:class:`~gqa_retrofit.pipeline.options.ConvertOptions`). The converted checkpoint in ``OUT`` is
+a plain transformers checkpoint plus a ``gqa_retrofit.json`` manifest; the script checks it with
+``verify_checkpoint``, prints every check and the KV-cache bytes per token before and after, and
+exits 1 when a check fails. The same as ``gqa-retrofit convert`` followed by
 ``gqa-retrofit verify`` and ``gqa-retrofit estimate``.
 """
 
@@ -19,34 +21,28 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="convert a Llama-shaped checkpoint")
-    parser.add_argument("src")
-    parser.add_argument("out")
-    parser.add_argument("--kv-heads", type=int, required=True)
-    parser.add_argument("--method", default=None)
-    parser.add_argument("--calibration", nargs="+", default=None)
-    args = parser.parse_args(argv)
+    from gqa_retrofit.pipeline.options import ConvertOptions
 
-    from gqa_retrofit.conversion.convert import convert_checkpoint
+    parser = argparse.ArgumentParser(description="convert a Llama-shaped checkpoint")
+    ConvertOptions.add_arguments(parser)
+    options = ConvertOptions.from_args(parser.parse_args(argv))
+
     from gqa_retrofit.conversion.verify import verify_checkpoint
     from gqa_retrofit.cost import estimate
 
-    report = convert_checkpoint(
-        args.src,
-        args.out,
-        kv_heads=args.kv_heads,
-        method=args.method,
-        calibration=args.calibration,
-    )
-    verify_checkpoint(args.out)
-    before = estimate(args.src).kv_cache_bytes_per_token
-    after = estimate(args.out).kv_cache_bytes_per_token
+    report = options.run()
+    verdict = verify_checkpoint(options.out)
+    for check in verdict.checks:
+        print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<9} {check.detail}")
+    before = estimate(options.src).kv_cache_bytes_per_token
+    after = estimate(options.out).kv_cache_bytes_per_token
+    status = "verified" if verdict.ok else "FAILED verification: " + "; ".join(verdict.problems)
     print(
-        f"converted {args.src} -> {args.out} with {report.method}: "
+        f"converted {options.src} -> {options.out} with {report.method}: "
         f"KV heads {report.kv_heads_before} -> {report.kv_heads_after}, "
-        f"KV cache {before:,} -> {after:,} bytes/token (bf16), verified"
+        f"KV cache {before:,} -> {after:,} bytes/token (bf16), {status}"
     )
-    return 0
+    return 0 if verdict.ok else 1
 
 
 if __name__ == "__main__":

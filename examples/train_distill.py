@@ -29,9 +29,9 @@ def main() -> None:
         model=args.converted,
         out=args.out,
         teacher=args.original,
-        data=[str(p) for p in corpus.train],
+        train_data=[str(p) for p in corpus.train],
         eval_data=str(corpus.validation),
-        max_steps=args.steps,
+        train_steps=args.steps,
         seq_len=256,
         batch_size=4,
         lr=1e-4,
@@ -41,7 +41,7 @@ def main() -> None:
         distill_weight=0.5,
         save_every=25,
         eval_every=25,
-        eval_blocks=8,
+        eval_windows=8,
     )
     report = train(options)
     print(json.dumps(report.record(), indent=2))

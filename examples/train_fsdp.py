@@ -3,12 +3,12 @@
 Command (8 GPUs, FSDP, the config shipped in ``examples/accelerate/``)::
 
     accelerate launch --config_file examples/accelerate/fsdp.yaml examples/train_fsdp.py \
-        CONVERTED OUT --teacher SRC --data "corpus/*.txt" --max-steps 900
+        CONVERTED OUT --teacher SRC --train-data "corpus/*.txt" --train-steps 900
 
 On CPU (two processes, DDP over gloo, what the tests exercise)::
 
     accelerate launch --config_file examples/accelerate/ddp_cpu.yaml examples/train_fsdp.py \
-        CONVERTED OUT --teacher SRC --data corpus.txt --max-steps 100
+        CONVERTED OUT --teacher SRC --train-data corpus.txt --train-steps 100
 
 Plain ``python examples/train_fsdp.py ...`` runs one process. The script only builds
 ``TrainOptions`` and calls ``gqa_retrofit.training.train``, exactly what
@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", help="converted checkpoint (the student)")
     parser.add_argument("out")
     parser.add_argument("--teacher", default=None, help="source checkpoint (the teacher)")
-    parser.add_argument("--data", nargs="+", required=True)
-    parser.add_argument("--max-steps", type=int, default=100)
+    parser.add_argument("--train-data", nargs="+", required=True)
+    parser.add_argument("--train-steps", type=int, default=100)
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-4)
@@ -39,14 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     options = TrainOptions(
         model=args.model,
         out=args.out,
-        data=args.data,
+        train_data=args.train_data,
         teacher=args.teacher,
-        max_steps=args.max_steps,
+        train_steps=args.train_steps,
         seq_len=args.seq_len,
         batch_size=args.batch_size,
         lr=args.lr,
         trainable=args.trainable,
-        save_every=max(1, args.max_steps // 4),
+        save_every=max(1, args.train_steps // 4),
     ).validate()
     report = train(options)
     if report.first_loss is not None and report.final_loss is not None:

@@ -20,6 +20,17 @@ os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="gqa-retrofit-hf-home-")
 os.environ.pop("HF_TOKEN", None)
 
 
+@pytest.fixture(autouse=True)
+def _not_quiet_after_the_test():
+    """``main(["-q", ...])`` silences the package and the HF libraries for the process (and
+    sets their environment switches): undo it after each test so tests stay independent."""
+    yield
+    from gqa_retrofit._progress import is_quiet, set_quiet
+
+    if is_quiet():
+        set_quiet(False)
+
+
 @pytest.fixture
 def tiny_llama_dir(tmp_path: Path) -> Path:
     from tiny_models import save_tiny_model

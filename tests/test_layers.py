@@ -20,8 +20,10 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Bottom first. Keep in step with the drawing in docs/architecture.md.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "_version", "_progress"),
-    ("_fs", "_options", "devices", "sources", "assets", "data"),
+    ("errors", "_version", "_progress", "_markdown"),
+    ("_fs", "devices", "sources", "assets", "data"),
+    ("_options",),  # the options regime: parsers in the devices.py vocabulary
+    ("_vocabulary",),  # option declarations shared by commands (data options, device, eval)
     ("arch",),
     ("cost", "patching"),
     ("conversion",),

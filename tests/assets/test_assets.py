@@ -60,7 +60,7 @@ def test_default_model_reproduces_reference_perplexity(default_model: Path) -> N
             "--quiet",
             "eval",
             str(default_model),
-            "--data",
+            "--eval-data",
             str(default_corpus().test),
             "--json",
         ],

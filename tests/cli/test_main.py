@@ -34,7 +34,7 @@ def test_subcommands_are_discovered(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_user_error_is_one_line_exit_2(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "nope.txt"
-    assert main(["eval", str(tmp_path), "--data", str(missing)]) == 2
+    assert main(["eval", str(tmp_path), "--eval-data", str(missing)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"gqa-retrofit eval: error: data file {str(missing)!r} does not exist"
     assert "Traceback" not in err

@@ -107,3 +107,38 @@ def test_bad_budget_unit(capsys: pytest.CaptureFixture[str]) -> None:
         main(["plan", str(SMOLLM2), "--context", "4k", "--memory-budget", "16 parsecs"])
     assert exc.value.code == 2
     assert "invalid size '16 parsecs'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--min-heads", "2", "--lambda", "1"], ["--config-json"]],
+    ids=["kv-only", "fewer-query-heads", "config-json-path"],
+)
+def test_printed_convert_commands_parse_and_run(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    extra: list[str],
+) -> None:
+    import shlex
+
+    from gqa_retrofit.cli.main import build_parser
+    from tiny_models import save_tiny_model
+
+    src = save_tiny_model(tmp_path / "src", "llama")
+    model = str(src / "config.json") if extra == ["--config-json"] else str(src)
+    flags = [] if extra == ["--config-json"] else extra
+    assert main(["plan", model, "--context", "256", "--json", *flags]) == 0
+    command = json.loads(capsys.readouterr().out)["command"]
+    argv = shlex.split(command)
+    assert argv[:2] == ["gqa-retrofit", "convert"]
+    args = build_parser().parse_args(argv[1:])  # the real parser accepts it as printed
+    assert (args.command, args.src) == ("convert", str(src))
+    monkeypatch.chdir(tmp_path)
+    assert main(argv[1:]) == 0, capsys.readouterr().err
+    out = tmp_path / argv[3]
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert config["num_key_value_heads"] == int(argv[argv.index("--kv-heads") + 1])
+    if "--heads" in argv:
+        assert config["num_attention_heads"] == int(argv[argv.index("--heads") + 1])
+        assert "needs a data-aware method" in capsys.readouterr().err  # announced, not silent

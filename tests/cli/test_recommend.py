@@ -39,8 +39,13 @@ def test_table_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         f"(L {best.layers}, d {best.hidden}, head_dim 64)"
     ) in out
     assert "dM, dC, dZ: % change against the baseline 32:8 (negative = cheaper)" in out
-    ranked_rows = [line for line in out.splitlines() if line[:4].strip() in {"1", "2", "3", "4"}]
-    assert [row.split()[0] for row in ranked_rows] == ["1", "2", "3"]
+    ranked_rows = [
+        line for line in out.splitlines() if line.split(" | ")[0] in {"| 1", "| 2", "| 3", "| 4"}
+    ]
+    assert [row.split(" | ")[1] for row in ranked_rows] == [
+        r.config.label
+        for r in recommend(EXAMPLE, context=131072, target_loss=2.6).recommendations[:3]
+    ]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot.stat().st_size > 20_000
 

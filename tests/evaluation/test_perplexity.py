@@ -69,9 +69,9 @@ def test_cli_json(
             "--quiet",
             "eval",
             str(tiny_llama_dir),
-            "--data",
+            "--eval-data",
             str(text_file),
-            "--seq-len",
+            "--eval-seq-len",
             "64",
             "--json",
         ]
@@ -118,8 +118,9 @@ def test_bad_seq_len(tiny_llama_dir: Path, text_file: Path, seq_len: int) -> Non
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--seq-len", "0"], "seq_len must be at least 2 tokens, got 0"),
-        (["--max-windows", "0"], "max_windows must be at least 1, got 0"),
+        (["--eval-seq-len", "0"], "--eval-seq-len 0 is invalid: must be >= 2"),
+        (["--eval-windows", "0"], "--eval-windows 0 is invalid: must be >= 1"),
+        (["--eval-seq-len", "4096"], "--eval-seq-len 4096 is beyond the position limit of"),
     ],
 )
 def test_cli_bad_input_exit_2(
@@ -129,7 +130,7 @@ def test_cli_bad_input_exit_2(
     args: list[str],
     message: str,
 ) -> None:
-    assert main(["eval", str(tiny_llama_dir), "--data", str(text_file), *args]) == 2
+    assert main(["eval", str(tiny_llama_dir), "--eval-data", str(text_file), *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
 

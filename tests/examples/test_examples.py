@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import runpy
+import struct
 import sys
 from pathlib import Path
 
@@ -48,6 +49,32 @@ def test_convert_llama(
     )
 
 
+def test_convert_llama_reports_a_failed_verification(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gqa_retrofit.conversion import verify
+
+    real_verify = verify.verify_checkpoint
+
+    def verify_after_damage(directory: str, **kwargs: object) -> verify.VerifyReport:
+        weights = Path(directory) / "model.safetensors"
+        data = bytearray(weights.read_bytes())
+        data[-4:] = struct.pack("<f", float("nan"))  # the last fp32 value, after conversion
+        weights.write_bytes(bytes(data))
+        return real_verify(directory, **kwargs)
+
+    monkeypatch.setattr(verify, "verify_checkpoint", verify_after_damage)
+    src = save_tiny_model(tmp_path / "src", "llama")
+    monkeypatch.setattr(sys, "argv", ["convert_llama.py", str(src), str(tmp_path / "o")])
+    sys.argv += ["--kv-heads", "1"]
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(EXAMPLES / "convert_llama.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 1
+    assert "FAILED verification: " in out and "verified" not in out
+    assert any(line.startswith("FAIL") for line in out.splitlines())
+
+
 def test_estimate_models(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -87,9 +114,9 @@ def test_train_fsdp_single_process(
         str(out),
         "--teacher",
         str(teacher),
-        "--data",
+        "--train-data",
         str(data),
-        "--max-steps",
+        "--train-steps",
         "2",
         "--seq-len",
         "32",

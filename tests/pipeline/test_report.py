@@ -125,3 +125,25 @@ def test_reproduce_command() -> None:
         "gqa-retrofit retrofit s o --kv-heads 2 --heads 8 --method mean --calibration c.txt "
         "--train-tokens 1000 --teacher none --push me/m"
     )
+
+
+def test_reproduce_command_parses_back_to_the_same_options() -> None:
+    import shlex
+
+    from gqa_retrofit.cli.main import build_parser
+    from gqa_retrofit.data.options import DataOptions
+
+    options = RetrofitOptions(
+        src="s",
+        out="o dir",
+        kv_heads=1,
+        train_data=["a.txt", "b.jsonl"],
+        train_steps=5,
+        bench_contexts=[64, 2048],
+        data_options=DataOptions(text_column="body"),
+        private=True,
+        dtype="bf16",
+    )
+    argv = shlex.split(reproduce_command(options))
+    assert argv[:2] == ["gqa-retrofit", "retrofit"]
+    assert RetrofitOptions.from_args(build_parser().parse_args(argv[1:])) == options

@@ -49,7 +49,8 @@ def small_run(s: dict[str, Any], out: Path, **extra: Any) -> retrofit_module.Ret
         str(s["src"]),
         out,
         kv_heads=1,
-        train_data=[str(s["train"])],
+        train_data=[str(s["train"])],  # also the calibration text (announced)
+        calibration_tokens=512,
         train_steps=3,
         eval_data=str(s["test"]),
         eval_windows=2,
@@ -162,7 +163,7 @@ def test_resume_after_failure_between_stages(
     assert result.results["bench"]["results"][1]["model"] == "retrofit"
 
     with pytest.raises(OutputExistsError, match=r"different options \(.*kv_heads"):
-        retrofit(str(setup["src"]), out, kv_heads=2)
+        retrofit(str(setup["src"]), out, kv_heads=2, method="mean")
 
 
 def test_dry_run_plan(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
@@ -194,7 +195,18 @@ def test_dry_run_plan(setup: dict[str, Any], capsys: pytest.CaptureFixture[str])
     assert "total pending: about" in text
 
     code = main(
-        ["-q", "retrofit", str(setup["src"]), str(out), "--kv-heads", "1", "--dry-run", "--json"]
+        [
+            "retrofit",
+            str(setup["src"]),
+            str(out),
+            "--kv-heads",
+            "1",
+            "--method",
+            "mean",
+            "--dry-run",
+            "--json",
+            "-q",
+        ]
     )
     plan = json.loads(capsys.readouterr().out)["plan"]
     assert [row["stage"] for row in plan] == STAGES

@@ -37,11 +37,11 @@ def test_two_process_ddp_matches_one_process(
     tiny_lm: Path, corpus_dir: Path, tmp_path: Path
 ) -> None:
     common = [
-        "--data",
+        "--train-data",
         str(corpus_dir / "*.txt"),
         "--seq-len",
         "32",
-        "--max-steps",
+        "--train-steps",
         "6",
         "--trainable",
         "all",
@@ -84,9 +84,9 @@ def test_two_process_ddp_matches_one_process(
             dict(
                 model=str(tiny_lm),
                 out=str(tmp_path / "single"),
-                data=[str(corpus_dir / "*.txt")],
+                train_data=[str(corpus_dir / "*.txt")],
                 seq_len=32,
-                max_steps=6,
+                train_steps=6,
                 trainable="all",
                 lr=1e-2,
                 warmup=1,

@@ -23,10 +23,10 @@ def _opts(model: Path, out: Path, corpus: Path, **kw) -> TrainOptions:
     base = dict(
         model=str(model),
         out=str(out),
-        data=[str(corpus / "*.txt")],
+        train_data=[str(corpus / "*.txt")],
         seq_len=32,
         batch_size=2,
-        max_steps=6,
+        train_steps=6,
         lr=3e-3,
         warmup=1,
         seed=0,
@@ -66,7 +66,7 @@ def test_loss_goes_down_and_eval_improves(
             tmp_path / "out",
             corpus_dir,
             trainable="all",
-            max_steps=25,
+            train_steps=25,
             lr=1e-2,
             eval_data=str(tmp_path / "heldout.txt"),
             eval_every=5,
@@ -85,7 +85,7 @@ def test_loss_goes_down_and_eval_improves(
 def test_trainable_attention_changes_only_attention(
     tiny_lm: Path, corpus_dir: Path, tmp_path: Path
 ) -> None:
-    train(_opts(tiny_lm, tmp_path / "out", corpus_dir, trainable="attention", max_steps=3))
+    train(_opts(tiny_lm, tmp_path / "out", corpus_dir, trainable="attention", train_steps=3))
     before, after = _weights(tiny_lm), _weights(tmp_path / "out")
     assert set(before) == set(after)
     attention = [k for k in before if ".self_attn." in k]
@@ -101,7 +101,7 @@ def test_lora_output_is_a_plain_checkpoint_loadable_without_peft(
     tiny_lm: Path, corpus_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    train(_opts(tiny_lm, out, corpus_dir, trainable="lora", lora_r=4, max_steps=3, lr=5e-2))
+    train(_opts(tiny_lm, out, corpus_dir, trainable="lora", lora_r=4, train_steps=3, lr=5e-2))
     before, after = _weights(tiny_lm), _weights(out)
     assert set(after) == set(before)  # no lora_A/lora_B, no base_model prefixes
     assert not (out / "adapter_config.json").exists()
@@ -120,7 +120,7 @@ def test_lora_output_is_a_plain_checkpoint_loadable_without_peft(
 def test_kill_and_resume_is_bit_identical(tiny_lm: Path, corpus_dir: Path, tmp_path: Path) -> None:
     teacher = save_tiny_lm(tmp_path / "teacher", seed=1)
     common = dict(
-        max_steps=8,
+        train_steps=8,
         save_every=3,
         teacher=str(teacher),
         trainable="all",
@@ -171,7 +171,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
                 warmup=0,
                 max_grad_norm=0.0,
                 save_every=1,
-                max_steps=6,
+                train_steps=6,
             )
         )
     marker = json.loads((out / "training_state.json").read_text())
@@ -182,7 +182,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
 
 def test_manifest_gets_a_training_record(tiny_lm: Path, corpus_dir: Path, tmp_path: Path) -> None:
     (tiny_lm / "gqa_retrofit.json").write_text(json.dumps({"method": "mean", "source": "x"}))
-    report = train(_opts(tiny_lm, tmp_path / "out", corpus_dir, max_steps=2))
+    report = train(_opts(tiny_lm, tmp_path / "out", corpus_dir, train_steps=2))
     manifest = json.loads((tmp_path / "out" / "gqa_retrofit.json").read_text())
     assert manifest["method"] == "mean" and manifest["source"] == "x"
     record = manifest["training"]
@@ -219,9 +219,9 @@ def test_rerun_without_resume_and_bad_resume_dirs(
     tiny_lm: Path, corpus_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    train(_opts(tiny_lm, out, corpus_dir, max_steps=2))
+    train(_opts(tiny_lm, out, corpus_dir, train_steps=2))
     with pytest.raises(OutputExistsError, match="pass --resume to continue it or --overwrite"):
-        train(_opts(tiny_lm, out, corpus_dir, max_steps=2))
+        train(_opts(tiny_lm, out, corpus_dir, train_steps=2))
     with pytest.raises(TrainingError, match="is not a training checkpoint"):
         train(_opts(tiny_lm, out, corpus_dir, resume=str(tiny_lm)))
     with pytest.raises(TrainingError, match=r"--resume latest: .* holds no training run"):
@@ -234,9 +234,9 @@ def test_rerun_without_resume_and_bad_resume_dirs(
                 tiny_lm,
                 out,
                 corpus_dir,
-                data=[str(tmp_path / "other.txt")],
+                train_data=[str(tmp_path / "other.txt")],
                 resume="latest",
-                max_steps=4,
+                train_steps=4,
             )
         )
 
@@ -257,13 +257,16 @@ def test_cli_bad_input_exits_2_with_one_line(
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "short.txt").write_text("too short")
     cases = [
-        (["--data", str(corpus_dir), "--max-steps", "0"], "--max-steps 0 is invalid"),
-        (["--data", str(tmp_path / "empty.txt")], "is empty"),
+        (["--train-data", str(corpus_dir), "--train-steps", "0"], "--train-steps 0 is invalid"),
+        (["--train-data", str(tmp_path / "empty.txt")], "is empty"),
         (
-            ["--data", str(tmp_path / "short.txt"), "--seq-len", "64"],
+            ["--train-data", str(tmp_path / "short.txt"), "--seq-len", "64"],
             "shorter than one block of 64 tokens",
         ),
-        (["--data", str(corpus_dir), "--resume", str(corpus_dir)], "is not a training checkpoint"),
+        (
+            ["--train-data", str(corpus_dir), "--resume", str(corpus_dir)],
+            "is not a training checkpoint",
+        ),
     ]
     for extra, message in cases:
         code = main(["--quiet", "train", str(tiny_lm), str(tmp_path / "out"), *extra])
@@ -278,15 +281,17 @@ def test_max_tokens_gradient_checkpointing_and_bf16_autocast(
     tiny_lm: Path, corpus_dir: Path, tmp_path: Path
 ) -> None:
     # 2 blocks x 32 tokens per step: 100 tokens need 2 steps
-    plain = train(_opts(tiny_lm, tmp_path / "plain", corpus_dir, max_steps=None, max_tokens=100))
+    plain = train(
+        _opts(tiny_lm, tmp_path / "plain", corpus_dir, train_steps=None, train_tokens=100)
+    )
     assert plain.steps == 2 and plain.tokens == 128
     ckpt = train(
         _opts(
             tiny_lm,
             tmp_path / "gc",
             corpus_dir,
-            max_steps=None,
-            max_tokens=100,
+            train_steps=None,
+            train_tokens=100,
             gradient_checkpointing=True,
         )
     )
@@ -294,6 +299,8 @@ def test_max_tokens_gradient_checkpointing_and_bf16_autocast(
     a, b = _weights(tmp_path / "plain"), _weights(tmp_path / "gc")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
-    bf16 = train(_opts(tiny_lm, tmp_path / "bf16", corpus_dir, max_steps=2, mixed_precision="bf16"))
+    bf16 = train(
+        _opts(tiny_lm, tmp_path / "bf16", corpus_dir, train_steps=2, mixed_precision="bf16")
+    )
     assert all(abs(x - y) < 0.05 for x, y in zip(bf16.losses, plain.losses))
     assert _weights(tmp_path / "bf16")["model.embed_tokens.weight"].dtype == torch.float32

@@ -16,10 +16,10 @@ def _opts(model: Path, out: Path, corpus: Path, **kw) -> TrainOptions:
     base = dict(
         model=str(model),
         out=str(out),
-        data=[str(corpus / "*.txt")],
+        train_data=[str(corpus / "*.txt")],
         seq_len=32,
         batch_size=2,
-        max_steps=2,
+        train_steps=2,
         warmup=1,
     )
     base.update(kw)
@@ -61,12 +61,9 @@ def test_pure_bf16_student(tiny_lm: Path, corpus_dir: Path, tmp_path: Path) -> N
 @pytest.mark.parametrize("name", ["dtype", "teacher_dtype"])
 def test_unknown_dtype_is_refused_naming_the_flag(name: str, tmp_path: Path) -> None:
     with pytest.raises(TrainingError) as info:
-        TrainOptions(model="m", out="o", data=["d"], **{name: "int4"}).validate()
+        TrainOptions(model="m", out="o", train_data=["d"], **{name: "int4"}).validate()
     flag = name.replace("_", "-")
-    assert str(info.value) == (
-        f"--{flag} 'int4' is invalid: choose auto, bf16, fp16 or fp32 (bfloat16, float16, "
-        "float32 alike)"
-    )
+    assert str(info.value) == (f"--{flag} 'int4' is invalid: choose one of auto, bf16, fp16, fp32")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._util import context_list
+from ._util import context_list, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--stdout", action="store_true", help="print the card instead of writing it"
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"card": PATH} (with --stdout: {"card": null, "text": ...}) as JSON',
+    )
     parser.set_defaults(func=run)
 
 
@@ -52,7 +57,15 @@ def run(args: argparse.Namespace) -> int:
         contexts=contexts,
     )
     if args.stdout:
-        print(render_card(args.checkpoint, **kwargs), end="")
+        text = render_card(args.checkpoint, **kwargs)
+        if args.json:
+            print_json({"card": None, "text": text})
+        else:
+            print(text, end="")
+        return 0
+    path = write_card(args.checkpoint, plot=not args.no_plot, **kwargs)
+    if args.json:
+        print_json({"card": str(path)})
     else:
-        print(write_card(args.checkpoint, plot=not args.no_plot, **kwargs))
+        print(path)
     return 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._util import positive_int, print_json
+from ..pipeline.options import ConvertOptions
+from ._util import print_json
 
 
 def register(subparsers: Any) -> None:
@@ -16,78 +17,13 @@ def register(subparsers: Any) -> None:
         "optionally fewer query heads) into OUT, streaming shard by shard. OUT is written to a "
         "temporary sibling and renamed when complete; SRC is never modified.",
     )
-    parser.add_argument("src", metavar="SRC", help="checkpoint directory or Hub id")
-    parser.add_argument("out", metavar="OUT", help="output directory (must not exist)")
-    parser.add_argument(
-        "--kv-heads",
-        type=positive_int,
-        required=True,
-        metavar="K",
-        help="KV heads after conversion (divides the source's KV heads)",
-    )
-    parser.add_argument(
-        "--heads",
-        type=positive_int,
-        default=None,
-        metavar="H",
-        help="query heads after conversion (default: keep)",
-    )
-    parser.add_argument(
-        "--method",
-        default=None,
-        metavar="NAME",
-        help="pooling method (default: mean; the best data-aware method when "
-        "--calibration is given)",
-    )
-    parser.add_argument(
-        "--calibration",
-        action="append",
-        default=None,
-        metavar="PATH",
-        help="calibration text file for data-aware methods (repeatable; "
-        "default: the embedded corpus' training split)",
-    )
-    parser.add_argument(
-        "--calibration-tokens",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help="calibration token budget",
-    )
-    parser.add_argument(
-        "--dtype",
-        default="keep",
-        choices=["keep", "bf16", "fp16", "fp32"],
-        help="dtype of floating-point tensors written (default: keep)",
-    )
-    parser.add_argument(
-        "--max-shard-size",
-        default="5GB",
-        metavar="SIZE",
-        help="largest output shard, e.g. 500MB, 5GB (default: 5GB)",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
-    parser.add_argument("--revision", default=None, help="Hub revision of SRC")
+    ConvertOptions.add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..conversion.convert import DEFAULT_CALIBRATION_TOKENS, convert_checkpoint
-
-    report = convert_checkpoint(
-        args.src,
-        args.out,
-        kv_heads=args.kv_heads,
-        heads=args.heads,
-        method=args.method,
-        calibration=args.calibration,
-        calibration_tokens=args.calibration_tokens or DEFAULT_CALIBRATION_TOKENS,
-        dtype=args.dtype,
-        max_shard_size=args.max_shard_size,
-        overwrite=args.overwrite,
-        revision=args.revision,
-    )
+    report = ConvertOptions.from_args(args).run()
     if args.json:
         print_json(report.to_dict())
         return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._util import print_json
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -26,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--create-pr", action="store_true", help="open a pull request instead")
     parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the HF token file)")
     parser.add_argument("--no-verify", action="store_true", help="skip checkpoint verification")
+    parser.add_argument(
+        "--json", action="store_true", help='print {"repo_id": ..., "url": ...} as JSON'
+    )
     parser.set_defaults(func=run)
 
 
@@ -42,5 +47,8 @@ def run(args: argparse.Namespace) -> int:
         token=args.token,
         verify=not args.no_verify,
     )
-    print(url)
+    if args.json:
+        print_json({"repo_id": args.repo_id, "url": str(url)})
+    else:
+        print(url)
     return 0

@@ -44,6 +44,7 @@ from ..arch.layout import (
 )
 from ..arch.spec import FamilySpec
 from ..data import DataOptions, resolve_sources
+from ..devices import DTYPE_ALIASES, DTYPE_NAMES, torch_dtype
 from ..errors import ConfigError, ConversionError, DataError, UnsupportedFamilyError
 from ..patching import patch_config
 from ..patching.custom_types import CUSTOM_TYPES, custom_classes
@@ -76,19 +77,6 @@ DEFAULT_CALIBRATED_METHOD = DEFAULT_DATA_AWARE_METHOD  # the one default, kept i
 # 8,192 tokens: 79.2 and 29.6x in about 40 s.
 DEFAULT_CALIBRATION_TOKENS = 16_384
 
-DTYPES: dict[str, torch.dtype | None] = {
-    "keep": None,
-    "bf16": torch.bfloat16,
-    "fp16": torch.float16,
-    "fp32": torch.float32,
-}
-_DTYPE_ALIASES = {
-    "bfloat16": "bf16",
-    "float16": "fp16",
-    "half": "fp16",
-    "float32": "fp32",
-    "float": "fp32",
-}
 # Small files that travel with the weights (tokenizer, generation settings, chat template).
 SIDE_FILES = [name for name in CHECKPOINT_SIDE_FILES if name != "config.json"]
 
@@ -167,10 +155,13 @@ def _natural_key(name: str) -> list[Any]:
 
 
 def _resolve_dtype(dtype: str) -> torch.dtype | None:
-    key = _DTYPE_ALIASES.get(str(dtype).lower(), str(dtype).lower())
-    if key not in DTYPES:
-        raise ConfigError(f"invalid dtype {dtype!r}; valid: {', '.join(DTYPES)}")
-    return DTYPES[key]
+    """The output dtype: ``keep`` (None) or a name of :mod:`gqa_retrofit.devices`."""
+    key = str(dtype).lower()
+    if key == "keep":
+        return None
+    if key not in DTYPE_ALIASES:
+        raise ConfigError(f"invalid dtype {dtype!r}; valid: keep, {', '.join(DTYPE_NAMES)}")
+    return torch_dtype(key)
 
 
 def _stored_dtype(source: torch.dtype, out_dtype: torch.dtype | None) -> torch.dtype:

@@ -33,6 +33,7 @@ from .formulas import (
 )
 from .layer_plan import cache_layers
 from .loading import load_config_dict, shape_from_config
+from .paper import PAPER_Z_WEIGHTS
 from .serving import Parallelism, serving_dict
 from .serving import kv_dtype as kv_format
 
@@ -322,10 +323,6 @@ def reports_to_markdown(reports: Sequence[CostReport]) -> str:
     return "\n".join(lines) + "\n"
 
 
-# The recipe's defaults (Section 4.1): lambda, alpha, beta of Z = λ·M^α + (1−λ)·C^β.
-PAPER_Z_WEIGHTS = (0.9, 0.5, 1.0 / 3.0)
-
-
 def _context_cost(
     s: ModelShape,
     params: ParamCounts,
@@ -463,8 +460,9 @@ def estimate(
             same model (every other dimension unchanged), with savings against the original.
         revision: Hub revision (branch, tag or commit) for Hub ids.
         token: Hub token (default: the huggingface_hub login / ``HF_TOKEN``).
-        z_weights: (λ, α, β) of the paper's ``Z = λ·M^α + (1−λ)·C^β`` (default: the paper's
-            0.9, 1/2, 1/3), evaluated on ``paper.m_infer`` (values) and ``paper.c_infer``.
+        z_weights: (λ, α, β) of the paper's ``Z = λ·M^α + (1−λ)·C^β`` (default: the paper's,
+            :data:`~gqa_retrofit.cost.paper.PAPER_Z_WEIGHTS`), evaluated on ``paper.m_infer``
+            (values) and ``paper.c_infer``.
         tp: tensor parallel degree of the serving engine (per-device cache bytes).
         dcp: decode context parallel degree (vLLM ``-dcp``; must divide ``tp``).
 

@@ -4,31 +4,41 @@ Sources are local files (.txt/.md, .jsonl/.json and .parquet with a text column)
 globs, local dataset repositories and Hub datasets (``datasets.load_dataset`` with config,
 split and revision). :func:`sample_windows` spreads windows over *all* sources (seeded), and
 every run keeps a :class:`DataRecord` of exactly what it used.
+
+Names are imported lazily, so that :class:`DataOptions` (the CLI builds flags from it) does not
+pull in torch.
 """
 
 from __future__ import annotations
 
-from .documents import iter_documents, read_text, source_documents
-from .options import DataOptions
-from .record import DataRecord, FileRecord, SourceRecord, file_sha256
-from .sources import SUPPORTED, DataFile, DataSource, local_files, resolve_source, resolve_sources
-from .windows import TokenSample, sample_windows
+import importlib
+from typing import Any
 
-__all__ = [
-    "SUPPORTED",
-    "DataFile",
-    "DataOptions",
-    "DataRecord",
-    "DataSource",
-    "FileRecord",
-    "SourceRecord",
-    "TokenSample",
-    "file_sha256",
-    "iter_documents",
-    "local_files",
-    "read_text",
-    "resolve_source",
-    "resolve_sources",
-    "sample_windows",
-    "source_documents",
-]
+_EXPORTS = {
+    "iter_documents": "documents",
+    "read_text": "documents",
+    "source_documents": "documents",
+    "DataOptions": "options",
+    "DataRecord": "record",
+    "FileRecord": "record",
+    "SourceRecord": "record",
+    "file_sha256": "record",
+    "SUPPORTED": "sources",
+    "DataFile": "sources",
+    "DataSource": "sources",
+    "local_files": "sources",
+    "resolve_source": "sources",
+    "resolve_sources": "sources",
+    "TokenSample": "windows",
+    "sample_windows": "windows",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+__all__ = sorted(_EXPORTS)

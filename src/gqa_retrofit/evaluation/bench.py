@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._markdown import markdown_table
 from .._progress import progress
 from ..devices import (
     check_cast_finite,
@@ -72,8 +73,10 @@ def load_for_bench(
 
     from transformers import AutoModelForCausalLM
 
+    from ..patching import register_custom_types
     from ..sources import resolve_checkpoint_dir
 
+    register_custom_types()  # the tool's own *_gqa types load without trust_remote_code
     target = resolve_device(device)
     path = resolve_checkpoint_dir(name, revision=revision)
     config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
@@ -411,3 +414,21 @@ def benchmark_decode(
         for context in contexts
         for index, entry in enumerate(loaded)
     ]
+
+
+def results_to_markdown(results: list[dict[str, Any]]) -> str:
+    """The results of :func:`benchmark_decode` as a table, one row per model and context."""
+    rows = [
+        [
+            row["model"],
+            row["context"],
+            f"{row['kv_cache_bytes']:,}",
+            f"{row['predicted_kv_cache_bytes']:,}",
+            f"{row['prefill_seconds']:.3f}",
+            f"{row['decode_tokens_per_second']:.2f} "
+            f"[{row['decode_tokens_per_second_min']:.2f}-{row['decode_tokens_per_second_max']:.2f}]",
+        ]
+        for row in results
+    ]
+    headers = ["model", "context", "KV bytes", "predicted", "prefill s", "decode tok/s"]
+    return markdown_table(headers, rows, "lrrrrr")

@@ -84,8 +84,10 @@ def load_model_and_tokenizer(
         resolve_dtype,
         torch_dtype,
     )
+    from ..patching import register_custom_types
     from ..sources import resolve_checkpoint_dir
 
+    register_custom_types()  # the tool's own *_gqa types load without trust_remote_code
     dtype_name(dtype, allow_auto=True)
     target = resolve_device(device)
     local = resolve_checkpoint_dir(str(model), revision=revision, token=token)

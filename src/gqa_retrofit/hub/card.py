@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..cost.report import DEFAULT_CONTEXTS
 from ..errors import ConfigError, ConversionError, ModelSourceError
 
 CARD_FILENAME = "README.md"
@@ -38,7 +39,6 @@ PLOT_FILENAME = "gqa_retrofit_cost.png"
 BEGIN_MARKER = "<!-- gqa-retrofit:begin -->"
 END_MARKER = "<!-- gqa-retrofit:end -->"
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "default.md.jinja"
-DEFAULT_CONTEXTS = (4096, 32768, 131072)
 # YAML keys the card owns; every other key of an existing card is kept as the user wrote it.
 OWNED_KEYS = (
     "base_model",

@@ -1,78 +1,299 @@
-"""Options of a ``retrofit`` run: one dataclass for the Python API, the CLI and YAML configs."""
+"""Options of ``convert`` and ``retrofit``: one dataclass each for the Python API, CLI and YAML.
+
+:class:`ConvertOptions` declares the conversion options once; :class:`RetrofitOptions` reuses
+them, the training ones (:mod:`gqa_retrofit.training.options`) and the shared ones
+(:mod:`gqa_retrofit._vocabulary`) with :func:`~gqa_retrofit._options.same_as`, so each
+flag means the same in every command. This module imports no torch (the CLI builds its parser
+from it).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._options import options_from_mapping, read_config_file
-from ..errors import ConfigError
+from .._options import (
+    Options,
+    check_output_path,
+    context_list,
+    dtype_value,
+    option,
+    read_config_file,
+    same_as,
+)
+from .._progress import notice
+from .._vocabulary import SharedOptions
+from ..cost.report import DEFAULT_CONTEXTS
+from ..data.options import DataOptions
+from ..devices import DTYPE_CHOICES
+from ..errors import ConfigError, GQARetrofitError
+from ..evaluation.options import source_shape
+from ..training.options import TrainOptions
 
+if TYPE_CHECKING:
+    from ..conversion.convert import ConversionReport
+    from ..cost.config_reader import ModelShape
 
-def _opt(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+TEACHERS = ("auto", "none")
 
 
 @dataclass
-class RetrofitOptions:
+class ConvertOptions(Options):
+    """Everything that defines a ``gqa-retrofit convert`` run.
+
+    Raises:
+        ConfigError: from :meth:`validate`, naming the bad option and what is valid.
+    """
+
+    label: ClassVar[str] = "convert"
+    error: ClassVar[type[GQARetrofitError]] = ConfigError
+
+    src: str = option("", "checkpoint to convert: local directory or Hub id", positional=True)
+    out: str = option("", "output directory (must not exist)", positional=True)
+    kv_heads: int | None = option(
+        None, "KV heads after conversion (divides the source's KV heads)", minimum=1, metavar="K"
+    )
+    heads: int | None = option(
+        None, "query heads after conversion (default: keep)", minimum=1, metavar="H"
+    )
+    method: str | None = option(
+        None,
+        "pooling method (default: mean; the best data-aware method when --calibration is given)",
+        metavar="NAME",
+    )
+    calibration: list[str] = option(
+        help="calibration text for data-aware methods (repeatable); a data-aware method "
+        "without it calibrates on the embedded Austen novels, announced on stderr and "
+        "recorded in the manifest",
+        default_factory=list,
+        metavar="TEXT",
+    )
+    calibration_tokens: int | None = option(
+        None,
+        "calibration token budget",
+        minimum=1,
+        metavar="N",
+        shown_default="the converter's, see docs/convert.md",
+    )
+    data_options: DataOptions = same_as(SharedOptions, "data_options")
+    dtype: str = option(
+        "auto",
+        "dtype of the floating-point tensors written (auto, also keep: the source's; "
+        "bf16 and bfloat16 alike)",
+        choices=DTYPE_CHOICES,
+        parse=dtype_value,
+    )
+    max_shard_size: str = option("5GB", "largest output shard, e.g. 500MB, 5GB", metavar="SIZE")
+    revision: str | None = option(None, "Hub revision of SRC")
+    overwrite: bool = option(False, "replace an existing OUT", recorded=False)
+
+    def validate(self) -> ConvertOptions:
+        """Check the values that can be checked without reading the source; return self.
+
+        Raises:
+            ConfigError: the first bad value, named with what would be valid.
+        """
+        if not self.src:
+            raise ConfigError("no SRC given: pass a checkpoint directory or Hub id")
+        if not self.out:
+            raise ConfigError("no OUT given: pass the output directory")
+        if self.kv_heads is None:
+            raise ConfigError("no --kv-heads given: pass the number of KV heads after conversion")
+        self.check_fields()
+        return self
+
+    def check_paths(self) -> ModelShape:
+        """Check OUT can be written and SRC's config is valid (as ``estimate`` reads it).
+
+        Returns:
+            The source's geometry.
+
+        Raises:
+            ConfigError: an unwritable or too long OUT, or a bad source config.
+            ModelSourceError: SRC cannot be resolved or has a weight entry that is no file.
+        """
+        check_output_path(self.out)
+        return source_shape(self.src, revision=self.revision)
+
+    def run(self) -> ConversionReport:
+        """Validate and convert (see :func:`~gqa_retrofit.conversion.convert.convert_checkpoint`).
+
+        A data-aware method without calibration text announces the default text it uses;
+        ``heads`` below the source's without a method announces the data-aware default.
+
+        Raises:
+            ConfigError: bad options (see :meth:`validate` and the converter).
+        """
+        from ..conversion.convert import (
+            DEFAULT_CALIBRATED_METHOD,
+            DEFAULT_CALIBRATION_TOKENS,
+            convert_checkpoint,
+        )
+
+        self.validate()
+        shape = self.check_paths()
+        assert self.kv_heads is not None
+        method = self.method
+        if method is None and self.heads is not None and self.heads != shape.heads:
+            method = DEFAULT_CALIBRATED_METHOD
+            notice(
+                f"--heads {self.heads} needs a data-aware method (mean keeps the {shape.heads} "
+                f"query heads): using --method {method}"
+            )
+        announce_default_calibration(method, self.calibration)
+        return convert_checkpoint(
+            self.src,
+            self.out,
+            kv_heads=self.kv_heads,
+            heads=self.heads,
+            method=method,
+            calibration=list(self.calibration) or None,
+            calibration_tokens=self.calibration_tokens or DEFAULT_CALIBRATION_TOKENS,
+            dtype="keep" if self.dtype == "auto" else self.dtype,
+            max_shard_size=self.max_shard_size,
+            overwrite=self.overwrite,
+            revision=self.revision,
+            data_options=self.data_options,
+        )
+
+
+def announce_default_calibration(method: str | None, calibration: list[str]) -> bool:
+    """Say on stderr when a data-aware ``method`` will calibrate on the embedded corpus.
+
+    Returns:
+        True when the default calibration text is used.
+
+    Raises:
+        ConfigError: ``method`` is not a registered pooling method (lists the valid ones).
+    """
+    if calibration or method is None:
+        return False
+    from ..conversion.pooling import get_pooling
+
+    if not get_pooling(method).needs_calibration:
+        return False
+    notice(
+        f"method {method!r} is data-aware and no --calibration was given: calibrating on the "
+        "embedded default text (the training split of Jane Austen's novels; recorded in the "
+        "manifest). Pass --calibration TEXT to choose the text."
+    )
+    return True
+
+
+@dataclass
+class RetrofitOptions(Options):
     """Everything that defines a retrofit run (see ``docs/retrofit.md``).
 
     Raises:
         ConfigError: from :meth:`validate`, naming the bad option and what is valid.
     """
 
-    src: str = _opt("", "source checkpoint: local directory or Hub id")
-    out: str = _opt("", "output directory of the run (state, models, report)")
-    kv_heads: int = _opt(0, "KV heads after conversion")
-    heads: int | None = _opt(None, "query heads after conversion (default: keep)")
-    method: str | None = _opt(None, "pooling method (default: the converter's default)")
-    calibration: list[str] = field(
-        default_factory=list, metadata={"help": "calibration text files (data-aware methods)"}
+    label: ClassVar[str] = "retrofit"
+    error: ClassVar[type[GQARetrofitError]] = ConfigError
+
+    src: str = option("", "source checkpoint: local directory or Hub id", positional=True)
+    out: str = option("", "output directory of the run (state, models, report)", positional=True)
+    kv_heads: int | None = same_as(ConvertOptions, "kv_heads")
+    heads: int | None = same_as(ConvertOptions, "heads")
+    method: str | None = same_as(
+        ConvertOptions,
+        "method",
+        help="pooling method (default: the best data-aware method; mean only when asked)",
     )
-    calibration_tokens: int | None = _opt(None, "calibration tokens (converter default if unset)")
-    train_data: list[str] = field(
-        default_factory=list, metadata={"help": "training files/globs/datasets (none: no training)"}
+    calibration: list[str] = same_as(
+        ConvertOptions,
+        "calibration",
+        help="calibration text for the data-aware conversion (repeatable; default: the "
+        "--train-data, announced on stderr and recorded)",
     )
-    train_steps: int | None = _opt(None, "optimizer steps of the distillation run")
-    train_tokens: int | None = _opt(None, "training tokens (instead of --train-steps)")
-    teacher: str = _opt("auto", "auto: distil from the source; none: plain fine-tuning")
-    eval_data: str | None = _opt(None, "held-out text for perplexity (none: no evaluation)")
-    eval_windows: int = _opt(16, "evaluation windows of --eval-seq-len tokens")
-    eval_seq_len: int = _opt(512, "tokens per evaluation window")
-    contexts: list[int] = field(
-        default_factory=lambda: [4096, 32768, 131072], metadata={"help": "cost contexts"}
+    calibration_tokens: int | None = same_as(ConvertOptions, "calibration_tokens")
+    data_options: DataOptions = same_as(SharedOptions, "data_options")
+    train_data: list[str] = same_as(
+        TrainOptions,
+        "train_data",
+        help="training data: files, globs, .jsonl/.parquet with a text column or a Hub "
+        "dataset (none: no training)",
+        aliases=(),
     )
-    bench_contexts: list[int] = field(
-        default_factory=lambda: [2048], metadata={"help": "contexts of the decode benchmark"}
+    train_steps: int | None = same_as(
+        TrainOptions,
+        "train_steps",
+        help="optimizer steps of the distillation run (default: one pass over the data; "
+        "0: no training)",
+        aliases=(),
+        minimum=0,
+        must="must be >= 0",
     )
-    bench_new_tokens: int = _opt(32, "decode steps per benchmark run")
-    bench_repeats: int = _opt(3, "benchmark runs per model (interleaved)")
-    dtype: str = _opt("keep", "dtype of the converted checkpoint: keep, bf16, fp16, fp32")
-    push: str | None = _opt(None, "Hub repo id to push the result to (none: no push)")
-    private: bool = _opt(False, "create the Hub repo private")
-    train: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "extra training options (lr, seq_len, ...)"}
+    train_tokens: int | None = same_as(
+        TrainOptions,
+        "train_tokens",
+        help="training tokens (instead of --train-steps; 0: no training)",
+        aliases=(),
+        minimum=0,
+        must="must be >= 0",
     )
-    trust_remote_code: bool = _opt(False, "allow custom modeling code")
+    teacher: str = option(
+        "auto", "auto: distil from SRC; none: plain fine-tuning", choices=TEACHERS
+    )
+    eval_data: str | None = same_as(
+        SharedOptions,
+        "eval_data",
+        help="held-out text for perplexity (none: no evaluation)",
+        aliases=(),
+    )
+    eval_windows: int = same_as(SharedOptions, "eval_windows", aliases=())
+    eval_seq_len: int = same_as(SharedOptions, "eval_seq_len", aliases=())
+    contexts: list[int] = option(
+        help="context lengths of the cost estimate, comma-separated (k = 1024)",
+        default_factory=lambda: list(DEFAULT_CONTEXTS),
+        flag="context",
+        parse=context_list,
+        metavar="T[,T...]",
+    )
+    bench_contexts: list[int] = option(
+        help="contexts of the decode benchmark, comma-separated",
+        default_factory=lambda: [2048],
+        flag="bench-context",
+        parse=context_list,
+        metavar="T[,T...]",
+    )
+    bench_new_tokens: int = option(32, "decode steps per benchmark run", minimum=1, metavar="N")
+    bench_repeats: int = option(3, "benchmark runs per model (interleaved)", minimum=1, metavar="N")
+    dtype: str = same_as(ConvertOptions, "dtype", help="dtype of the converted checkpoint")
+    device: str = same_as(
+        SharedOptions, "device", help="where evaluation, training and the benchmark run"
+    )
+    push: str | None = option(None, "push the result to this Hub repo", metavar="REPO_ID")
+    private: bool = option(False, "create the Hub repo private")
+    push_untrained: bool = option(
+        False,
+        "allow --push of a model that was not trained or was mean-pooled (refused otherwise)",
+    )
+    train: dict[str, Any] = option(
+        help="extra training options (lr, seq_len, ...; any `train` option)",
+        default_factory=dict,
+        cli=False,
+    )
+    trust_remote_code: bool = same_as(SharedOptions, "trust_remote_code")
+    overwrite: bool = option(False, "start over in OUT", recorded=False)
+    dry_run: bool = option(
+        False, "print the plan with time and memory estimates; run nothing", recorded=False
+    )
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> RetrofitOptions:
-        """Options from a mapping whose keys use ``_`` or ``-``.
+    def build(
+        cls, src: str | Path, out: str | Path, *, config: str | Path | None = None, **values: Any
+    ) -> RetrofitOptions:
+        """Options from a YAML/JSON ``config`` file and explicit values (explicit, not None, win).
 
         Raises:
-            ConfigError: unknown keys (the message lists the valid ones).
+            ConfigError: unknown keys or a bad config file.
         """
-        return options_from_mapping(
-            cls,
-            values,
-            label="retrofit",
-            error=ConfigError,
-            list_fields=("calibration", "train_data", "contexts", "bench_contexts"),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        merged: dict[str, Any] = read_config_file(config, error=ConfigError) if config else {}
+        merged.update({k: v for k, v in values.items() if v is not None})
+        merged.update(src=str(src), out=str(out))
+        return cls.from_dict(merged)
 
     def validate(self) -> RetrofitOptions:
         """Check the values that can be checked without loading anything; return self.
@@ -86,29 +307,21 @@ class RetrofitOptions:
             raise ConfigError("no OUT given: pass the output directory of the run")
         if self.kv_heads in (0, None):
             raise ConfigError("no --kv-heads given: pass the number of KV heads after conversion")
-        if not isinstance(self.kv_heads, int) or self.kv_heads < 1:
-            raise ConfigError(f"--kv-heads {self.kv_heads!r} is invalid: must be >= 1")
-        if self.heads is not None and (not isinstance(self.heads, int) or self.heads < 1):
-            raise ConfigError(f"--heads {self.heads!r} is invalid: must be >= 1")
+        self.check_fields()
         if self.train_steps is not None and self.train_tokens is not None:
             raise ConfigError("--train-steps and --train-tokens are exclusive: pass one of them")
-        for name in ("train_steps", "train_tokens", "calibration_tokens"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 0):
-                raise ConfigError(f"--{_flag(name)} {value!r} is invalid: must be >= 0")
-        for name in ("eval_windows", "eval_seq_len", "bench_new_tokens", "bench_repeats"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"--{_flag(name)} {value!r} is invalid: must be >= 1")
-        if self.teacher not in ("auto", "none"):
-            raise ConfigError(f"--teacher {self.teacher!r} is invalid: choose auto or none")
-        if self.dtype not in ("keep", "bf16", "fp16", "fp32"):
-            raise ConfigError(f"--dtype {self.dtype!r} is invalid: choose keep, bf16, fp16, fp32")
+        if not isinstance(self.train, dict):
+            raise ConfigError("'train' in the config must be a mapping of training options")
+        budget = self.train_steps or self.train_tokens
+        if budget and not self.train_data:
+            name = "--train-steps" if self.train_steps else "--train-tokens"
+            raise ConfigError(
+                f"{name} {budget} given but no --train-data: pass the training data "
+                "(files, globs or a Hub dataset); nothing is trained without it"
+            )
         for path in [*self.calibration, *([self.eval_data] if self.eval_data else [])]:
             if not Path(path).is_file():
                 raise ConfigError(f"text file {path!r} does not exist")
-        if not isinstance(self.train, dict):
-            raise ConfigError("'train' in the config must be a mapping of training options")
         return self
 
     @property
@@ -116,9 +329,25 @@ class RetrofitOptions:
         """True when the run has a training stage."""
         return bool(self.train_data) and self.train_steps != 0 and self.train_tokens != 0
 
+    def training_options(self, **values: Any) -> TrainOptions:
+        """The :class:`TrainOptions` of the train stage: ``train`` extras, then ``values``.
 
-def _flag(name: str) -> str:
-    return name.replace("_", "-")
+        Raises:
+            TrainingError: an unknown or bad option in ``train``.
+        """
+        merged: dict[str, Any] = dict(self.train)
+        merged.update(values)
+        merged.update(
+            train_data=list(self.train_data),
+            trust_remote_code=self.trust_remote_code,
+            data_options=self.data_options,
+            device=self.device,
+        )
+        if self.train_steps is not None:
+            merged["train_steps"] = self.train_steps
+        if self.train_tokens is not None:
+            merged["train_tokens"] = self.train_tokens
+        return TrainOptions.from_dict(merged)
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -435,24 +435,14 @@ def _train_budget(o: RetrofitOptions) -> str:
 
 
 def reproduce_command(o: RetrofitOptions) -> str:
-    """The ``gqa-retrofit retrofit`` command line of these options."""
-    parts = ["gqa-retrofit retrofit", o.src, o.out, f"--kv-heads {o.kv_heads}"]
-    if o.heads:
-        parts.append(f"--heads {o.heads}")
-    if o.method:
-        parts.append(f"--method {o.method}")
-    if o.calibration:
-        parts.append("--calibration " + " ".join(o.calibration))
-    if o.train_data:
-        parts.append("--train-data " + " ".join(o.train_data))
-    if o.train_steps is not None:
-        parts.append(f"--train-steps {o.train_steps}")
-    if o.train_tokens is not None:
-        parts.append(f"--train-tokens {o.train_tokens}")
-    if o.teacher != "auto":
-        parts.append(f"--teacher {o.teacher}")
-    if o.eval_data:
-        parts.append(f"--eval-data {o.eval_data}")
-    if o.push:
-        parts.append(f"--push {o.push}")
-    return " ".join(parts)
+    """The ``gqa-retrofit retrofit`` command line of these options (from the options regime).
+
+    Extra training options (the config file's ``train:`` mapping) have no flag: they are
+    named after the command.
+    """
+    import shlex
+
+    command = shlex.join(["gqa-retrofit", "retrofit", *o.to_argv()])
+    if o.train:
+        command += "  # with --config: train: " + ", ".join(f"{k}={v}" for k, v in o.train.items())
+    return command

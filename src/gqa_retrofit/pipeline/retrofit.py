@@ -17,14 +17,16 @@ Stages (each one records its result in ``OUT/pipeline_state.json``; a rerun resu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .._fs import write_json_atomic
-from .options import RetrofitOptions, load_config
+from ..errors import ConfigError
+from .options import RetrofitOptions
 from .resources import (
     ModelSize,
     copy_seconds,
@@ -66,84 +68,41 @@ def build_options(
     Raises:
         ConfigError: unknown keys, bad values, missing files.
     """
-    merged: dict[str, Any] = load_config(config) if config is not None else {}
-    merged.update({k: v for k, v in values.items() if v is not None})
-    merged["src"] = str(src)
-    merged["out"] = str(out)
-    return RetrofitOptions.from_dict(merged).validate()
+    return RetrofitOptions.build(src, out, config=config, **values).validate()
 
 
 def retrofit(
-    src: str,
-    out: str | Path,
-    *,
-    kv_heads: int | None = None,
-    heads: int | None = None,
-    method: str | None = None,
-    calibration: list[str] | None = None,
-    train_data: list[str] | None = None,
-    train_steps: int | None = None,
-    train_tokens: int | None = None,
-    teacher: str | None = None,
-    eval_data: str | None = None,
-    push: str | None = None,
-    config: str | Path | None = None,
-    dry_run: bool = False,
-    overwrite: bool = False,
-    **more: Any,
+    options: RetrofitOptions | str, out: str | Path | None = None, /, **values: Any
 ) -> RetrofitResult:
     """Estimate, convert, evaluate, train with distillation, evaluate, benchmark, report, push.
 
+    Everything is checked before the first stage: the options, the source's config and head
+    geometry, the method and its data, the data paths, the training options and, with
+    ``push``, the Hub token. A run that fails validation writes nothing.
+
     Args:
-        src: source checkpoint (local directory or Hub id); never written to.
-        out: output directory of the run. A rerun with the same options resumes at the first
-            unfinished stage.
-        kv_heads: KV heads after conversion.
-        heads: query heads after conversion (None keeps them).
-        method: pooling method name (None: the converter's default).
-        calibration: calibration text files for data-aware methods.
-        train_data: training data (text files, globs, datasets); None skips training.
-        train_steps: optimizer steps (exclusive with ``train_tokens``).
-        train_tokens: training tokens.
-        teacher: ``"auto"`` distils from the source, ``"none"`` trains without a teacher.
-        eval_data: held-out text file for perplexity; None skips the evaluations.
-        push: Hub repo id; None skips the push.
-        config: YAML/JSON file with any of these options (explicit arguments win); a ``train``
-            mapping in it passes extra options to the training run.
-        dry_run: only compute the plan (stages, status, estimated time and memory).
-        overwrite: discard an earlier run in ``out``.
-        **more: further :class:`RetrofitOptions` fields (``eval_windows``, ``bench_contexts``...).
+        options: the :class:`RetrofitOptions` of the run. The keyword form
+            ``retrofit(src, out, kv_heads=1, ..., config=FILE)`` builds them with
+            :meth:`RetrofitOptions.build`.
+        out, **values: the keyword form only (see above).
 
     Returns:
         The run's :class:`RetrofitResult` (with ``plan`` filled for a dry run).
 
     Raises:
-        ConfigError: bad options (also from the stages' own validation).
+        ConfigError: bad options, source config, method or data.
+        HubError: ``push`` without a usable Hub token.
         OutputExistsError: ``out`` holds something else, or a run with other options.
     """
-    options = build_options(
-        str(src),
-        str(out),
-        config=config,
-        kv_heads=kv_heads,
-        heads=heads,
-        method=method,
-        calibration=calibration,
-        train_data=train_data,
-        train_steps=train_steps,
-        train_tokens=train_tokens,
-        teacher=teacher,
-        eval_data=eval_data,
-        push=push,
-        **more,
-    )
+    if not isinstance(options, RetrofitOptions):
+        options = RetrofitOptions.build(options, out or "", **values)
+    options = preflight(options)
     out_path = Path(options.out)
-    _check_source(options)
     pipeline = RetrofitPipeline(options)
     runner = StageRunner(
-        out_path, pipeline.stages(), options=options.to_dict(), overwrite=overwrite
+        out_path, pipeline.stages(), options=options.recorded(), overwrite=options.overwrite
     )
-    if dry_run:
+    if options.dry_run:
         return RetrofitResult(
             out_path, pipeline.final_model, pipeline.converted, plan=runner.plan()
         )
@@ -151,11 +110,103 @@ def retrofit(
     return RetrofitResult(out_path, pipeline.final_model, pipeline.converted, results=results)
 
 
-def _check_source(options: RetrofitOptions) -> None:
-    """Refuse an output inside (or equal to) a local source before anything runs."""
-    from .._fs import check_output_location
+def preflight(options: RetrofitOptions) -> RetrofitOptions:
+    """Check everything a run needs before its first stage; return the resolved options.
 
+    Resolves the calibration text: ``--calibration``, else the ``--train-data`` (announced on
+    stderr; the resolved list is what the state, report and manifest record).
+
+    Raises:
+        ConfigError: bad options, an output inside the source, an unreadable or invalid source
+            config, KV/query heads the source cannot reach, an unknown method, a conversion
+            that would silently mean-pool, bad training options, or a push that would publish
+            an untrained or mean-pooled model without ``push_untrained``.
+        HubError: ``push`` without a Hub token.
+    """
+    from .._fs import check_output_location
+    from .._options import check_output_path
+    from .._progress import notice
+    from ..conversion.pooling import get_pooling
+
+    options.validate()
     check_output_location(options.out, source=options.src, overwrite=True)
+    check_output_path(options.out)
+    _check_geometry(options)
+    method = options.method
+    if method is None and not options.calibration and not options.train_data:
+        raise ConfigError(
+            "no data for the conversion: pass --calibration TEXT (data-aware conversion) "
+            "and/or --train-data DATA (the conversion then calibrates on it), or --method mean "
+            "to mean-pool without data"
+        )
+    data_aware = bool(get_pooling(method).needs_calibration) if method else True
+    if not data_aware and options.calibration:
+        raise ConfigError(
+            f"method {method!r} uses no calibration data: drop --calibration or choose a "
+            "data-aware method"
+        )
+    resolved = options
+    if data_aware and not options.calibration and options.train_data:
+        resolved = dataclasses.replace(options, calibration=list(options.train_data))
+    if resolved.trains:
+        resolved.training_options(model=options.src, out=options.out).validate()
+    if resolved.push:
+        _check_push(resolved, data_aware=data_aware)
+    # every check passed: now say what was chosen for the user (a refused run prints one line)
+    if resolved is not options:
+        notice(
+            "no --calibration given: the conversion calibrates on the --train-data ("
+            + ", ".join(options.train_data)
+            + "); recorded in the run's options, report and manifest"
+        )
+    elif data_aware and not options.calibration:
+        from .options import announce_default_calibration
+
+        announce_default_calibration(method, options.calibration)
+    return resolved
+
+
+def _check_geometry(options: RetrofitOptions) -> None:
+    """The source's config is valid (as ``estimate`` reads it), its heads can be pooled to the
+    requested numbers and the evaluation windows fit its positions."""
+    from ..evaluation.options import check_positions, source_shape
+
+    shape = source_shape(options.src)
+    if options.eval_data:
+        check_positions(options.src, shape, options.eval_seq_len, flag="--eval-seq-len")
+    kv = int(options.kv_heads or 0)
+    if shape.kv_heads % kv or kv > shape.kv_heads:
+        valid = ", ".join(str(k) for k in range(1, shape.kv_heads + 1) if shape.kv_heads % k == 0)
+        raise ConfigError(
+            f"--kv-heads {kv} is invalid for {options.src!r} ({shape.kv_heads} KV heads): "
+            f"choose one of {valid}"
+        )
+    if options.heads is not None and options.heads > shape.heads:
+        raise ConfigError(
+            f"--heads {options.heads} is invalid for {options.src!r}: it has {shape.heads} "
+            f"query heads; choose at most {shape.heads}"
+        )
+
+
+def _check_push(options: RetrofitOptions, *, data_aware: bool) -> None:
+    """Refuse a push that would publish an untrained or mean-pooled model, or has no token."""
+    from ..errors import HubError
+
+    weak = [] if options.trains else ["not trained (no --train-data)"]
+    if not data_aware:
+        weak.append(f"mean-pooled (--method {options.method})")
+    if weak and not options.push_untrained:
+        raise ConfigError(
+            f"--push {options.push} would publish a model that is {' and '.join(weak)}: "
+            "train it (--train-data, --train-steps) or pass --push-untrained to publish it anyway"
+        )
+    from huggingface_hub import get_token
+
+    if not get_token():
+        raise HubError(
+            f"--push {options.push} needs a Hub token: set HF_TOKEN or run `hf auth login` "
+            "(nothing was run)"
+        )
 
 
 class RetrofitPipeline:
@@ -292,7 +343,9 @@ class RetrofitPipeline:
         o = self.options
         source = estimate(o.src, contexts=tuple(o.contexts))
         heads = o.heads or source.shape.heads
-        report = estimate(o.src, contexts=tuple(o.contexts), what_if=[(heads, o.kv_heads)])
+        report = estimate(
+            o.src, contexts=tuple(o.contexts), what_if=[(heads, cast(int, o.kv_heads))]
+        )
         data: dict[str, Any] = report.to_dict()
         (self.out / "estimate.json").write_text(json.dumps(data, indent=2) + "\n", "utf-8")
         (self.out / "estimate.md").write_text(report.to_markdown() + "\n", "utf-8")
@@ -320,10 +373,11 @@ class RetrofitPipeline:
         report = convert_checkpoint(
             o.src,
             self.converted,
-            kv_heads=o.kv_heads,
+            kv_heads=cast(int, o.kv_heads),  # validated
             heads=o.heads,
             method=o.method,
-            dtype=o.dtype,
+            dtype="keep" if o.dtype == "auto" else o.dtype,
+            data_options=o.data_options,
             overwrite=True,  # only a leftover of this very stage can be there
             **kwargs,
         )
@@ -335,7 +389,14 @@ class RetrofitPipeline:
         o = self.options
         assert o.eval_data is not None
         result = evaluate_perplexity(
-            str(model), o.eval_data, seq_len=o.eval_seq_len, max_windows=o.eval_windows
+            str(model),
+            o.eval_data,
+            seq_len=o.eval_seq_len,
+            max_windows=o.eval_windows,
+            dtype="fp32",  # the measured numbers of the docs are fp32
+            device=o.device,
+            trust_remote_code=o.trust_remote_code,
+            data_options=o.data_options,
         )
         data = _to_jsonable(result)
         return data if isinstance(data, dict) else {"perplexity": data}
@@ -347,29 +408,22 @@ class RetrofitPipeline:
         }
 
     def run_train(self, ctx: StageContext) -> dict[str, Any]:
-        from ..training import TrainOptions, train
+        from ..training import train
 
         o = self.options
-        values: dict[str, Any] = {"save_every": DEFAULT_SAVE_EVERY}
-        values.update(o.train)
+        values: dict[str, Any] = {"save_every": DEFAULT_SAVE_EVERY, **o.train}
         values.update(
             model=str(self.converted),
             out=str(ctx.stage_dir),
-            data=list(o.train_data),
             teacher=o.src if o.teacher == "auto" else None,
-            trust_remote_code=o.trust_remote_code,
         )
-        if o.train_steps is not None:
-            values["max_steps"] = o.train_steps
-        if o.train_tokens is not None:
-            values["max_tokens"] = o.train_tokens
         checkpoints = ctx.stage_dir / "checkpoints"
         if checkpoints.is_dir() and any(checkpoints.iterdir()):
             values["resume"] = "latest"  # an interrupted earlier attempt of this stage
         else:
             shutil.rmtree(ctx.stage_dir)
             ctx.stage_dir.mkdir()
-        report = train(TrainOptions.from_dict(values).validate())
+        report = train(o.training_options(**values).validate())
         # the run is complete: optimizer states are no longer needed and must not be pushed
         shutil.rmtree(checkpoints, ignore_errors=True)
         record = _to_jsonable(report.record())
@@ -395,6 +449,8 @@ class RetrofitPipeline:
             new_tokens=o.bench_new_tokens,
             repeats=o.bench_repeats,
             names=["source", "retrofit"],
+            dtype="fp32",
+            device=o.device,
             trust_remote_code=o.trust_remote_code,
         )
         return {"results": results}

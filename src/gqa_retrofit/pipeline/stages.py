@@ -136,6 +136,9 @@ class StageRunner:
         if self.overwrite:
             return None
         if state is not None:
+            done = [n for n, r in state.get("stages", {}).items() if r.get("status") == "done"]
+            if state.get("options") != self.options and not done:
+                return None  # nothing was kept from that attempt: start over with these options
             if state.get("options") != self.options:
                 changed = sorted(
                     key
@@ -209,7 +212,7 @@ class StageRunner:
         state = self._check_out()
         if state is None:
             if self.out.exists():
-                shutil.rmtree(self.out)
+                shutil.rmtree(self.out)  # empty, a run without done stages, or --overwrite
             self.out.mkdir(parents=True)
             state = {
                 "version": STATE_VERSION,

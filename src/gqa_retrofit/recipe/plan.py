@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._markdown import markdown_table
+from ..cost.paper import Z_ALPHA, Z_BETA, Z_LAMBDA
 from ..errors import ConfigError
 from .prior import heads_prior_delta
 from .search import HeadConfig, Objective, pareto_mask, percent_change
@@ -146,12 +148,74 @@ class RetrofitPlan:
             "paper_prior": self.prior_label,
         }
 
+    def to_markdown(self) -> str:
+        """The plan as the ``plan`` command prints it: a header line, the ranked table, notes,
+        the chosen configuration and its convert command (the last line)."""
+        o = self.objective
+        rows = [
+            [
+                p.rank,
+                p.config.label + (" (now)" if p.current else ""),
+                f"{p.params_total:,}",
+                f"{p.kv_cache_bytes / 2**30:.3f}",
+                f"{p.memory_bytes / 2**30:.3f}",
+                f"{p.decode_flops:.4g}",
+                f"{p.change_percent['memory']:+.1f}",
+                f"{p.change_percent['flops']:+.1f}",
+                f"{p.z:.1f}",
+                "*" if p.pareto else "",
+                "ok" if p.within_budget else "over",
+                "" if p.prior_loss_delta is None else f"{p.prior_loss_delta:+.3f}",
+            ]
+            for p in self.options
+        ]
+        headers = ["rank", "heads:kv", "params", "KV cache GiB", "memory GiB", "FLOPs/token"]
+        headers += ["dM %", "dC %", "Z", "pareto", "budget", "prior dloss"]
+        lines = [
+            f"{self.model} ({self.model_type}) at context {self.context:,}, {self.dtype}; Z = "
+            f"{o.lam:g}*M^{o.alpha:.3g} + {1 - o.lam:.3g}*C^{o.beta:.3g} "
+            "(M: weights + KV bytes, C: decode FLOPs/token)",
+            "",
+            markdown_table(headers, rows, "rlrrrrrrrllr"),
+            "",
+        ]
+        if self.options[0].beyond_max_position:
+            lines.append(
+                f"note: context {self.context:,} is beyond the model's max_position_embeddings "
+                "(costed anyway)"
+            )
+        lines.append(f"prior dloss: {self.prior_label}")
+        if self.chosen is None:
+            lines.append(
+                f"no configuration with at least {self.min_heads} query heads fits the budget: "
+                "raise the budget or lower --min-heads"
+            )
+        elif self.command is None:
+            lines.append("chosen: the current configuration; no conversion needed")
+        else:
+            c = self.chosen
+            lines.append(
+                f"chosen: heads {c.heads}, kv_heads {c.kv_heads} (best Z within the budget with "
+                f"at least {self.min_heads} query heads)"
+            )
+            lines.append(self.command)
+        return "\n".join(lines)
 
-def convert_command(model: str, out: str, option: PlanOption, current_heads: int) -> str:
-    """The ``gqa-retrofit convert`` command that produces ``option`` from ``model``."""
+
+def convert_command(
+    model: str, out: str, option: PlanOption, current_heads: int, revision: str | None = None
+) -> str:
+    """The ``gqa-retrofit convert`` command that produces ``option`` from ``model``.
+
+    A ``config.json`` path is replaced by its directory (convert reads the checkpoint there).
+    """
+    if Path(model).name == "config.json":
+        model = str(Path(model).parent)
     parts = ["gqa-retrofit", "convert", model, out, "--kv-heads", str(option.kv_heads)]
     if option.heads != current_heads:
         parts += ["--heads", str(option.heads)]
+    if revision:
+        parts += ["--revision", revision]
     return shlex.join(parts)
 
 
@@ -168,9 +232,9 @@ def plan_retrofit(
     context: int,
     memory_budget: int | None = None,
     max_flops: float | None = None,
-    lam: float = 0.9,
-    alpha: float = 0.5,
-    beta: float = 1.0 / 3.0,
+    lam: float = Z_LAMBDA,
+    alpha: float = Z_ALPHA,
+    beta: float = Z_BETA,
     dtype: str = "bf16",
     min_heads: int | None = None,
     out: str | None = None,
@@ -184,7 +248,7 @@ def plan_retrofit(
         context: deployment context length T.
         memory_budget: bytes available for weights + KV cache (batch 1) at ``dtype``.
         max_flops: largest acceptable decode FLOPs per token at T.
-        lam, alpha, beta: weights of Z (paper: 0.9, 1/2, 1/3).
+        lam, alpha, beta: weights of Z (default: the paper's, ``PAPER_Z_WEIGHTS``).
         dtype: weights and KV-cache dtype of the costs.
         min_heads: fewest query heads the chosen configuration may keep (default: the current
             count, i.e. only KV heads change).
@@ -203,23 +267,15 @@ def plan_retrofit(
     from ..cost import estimate
 
     objective = Objective(lam=lam, alpha=alpha, beta=beta)
-    if memory_budget is not None and memory_budget <= 0:
-        raise ConfigError(f"invalid memory budget {memory_budget!r}: must be positive")
-    if max_flops is not None and not max_flops > 0:
-        raise ConfigError(f"invalid max FLOPs {max_flops!r}: must be positive")
+    _check_limits(memory_budget, max_flops)
     report = estimate(str(model), contexts=[context], dtype=dtype, revision=revision)
     shape = report.shape
     if shape.mla is not None:
         raise ConfigError(
             f"plan needs a model with KV heads; {report.model} ({shape.model_type}) uses MLA"
         )
+    floor = _heads_floor(min_heads, shape.heads)
     current = HeadConfig(shape.heads, shape.kv_heads)
-    floor = shape.heads if min_heads is None else min_heads
-    if not 1 <= floor <= shape.heads:
-        raise ConfigError(
-            f"invalid min_heads {min_heads!r}: must lie in 1..{shape.heads} (the model's "
-            "query heads)"
-        )
     others = [c for c in reachable_head_configs(shape.heads, shape.kv_heads) if c != current]
     report = estimate(
         str(model),
@@ -228,50 +284,17 @@ def plan_retrofit(
         revision=revision,
         what_if=[(c.heads, c.kv_heads, None) for c in others],
     )
-    base = report.per_context[0]
-    options = []
-    for variant in (report, *report.what_if):
-        cost = variant.per_context[0]
-        s = variant.shape
-        delta = None
-        if s.heads != shape.heads:
-            delta = heads_prior_delta(report.params.non_embedding, shape.heads, s.heads)[0]
-        options.append(
-            PlanOption(
-                heads=s.heads,
-                kv_heads=s.kv_heads,
-                head_dim=s.head_dim,
-                current=variant is report,
-                params_total=variant.params.total,
-                params_non_embedding=variant.params.non_embedding,
-                kv_cache_bytes=cost.kv_cache_bytes,
-                memory_bytes=cost.memory_bytes,
-                decode_flops=cost.decode_flops,
-                prefill_flops=cost.prefill_flops,
-                z=objective.z(cost.memory_bytes, cost.decode_flops),
-                change_percent={
-                    "memory": percent_change(cost.memory_bytes, base.memory_bytes),
-                    "kv_cache": percent_change(cost.kv_cache_bytes, base.kv_cache_bytes),
-                    "flops": percent_change(cost.decode_flops, base.decode_flops),
-                },
-                within_budget=(memory_budget is None or cost.memory_bytes <= memory_budget)
-                and (max_flops is None or cost.decode_flops <= max_flops),
-                prior_loss_delta=delta,
-                beyond_max_position=cost.beyond_max_position,
-            )
-        )
-    # best Z first; among equal Z keep more heads (less quality risk)
-    options.sort(key=lambda o: (o.z, -o.heads, -o.kv_heads))
-    for rank, (option, front) in enumerate(
-        zip(options, pareto_mask([(o.memory_bytes, o.decode_flops) for o in options])), start=1
-    ):
-        option.rank = rank
-        option.pareto = front
+    options = _ranked(
+        [
+            _plan_option(variant, report, objective, memory_budget, max_flops)
+            for variant in (report, *report.what_if)
+        ]
+    )
     chosen = next((o for o in options if o.within_budget and o.heads >= floor), None)
     command = None
     if chosen is not None and not chosen.current:
         target = out or default_output_name(str(model), chosen)
-        command = convert_command(str(model), target, chosen, shape.heads)
+        command = convert_command(str(model), target, chosen, shape.heads, revision)
     law = heads_prior_delta(report.params.non_embedding, shape.heads, shape.heads)[1]
     return RetrofitPlan(
         model=report.model,
@@ -287,3 +310,67 @@ def plan_retrofit(
         prior_label=law.label,
         command=command,
     )
+
+
+def _check_limits(memory_budget: int | None, max_flops: float | None) -> None:
+    if memory_budget is not None and memory_budget <= 0:
+        raise ConfigError(f"invalid memory budget {memory_budget!r}: must be positive")
+    if max_flops is not None and not max_flops > 0:
+        raise ConfigError(f"invalid max FLOPs {max_flops!r}: must be positive")
+
+
+def _heads_floor(min_heads: int | None, heads: int) -> int:
+    """Fewest query heads the chosen option may keep (default: all of them)."""
+    floor = heads if min_heads is None else min_heads
+    if not 1 <= floor <= heads:
+        raise ConfigError(
+            f"invalid min_heads {min_heads!r}: must lie in 1..{heads} (the model's query heads)"
+        )
+    return floor
+
+
+def _plan_option(
+    variant: Any,
+    report: Any,
+    objective: Objective,
+    memory_budget: int | None,
+    max_flops: float | None,
+) -> PlanOption:
+    """One option from one estimator report (``report`` itself is the current model)."""
+    cost, base = variant.per_context[0], report.per_context[0]
+    s, shape = variant.shape, report.shape
+    delta = None
+    if s.heads != shape.heads:
+        delta = heads_prior_delta(report.params.non_embedding, shape.heads, s.heads)[0]
+    return PlanOption(
+        heads=s.heads,
+        kv_heads=s.kv_heads,
+        head_dim=s.head_dim,
+        current=variant is report,
+        params_total=variant.params.total,
+        params_non_embedding=variant.params.non_embedding,
+        kv_cache_bytes=cost.kv_cache_bytes,
+        memory_bytes=cost.memory_bytes,
+        decode_flops=cost.decode_flops,
+        prefill_flops=cost.prefill_flops,
+        z=objective.z(cost.memory_bytes, cost.decode_flops),
+        change_percent={
+            "memory": percent_change(cost.memory_bytes, base.memory_bytes),
+            "kv_cache": percent_change(cost.kv_cache_bytes, base.kv_cache_bytes),
+            "flops": percent_change(cost.decode_flops, base.decode_flops),
+        },
+        within_budget=(memory_budget is None or cost.memory_bytes <= memory_budget)
+        and (max_flops is None or cost.decode_flops <= max_flops),
+        prior_loss_delta=delta,
+        beyond_max_position=cost.beyond_max_position,
+    )
+
+
+def _ranked(options: list[PlanOption]) -> list[PlanOption]:
+    """Best Z first (among equal Z, more heads: less quality risk); ranks and Pareto marked."""
+    options = sorted(options, key=lambda o: (o.z, -o.heads, -o.kv_heads))
+    front = pareto_mask([(o.memory_bytes, o.decode_flops) for o in options])
+    for rank, (option, on_front) in enumerate(zip(options, front), start=1):
+        option.rank = rank
+        option.pareto = on_front
+    return options

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
+from ..cost.paper import Z_ALPHA, Z_BETA, Z_LAMBDA
 from .aspect import PAPER_HEAD_DIM, Sizing
 from .runs import Run, fit_runs, read_runs, select_context
 from .search import HeadConfig, Objective, RecipeResult, search
@@ -15,9 +16,9 @@ def recommend(
     *,
     context: int,
     target_loss: float,
-    lam: float = 0.9,
-    alpha: float = 0.5,
-    beta: float = 1.0 / 3.0,
+    lam: float = Z_LAMBDA,
+    alpha: float = Z_ALPHA,
+    beta: float = Z_BETA,
     baseline: HeadConfig | str | None = None,
     candidates: Iterable[HeadConfig] | None = None,
     fit_context: int | None = None,
@@ -33,7 +34,7 @@ def recommend(
         runs: a runs CSV path (see :func:`read_runs`) or a list of :class:`Run`.
         context: the deployment context length T the costs are evaluated at.
         target_loss: the loss every candidate must reach.
-        lam, alpha, beta: the objective's weights (paper: 0.9, 1/2, 1/3).
+        lam, alpha, beta: the objective's weights (default: the paper's, ``PAPER_Z_WEIGHTS``).
         baseline: a configuration (``HeadConfig`` or ``"32:8"``) to report savings against.
         candidates: restrict the search (default: every configuration in the runs).
         fit_context: fit only runs trained at this context (needed when the file mixes them).

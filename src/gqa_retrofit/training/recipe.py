@@ -114,7 +114,7 @@ class TrainingRecipe:
                 trust_remote_code=o.trust_remote_code,
             )
         if o.eval_data is not None:
-            overlap = source_files([o.eval_data]) & source_files(o.data)
+            overlap = source_files([o.eval_data]) & source_files(o.train_data)
             if overlap:
                 raise DataError(
                     f"evaluation text {sorted(overlap)[0]!r} is also in the training data: "
@@ -130,17 +130,17 @@ class TrainingRecipe:
         self.blocks_per_step = o.batch_size * o.grad_accum * self.world
         self.tokens_per_step = self.blocks_per_step * o.seq_len
         max_blocks = None
-        if o.max_steps is not None:
-            max_blocks = o.max_steps * self.blocks_per_step
-        elif o.max_tokens is not None:
-            max_blocks = math.ceil(o.max_tokens / self.tokens_per_step) * self.blocks_per_step
+        if o.train_steps is not None:
+            max_blocks = o.train_steps * self.blocks_per_step
+        elif o.train_tokens is not None:
+            max_blocks = math.ceil(o.train_tokens / self.tokens_per_step) * self.blocks_per_step
         self.data: PackedData = load_packed(
-            o.data, self.tokenizer, o.seq_len, text_column=o.text_column, max_blocks=max_blocks
+            o.train_data, self.tokenizer, o.seq_len, options=o.data_options, max_blocks=max_blocks
         )
-        if o.max_steps is not None:
-            self.total_steps = o.max_steps
-        elif o.max_tokens is not None:
-            self.total_steps = math.ceil(o.max_tokens / self.tokens_per_step)
+        if o.train_steps is not None:
+            self.total_steps = o.train_steps
+        elif o.train_tokens is not None:
+            self.total_steps = math.ceil(o.train_tokens / self.tokens_per_step)
         else:
             self.total_steps = max(1, self.data.n_blocks // self.blocks_per_step)
         if o.eval_data is not None:
@@ -148,10 +148,10 @@ class TrainingRecipe:
                 [o.eval_data],
                 self.tokenizer,
                 o.seq_len,
-                text_column=o.text_column,
-                max_blocks=o.eval_blocks,
+                options=o.data_options,
+                max_blocks=o.eval_windows,
                 what="evaluation data",
-            ).blocks[: o.eval_blocks]
+            ).blocks[: o.eval_windows]
 
     def _load(self, path: Path, dtype: str, role: str) -> Any:
         """The ``role`` model (student, teacher) from ``path`` in ``dtype`` (``auto``: the
