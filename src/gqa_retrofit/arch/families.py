@@ -267,7 +267,7 @@ FAMILIES: dict[str, FamilySpec] = {
             },
             notes="RoPE layers use chunked attention (attention_chunk_size), NoPE layers full",
         ),
-        FamilySpec("qwen3_vl_text", qk_norm=True, decoupled="none", tie_default=True),
+        FamilySpec("qwen3_vl_text", qk_norm=True, decoupled="none"),
         FamilySpec(
             "qwen3_vl_moe_text",
             qk_norm=True,
@@ -308,6 +308,37 @@ FAMILIES: dict[str, FamilySpec] = {
             architectures=("NemotronHForCausalLM",),
             config_defaults={"head_dim": 128},
             notes="Mamba2 layers hold a fixed-size state (conv window + float32 SSM state)",
+        ),
+        FamilySpec(
+            "gemma4_text",
+            decoupled="none",
+            tie_default=True,
+            plan="gemma4",
+            architectures=("Gemma4ForCausalLM",),
+            config_defaults={"head_dim": 256, "global_head_dim": 512, "sliding_window": 512},
+            notes="sliding and full layers differ in head size and KV heads; KV-shared layers "
+            "cache nothing",
+        ),
+        FamilySpec(
+            "granitemoehybrid",
+            decoupled="none",
+            plan="granitemoehybrid",
+            architectures=("GraniteMoeHybridForCausalLM",),
+            notes="Granite-4.0: Mamba2 layers (fixed-size state) and attention layers",
+        ),
+        FamilySpec(
+            "falcon_h1",
+            decoupled="none",
+            plan="falcon_h1",
+            architectures=("FalconH1ForCausalLM",),
+            notes="attention and Mamba2 in parallel in every layer: KV grows, state is fixed",
+        ),
+        FamilySpec(
+            "jamba",
+            decoupled="none",
+            plan="jamba",
+            architectures=("JambaForCausalLM",),
+            notes="Mamba (v1) layers with a fixed-size state, attention every attn_layer_period",
         ),
         FamilySpec(
             "mimo_v2_flash",

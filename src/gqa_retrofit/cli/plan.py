@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from typing import Any
 
 from ._objective import add_objective_arguments
 from ._util import context_length, print_json
+from .estimate import add_serving_arguments, serving_options
 
 _BYTE_UNITS = {
     "": 1, "b": 1,
@@ -78,6 +80,7 @@ def register(subparsers: Any) -> None:
     )
     add_objective_arguments(parser)
     parser.add_argument("--dtype", default="bf16", help="weights and KV dtype (default bf16)")
+    add_serving_arguments(parser)
     parser.add_argument("--out", default=None, help="OUT directory in the printed command")
     parser.add_argument("--revision", default=None, help="Hub revision for Hub ids")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -99,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
         min_heads=args.min_heads,
         out=args.out,
         revision=args.revision,
+        **serving_options(args, default_kv=args.dtype),
     )
+    if plan.warning and plan.chosen is not None:
+        print(f"warning: {plan.chosen.config.label}: {plan.warning}", file=sys.stderr)
     if args.json:
         print_json(plan.to_dict())
     else:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ._objective import add_objective_arguments
 from ._util import context_length, print_json
+from .estimate import add_serving_arguments, serving_options, warn_replication
 
 
 def _head_counts(text: str) -> list[int]:
@@ -74,6 +75,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="leave out configurations whose fit is refused instead of failing",
     )
+    add_serving_arguments(parser, kv_default="bf16")
     parser.add_argument("--top", type=int, default=0, help="rows in the table (default: all)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--plot", metavar="FILE", help="write the loss vs M, C, Z plot (png/svg)")
@@ -99,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
         head_dim=args.head_dim,
         skip_unfittable=args.skip_unfittable,
         sizing=args.sizing,
+        **serving_options(args),
     )
+    warn_replication(result.serving, result.best.config.label)
     if args.plot:
         plot_recipe(result, args.plot)
     if args.json:

@@ -73,6 +73,7 @@ def load_for_bench(
 
     from transformers import AutoModelForCausalLM
 
+    from ..conversion.streaming import require_safetensors
     from ..patching import register_custom_types
     from ..sources import resolve_checkpoint_dir
 
@@ -82,8 +83,9 @@ def load_for_bench(
     config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
     source = checkpoint_dtype(config)
     chosen = resolve_dtype(dtype, checkpoint=source, device=target)
+    require_safetensors(path)  # pickled .bin weights are never loaded
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=torch_dtype(chosen), trust_remote_code=trust_remote_code
+        path, dtype=torch_dtype(chosen), trust_remote_code=trust_remote_code, use_safetensors=True
     )
     check_cast_finite(model.named_parameters(), chosen, source=source)
     return model.to(target).eval()

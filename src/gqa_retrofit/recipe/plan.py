@@ -82,6 +82,7 @@ class PlanOption:
     prior_loss_delta: float | None = None  # paper's Appendix I law, query heads only
     beyond_max_position: bool = False  # the context exceeds the model's trained length
     retrieval: RetrievalEvidence | None = None  # measured in-context retrieval, if any
+    serving: dict[str, Any] | None = None  # per-device KV at the plan's tp/dcp, or "error"
 
     @property
     def config(self) -> HeadConfig:
@@ -109,6 +110,7 @@ class PlanOption:
             "paper_prior_loss_delta": self.prior_loss_delta,
             "beyond_max_position": self.beyond_max_position,
             "retrieval": None if self.retrieval is None else self.retrieval.to_dict(),
+            "serving": self.serving,
         }
 
 
@@ -128,6 +130,7 @@ class RetrofitPlan:
     min_heads: int
     prior_label: str
     command: str | None  # the convert command for the chosen configuration
+    serving: dict[str, Any] | None = None  # tp, dcp, kv_dtype, batch of the costs
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -149,6 +152,7 @@ class RetrofitPlan:
             "chosen": None if self.chosen is None else self.chosen.to_dict(),
             "command": self.command,
             "paper_prior": self.prior_label,
+            "serving": self.serving,
         }
 
     def retrieval_lines(self) -> list[str]:
@@ -176,6 +180,13 @@ class RetrofitPlan:
                 "(docs/retrieval.md); measure it after your retrofit (eval --probes)"
             )
         return lines
+
+    @property
+    def warning(self) -> str:
+        """The chosen option's KV-replication warning at the plan's tp (or ``""``)."""
+        if self.chosen is None or not self.chosen.serving:
+            return ""
+        return str(self.chosen.serving.get("warning", ""))
 
     def to_markdown(self) -> str:
         """The plan as the ``plan`` command prints it: a header line, the ranked table, notes,
@@ -216,10 +227,16 @@ class RetrofitPlan:
             )
         lines.append(f"prior dloss: {self.prior_label}")
         lines += self.retrieval_lines()
+        serving = self.serving or {}
+        split = serving.get("tp", 1) > 1 or serving.get("dcp", 1) > 1
+        if split:
+            lines.append(self._serving_line())
         if self.chosen is None:
             lines.append(
-                f"no configuration with at least {self.min_heads} query heads fits the budget: "
-                "raise the budget or lower --min-heads"
+                f"no configuration with at least {self.min_heads} query heads fits the budget"
+                + (" and splits --tp ways" if split else "")
+                + ": raise the budget or lower --min-heads"
+                + (" or change --tp" if split else "")
             )
         elif self.command is None:
             lines.append("chosen: the current configuration; no conversion needed")
@@ -231,6 +248,23 @@ class RetrofitPlan:
             )
             lines.append(self.command)
         return "\n".join(lines)
+
+    def _serving_line(self) -> str:
+        """Per-device KV of every option at the plan's tp/dcp (or why vLLM cannot split it)."""
+        serving = self.serving or {}
+        parts = []
+        for p in self.options:
+            if not p.serving:
+                continue
+            if "error" in p.serving:
+                parts.append(f"{p.config.label} cannot be split: {p.serving['error']}")
+            else:
+                size = p.serving["per_device_kv_cache_bytes"] / 2**30
+                parts.append(f"{p.config.label} {size:.3f} GiB KV per device")
+        return (
+            f"serving tp {serving['tp']}, dcp {serving['dcp']} (KV {serving['kv_dtype']}): "
+            + "; ".join(parts)
+        )
 
 
 def convert_command(
@@ -270,6 +304,10 @@ def plan_retrofit(
     min_heads: int | None = None,
     out: str | None = None,
     revision: str | None = None,
+    kv_dtype: str | None = None,
+    batch: int = 1,
+    tp: int = 1,
+    dcp: int = 1,
 ) -> RetrofitPlan:
     """Enumerate, cost exactly and rank the head configurations a retrofit of ``model`` can
     reach; choose the best Z within the budget.
@@ -285,6 +323,11 @@ def plan_retrofit(
             count, i.e. only KV heads change).
         out: output directory in the printed convert command (default: ``<name>-h<H>-kv<K>``).
         revision: Hub revision for Hub ids.
+        kv_dtype: KV-cache dtype of the costs (default: ``dtype``); ``batch``: sequences.
+        tp, dcp: serving tensor / decode-context parallel degrees: each option gets its
+            per-device KV (vLLM's replication rule) or the reason vLLM cannot split its heads
+            (then it is not chosen); ``plan.warning`` says when the chosen option's KV heads
+            are fewer than ``tp`` without enough ``dcp``.
 
     Returns:
         The plan: options best first, Pareto front and budget marked, the chosen one and its
@@ -299,7 +342,17 @@ def plan_retrofit(
 
     objective = Objective(lam=lam, alpha=alpha, beta=beta)
     _check_limits(memory_budget, max_flops)
-    report = estimate(str(model), contexts=[context], dtype=dtype, revision=revision)
+    from ..cost.serving import Parallelism, serving_costs
+
+    Parallelism(tp, dcp)
+    report = estimate(
+        str(model),
+        contexts=[context],
+        dtype=dtype,
+        kv_dtype=kv_dtype,
+        batch=batch,
+        revision=revision,
+    )
     shape = report.shape
     if shape.mla is not None:
         raise ConfigError(
@@ -311,17 +364,38 @@ def plan_retrofit(
     report = estimate(
         str(model),
         contexts=[context],
-        dtype=dtype,
         revision=revision,
         what_if=[(c.heads, c.kv_heads, None) for c in others],
+        dtype=dtype,
+        kv_dtype=kv_dtype,
+        batch=batch,
     )
-    options = _ranked(
-        [
-            _plan_option(variant, report, objective, memory_budget, max_flops)
-            for variant in (report, *report.what_if)
-        ]
+    unranked = []
+    for variant in (report, *report.what_if):
+        option = _plan_option(variant, report, objective, memory_budget, max_flops)
+        v = variant.shape
+        option.serving = serving_costs(
+            layers=v.layers,
+            heads=v.heads,
+            kv_heads=v.cache_heads,
+            head_dim=v.head_dim,
+            context=context,
+            kv_dtype_name=report.kv_dtype,
+            batch=batch,
+            tp=tp,
+            dcp=dcp,
+        )
+        unranked.append(option)
+    options = _ranked(unranked)
+    # options vLLM cannot split tp ways are listed, never chosen
+    chosen = next(
+        (
+            o
+            for o in options
+            if o.within_budget and o.heads >= floor and "error" not in (o.serving or {})
+        ),
+        None,
     )
-    chosen = next((o for o in options if o.within_budget and o.heads >= floor), None)
     command = None
     if chosen is not None and not chosen.current:
         target = out or default_output_name(str(model), chosen)
@@ -340,6 +414,7 @@ def plan_retrofit(
         min_heads=floor,
         prior_label=law.label,
         command=command,
+        serving={"tp": tp, "dcp": dcp, "kv_dtype": report.kv_dtype, "batch": batch},
     )
 
 

@@ -197,6 +197,7 @@ class RecipeResult:
     fits: dict[HeadConfig, ScalingFit] = field(default_factory=dict)
     sizing: Sizing = "interpolate"
     refused_fits: dict[str, str] = field(default_factory=dict)  # label -> why no fit
+    serving: dict[str, Any] | None = None  # per-device KV at tp/dcp (recommend(tp=, dcp=))
 
     @property
     def best(self) -> Recommendation:
@@ -219,6 +220,7 @@ class RecipeResult:
             "unreachable": self.unreachable,
             "refused_fits": self.refused_fits,
             "fits": {c.label: f.to_dict() for c, f in sorted(self.fits.items())},
+            "serving": self.serving,
         }
 
     def to_markdown(self, top: int = 0) -> str:
