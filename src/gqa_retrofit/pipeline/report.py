@@ -286,6 +286,8 @@ def write_report(
     """
     import shutil
 
+    from .._fs import portable_text
+
     plots = out / PLOTS
     plots.mkdir(parents=True, exist_ok=True)
     source_curve = cost_curves(options.src)
@@ -303,9 +305,9 @@ def write_report(
         _plot_training(curve, plots / "training_curve.png")
         files.append(f"{PLOTS}/training_curve.png")
     text = render_report(options, results, source_curve, target_curve, ppl, bench, curve, out)
-    (out / REPORT).write_text(text, encoding="utf-8")
-    # the copy next to the model, linked from the card
-    shutil.copy2(out / REPORT, final_model / CARD_REPORT)
+    (out / REPORT).write_text(portable_text(text, out), encoding="utf-8")
+    # the copy next to the model, linked from the card (published: paths relative to it)
+    (final_model / CARD_REPORT).write_text(portable_text(text, final_model), encoding="utf-8")
     (final_model / PLOTS).mkdir(exist_ok=True)
     for name in files[1:]:
         shutil.copy2(out / name, final_model / name)

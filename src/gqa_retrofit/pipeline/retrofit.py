@@ -432,7 +432,7 @@ class RetrofitPipeline:
         if manifest_path.is_file():
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             if isinstance(manifest.get("training"), dict):
-                manifest["training"]["out"] = str(self.trained)
+                manifest["training"]["out"] = "."  # the manifest lives in that folder
                 write_json_atomic(manifest_path, manifest)
         return {"path": self.trained.name, "report": record}
 
