@@ -339,20 +339,16 @@ def plan_retrofit(
             or ``min_heads``.
     """
     from ..cost import estimate
+    from ..cost.serving import Parallelism, serving_costs
 
     objective = Objective(lam=lam, alpha=alpha, beta=beta)
     _check_limits(memory_budget, max_flops)
-    from ..cost.serving import Parallelism, serving_costs
-
     Parallelism(tp, dcp)
-    report = estimate(
-        str(model),
-        contexts=[context],
-        dtype=dtype,
-        kv_dtype=kv_dtype,
-        batch=batch,
-        revision=revision,
-    )
+    costing: dict[str, Any] = {
+        "contexts": [context], "dtype": dtype, "kv_dtype": kv_dtype, "batch": batch,
+        "revision": revision,
+    }  # fmt: skip
+    report = estimate(str(model), **costing)
     shape = report.shape
     if shape.mla is not None:
         raise ConfigError(
@@ -361,15 +357,7 @@ def plan_retrofit(
     floor = _heads_floor(min_heads, shape.heads)
     current = HeadConfig(shape.heads, shape.kv_heads)
     others = [c for c in reachable_head_configs(shape.heads, shape.kv_heads) if c != current]
-    report = estimate(
-        str(model),
-        contexts=[context],
-        revision=revision,
-        what_if=[(c.heads, c.kv_heads, None) for c in others],
-        dtype=dtype,
-        kv_dtype=kv_dtype,
-        batch=batch,
-    )
+    report = estimate(str(model), what_if=[(c.heads, c.kv_heads, None) for c in others], **costing)
     unranked = []
     for variant in (report, *report.what_if):
         option = _plan_option(variant, report, objective, memory_budget, max_flops)
