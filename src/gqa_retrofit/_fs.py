@@ -24,6 +24,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -345,6 +346,43 @@ def final_output(directory: str | os.PathLike[str]) -> Path:
         except (OSError, ValueError, KeyError, TypeError):
             pass
     return path
+
+
+def portable_paths(value: Any, root: str | os.PathLike[str]) -> Any:
+    """``value`` (JSON-like) with every absolute local path string made relative to ``root``.
+
+    Outputs get published: a record naming ``/home/me/...`` or a cache directory leaks it.
+    Relative POSIX paths (``../data/train.txt``) still say which file was used.
+    """
+    if isinstance(value, str):
+        if value.startswith(os.sep) and "\n" not in value and len(value) < 4096:
+            return os.path.relpath(value, os.path.abspath(root)).replace(os.sep, "/")
+        return value
+    if isinstance(value, dict):
+        return {key: portable_paths(item, root) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable_paths(item, root) for item in value]
+    return value
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/[^\s`'\"|()\[\]<>*,;]+")
+
+
+def portable_text(text: str, root: str | os.PathLike[str]) -> str:
+    """``text`` (a report, a command line) with local absolute paths made relative to ``root``.
+
+    A path is rewritten only when its first component exists here (``/home``, ``/tmp``, ...),
+    so other slashes (``tokens/s``, URLs) stay as they are.
+    """
+
+    def relative(match: re.Match[str]) -> str:
+        path = match.group(0)
+        first = path.split("/")[1]
+        if not first or not os.path.exists("/" + first):
+            return path
+        return os.path.relpath(path, os.path.abspath(root)).replace(os.sep, "/")
+
+    return _ABSOLUTE_PATH.sub(relative, text)
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:

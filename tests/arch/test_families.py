@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import gqa_retrofit.patching  # noqa: F401  (registers the custom *_gqa types with AutoConfig)
+import gqa_retrofit.patching
 from gqa_retrofit.arch import FAMILIES
 from gqa_retrofit.cost import read_config
 
@@ -86,3 +86,26 @@ def test_moe_keys_exist_in_transformers_configs() -> None:
         ]
         assert any(k in config for k in spec.moe.experts_keys), model_type
         assert all(k in config for k in keys), model_type
+
+
+def test_custom_types_table_matches_the_family_table_and_the_model_files() -> None:
+    from pathlib import Path
+
+    from gqa_retrofit.arch import CUSTOM_TYPES
+    from gqa_retrofit.patching.custom_types import custom_classes
+
+    models = Path(gqa_retrofit.patching.__file__).parent / "models"
+    on_disk = {p.stem.removeprefix("configuration_") for p in models.glob("configuration_*.py")}
+    assert set(CUSTOM_TYPES) == on_disk
+    for name, custom in CUSTOM_TYPES.items():
+        assert name == f"{custom.base_type}_gqa"
+        assert FAMILIES[name].decoupled == "custom" and FAMILIES[name].decoupled_type == name
+        assert FAMILIES[custom.base_type].decoupled_type == name
+        if custom.own_attention:
+            assert FAMILIES[name].honours_kv_heads and FAMILIES[name].honours_head_dim
+        config_class, model_class = custom_classes(name)
+        assert (config_class.__name__, model_class.__name__) == (
+            custom.config_class,
+            custom.model_class,
+        )
+        assert config_class.model_type == name

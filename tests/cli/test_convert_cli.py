@@ -74,7 +74,8 @@ def test_convert_json_then_verify(
     assert main(["--quiet", "verify", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[:2] for line in lines] == [
-        ["ok", name] for name in ("manifest", "shards", "config", "shapes", "finite", "forward")
+        ["ok", name]
+        for name in ("manifest", "hashes", "shards", "config", "shapes", "finite", "forward")
     ]
 
 

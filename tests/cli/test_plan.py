@@ -109,6 +109,47 @@ def test_bad_budget_unit(capsys: pytest.CaptureFixture[str]) -> None:
     assert "invalid size '16 parsecs'" in capsys.readouterr().err
 
 
+def test_tp_below_kv_heads_warns_and_dcp_silences(capsys: pytest.CaptureFixture[str]) -> None:
+    """SmolLM2 (9 q / 3 kv heads) planned for TP=3: the 1-KV-head choice is replicated 3x
+    per device unless --dcp 3 splits the tokens; options vLLM cannot split are not chosen."""
+    args = ["plan", str(SMOLLM2), "--context", "3k", "--tp", "3", "--json"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert captured.err.startswith(
+        "warning: 9:1: 1 KV head(s) at --tp 3: vLLM replicates each KV head 3 times"
+    )
+    by_label = {f"{o['heads']}:{o['kv_heads']}": o["serving"] for o in data["options"]}
+    assert by_label["1:1"] == {"error": "--tp 3 does not divide the 1 attention heads; valid: 1"}
+    # 30 layers x 3072 tokens x one 64-wide K and V head per device x 2 bytes
+    assert by_label["9:1"]["per_device_kv_cache_bytes"] == 30 * 3072 * 2 * 64 * 2
+    assert by_label["9:3"]["per_device_kv_cache_bytes"] == 30 * 3072 * 2 * 64 * 2
+    assert data["serving"] == {"tp": 3, "dcp": 1, "kv_dtype": "bf16", "batch": 1}
+    assert main([*args, "--dcp", "3"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    data = json.loads(captured.out)
+    by_label = {f"{o['heads']}:{o['kv_heads']}": o["serving"] for o in data["options"]}
+    assert by_label["9:1"]["per_device_kv_cache_bytes"] == 30 * 1024 * 2 * 64 * 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--tp", "0"], "invalid --tp '0': must be a positive integer"),
+        (["--tp", "4", "--dcp", "3"], "--dcp 3 must divide --tp 4"),
+        (["--kv-dtype", "int3"], "unknown KV dtype 'int3'"),
+        (["--batch", "x"], "invalid --batch 'x'"),
+    ],
+)
+def test_bad_serving_options_exit_2(
+    extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", str(SMOLLM2), "--context", "4k", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
 @pytest.mark.parametrize(
     "extra",
     [[], ["--min-heads", "2", "--lambda", "1"], ["--config-json"]],

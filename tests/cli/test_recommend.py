@@ -39,8 +39,13 @@ def test_table_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         f"(L {best.layers}, d {best.hidden}, head_dim 64)"
     ) in out
     assert "dM, dC, dZ: % change against the baseline 32:8 (negative = cheaper)" in out
-    ranked_rows = [line for line in out.splitlines() if line[:4].strip() in {"1", "2", "3", "4"}]
-    assert [row.split()[0] for row in ranked_rows] == ["1", "2", "3"]
+    ranked_rows = [
+        line for line in out.splitlines() if line.split(" | ")[0] in {"| 1", "| 2", "| 3", "| 4"}
+    ]
+    assert [row.split(" | ")[1] for row in ranked_rows] == [
+        r.config.label
+        for r in recommend(EXAMPLE, context=131072, target_loss=2.6).recommendations[:3]
+    ]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot.stat().st_size > 20_000
 
@@ -92,3 +97,25 @@ def test_missing_runs_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert capsys.readouterr().err == (
         f"gqa-retrofit recommend: error: runs file {str(missing)!r} does not exist\n"
     )
+
+
+def test_serving_options_report_per_device_kv_and_warn(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*ARGS, "--tp", "8", "--kv-dtype", "fp8", "--json"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    serving = data["serving"]
+    assert (serving["tp"], serving["dcp"], serving["kv_dtype"]) == (8, 1, "fp8")
+    best = data["recommendations"][0]
+    label = f"{best['heads']}:{best['kv_heads']}"
+    entry = serving["by_config"][label]
+    if "error" not in entry:
+        copies = max(1, 8 // best["kv_heads"])
+        heads_per_device = max(1, best["kv_heads"] // 8)
+        assert entry["kv_replicas"] == copies
+        expected = best["layers"] * 131072 * 2 * heads_per_device * best["head_dim"]  # fp8: 1 B
+        assert entry["per_device_kv_cache_bytes"] == expected
+        assert ("warning" in entry) == (copies > 1)
+        assert ("warning: " + label) in captured.err or copies == 1
+    one = serving["by_config"]["32:1"]
+    assert one["kv_replicas"] == 8 and one["warning"].startswith("1 KV head(s) at --tp 8")
+    assert serving["by_config"]["1:1"]["error"].startswith("--tp 8 does not divide the 1")

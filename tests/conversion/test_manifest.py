@@ -13,11 +13,12 @@ from gqa_retrofit.conversion.convert import convert_checkpoint
 from gqa_retrofit.conversion.manifest import (
     MANIFEST_NAME,
     calibration_fingerprint,
+    file_sha256,
     hub_revision,
     read_manifest,
     source_fingerprint,
 )
-from gqa_retrofit.errors import ConversionError
+from gqa_retrofit.errors import ConfigError, ConversionError
 from tiny_models import save_tiny_model
 
 
@@ -35,7 +36,9 @@ def test_manifest_records_source_method_heads_files_and_versions(
     src, out = converted
     manifest = read_manifest(out)
     assert manifest == json.loads((out / MANIFEST_NAME).read_text())
-    assert manifest["source"]["name"] == str(src)
+    assert manifest["source"]["name"] == "../src"  # relative to the output: no local prefix
+    assert str(src.parent) not in (out / MANIFEST_NAME).read_text()
+    assert manifest["source"]["base_model"] is None and "base_model" not in manifest
     assert manifest["source"]["model_type"] == "llama"
     assert manifest["source"]["revision"] is None  # a plain local directory
     shards = sorted(p.name for p in src.glob("*.safetensors"))
@@ -53,6 +56,11 @@ def test_manifest_records_source_method_heads_files_and_versions(
     assert manifest["tool"]["gqa_retrofit"] == __version__
     files = {p.name: p.stat().st_size for p in out.glob("*.safetensors")}
     assert {k: v["bytes"] for k, v in manifest["output"]["files"].items()} == files
+    hashed = {**manifest["output"]["files"], **manifest["output"]["other_files"]}
+    assert sorted(hashed) == sorted(
+        p.name for p in out.iterdir() if not p.name.startswith(".") and p.name != MANIFEST_NAME
+    )
+    assert all(entry["sha256"] == file_sha256(out / name) for name, entry in hashed.items())
     assert manifest["output"]["dtype"] == "fp16"
     assert manifest["timings"]["total_seconds"] > 0
 
@@ -105,3 +113,30 @@ def test_read_manifest_rejects_missing_invalid_foreign_and_future(tmp_path: Path
     )
     with pytest.raises(ConversionError, match="format_version 99"):
         read_manifest(tmp_path)
+
+
+def test_base_model_comes_from_a_hub_snapshot_or_the_caller(tmp_path: Path) -> None:
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = tmp_path / "hub" / "models--alice--tiny-llama" / "snapshots" / commit
+    save_tiny_model(snapshot, "llama")
+    manifest = convert_checkpoint(snapshot, tmp_path / "a", kv_heads=1).manifest
+    assert manifest["base_model"] == "alice/tiny-llama"
+    assert manifest["source"]["revision"] == commit
+    assert manifest["source"]["name"] == f"../hub/models--alice--tiny-llama/snapshots/{commit}"
+    given = convert_checkpoint(snapshot, tmp_path / "b", kv_heads=1, base_model="bob/original")
+    assert given.manifest["base_model"] == "bob/original"
+    with pytest.raises(ConfigError, match=r"^base model 'my model' is not a Hub model id"):
+        convert_checkpoint(snapshot, tmp_path / "c", kv_heads=1, base_model="my model")
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.integration
+def test_the_embedded_model_declares_its_hub_origin(default_model: Path) -> None:
+    from gqa_retrofit.assets.model import SOURCE_ID
+    from gqa_retrofit.conversion.manifest import embedded_origin, hub_origin
+
+    origin = embedded_origin(default_model)
+    assert origin is not None and origin["base_model"] == SOURCE_ID
+    assert origin["format"] == "dequantized Q4_1 GGUF"
+    assert hub_origin(str(default_model), default_model) == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert embedded_origin(default_model.parent) is None

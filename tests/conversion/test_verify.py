@@ -33,6 +33,7 @@ def test_good_checkpoint_passes_every_check(good: Path) -> None:
     assert report.ok, report.problems
     assert [c.name for c in report.checks] == [
         "manifest",
+        "hashes",
         "shards",
         "config",
         "shapes",
@@ -52,7 +53,26 @@ def test_nan_in_a_tensor_is_named(good: Path, tmp_path: Path) -> None:
     save_file(tensors, shard, metadata={"format": "pt"})
     report = verify_checkpoint(out, load=False)
     assert not report.ok
-    assert report.problems == [f"finite: {name} has NaN or Inf"]
+    assert report.problems == [
+        f"hashes: {shard.name} differs from the manifest (SHA-256 mismatch: changed or corrupt)",
+        f"finite: {name} has NaN or Inf",
+    ]
+
+
+def test_a_flipped_data_byte_is_caught(good: Path, tmp_path: Path) -> None:
+    out = _copy(good, tmp_path)
+    shard = sorted(out.glob("model-*.safetensors"))[1]
+    data = bytearray(shard.read_bytes())
+    data[-3] ^= 0x01  # one bit of one weight: still a finite number, same size, same header
+    shard.write_bytes(bytes(data))
+    report = verify_checkpoint(out, load=False)
+    assert report.problems == [
+        f"hashes: {shard.name} differs from the manifest (SHA-256 mismatch: changed or corrupt)"
+    ]
+    tokenizer_side = out / "config.json"
+    tokenizer_side.write_text(tokenizer_side.read_text().replace('"', '"', 1) + " ")
+    problems = verify_checkpoint(out, load=False).problems
+    assert problems[0].startswith("hashes: config.json differs from the manifest")
 
 
 def test_missing_shard_and_wrong_config_are_reported(good: Path, tmp_path: Path) -> None:
@@ -61,7 +81,7 @@ def test_missing_shard_and_wrong_config_are_reported(good: Path, tmp_path: Path)
     (out / "config.json").write_text(json.dumps({**config, "num_key_value_heads": 2}))
     report = verify_checkpoint(out, load=False)
     failed = {c.name for c in report.checks if not c.ok}
-    assert failed == {"config", "shapes"}
+    assert failed == {"hashes", "config", "shapes"}
     assert "kv_heads=2 in config.json, 1 in the manifest" in " ".join(report.problems)
     assert (
         "model.layers.0.self_attn.k_proj.weight has shape [16, 64], the config needs "
@@ -83,7 +103,7 @@ def test_forward_failure_is_a_failed_check(good: Path, tmp_path: Path) -> None:
     tensors[name] = torch.full_like(tensors[name], float("inf"))
     save_file(tensors, shard, metadata={"format": "pt"})
     report = verify_checkpoint(out)
-    assert {c.name for c in report.checks if not c.ok} == {"finite", "forward"}
+    assert {c.name for c in report.checks if not c.ok} == {"hashes", "finite", "forward"}
     assert "forward: logits contain NaN or Inf" in report.problems
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gqa_retrofit.cost import read_config
@@ -136,3 +138,62 @@ def test_unknown_family_generic_fallback_checked_by_meta_instantiation() -> None
     # helium's o_proj is hard-coded hidden -> hidden: the generic reading is refused
     with pytest.raises(UnsupportedFamilyError, match=r"'helium'.*does not match"):
         shape_from_config({**tiny, "model_type": "helium"})
+
+
+def test_unknown_types_refuse_fast_without_importing_torch() -> None:
+    """A type transformers does not know either is refused from the JSON alone, in a fresh
+    interpreter, without importing torch or transformers."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import sys; from gqa_retrofit.cost.loading import shape_from_config\n"
+        "from gqa_retrofit.errors import UnsupportedFamilyError\n"
+        "try: shape_from_config(" + json.dumps({"model_type": "no_such_type"}) + ")\n"
+        "except UnsupportedFamilyError as e: print(e)\n"
+        "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    elapsed = time.perf_counter() - start
+    message, imported = out.stdout.strip().splitlines()
+    assert message.startswith("model type 'no_such_type' is not supported (transformers does not")
+    assert imported == "False False"
+    assert elapsed < 5  # a bare interpreter start is ~0.1 s on a quiet machine
+
+
+def test_known_to_transformers_but_hybrid_is_refused_without_the_meta_check() -> None:
+    config = {**load_fixture("meta-llama-3-8b"), "model_type": "bamba", "mamba_d_state": 16}
+    with pytest.raises(UnsupportedFamilyError, match=r"'bamba'.*'mamba_d_state' layers"):
+        shape_from_config(config)
+
+
+def test_architectures_and_aliases_name_the_family() -> None:
+    kimi = {**load_fixture("deepseek-v3"), "model_type": "kimi_k2"}
+    shape, generic = shape_from_config(kimi)
+    assert not generic and shape.mla is not None
+    assert shape.notes == (
+        "model type 'kimi_k2' read as deepseek_v3 (architectures names DeepseekV3ForCausalLM)",
+    )
+    del kimi["architectures"]
+    assert read_config(kimi).notes == (
+        "model type 'kimi_k2' read as deepseek_v3 (as transformers does)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"num_hidden_layers": 10**9}, "'num_hidden_layers' (number of layers) is 1,000,000,000"),
+        ({"num_attention_heads": 2**40}, "'num_attention_heads' (number of attention heads)"),
+        ({"vocab_size": 10**12}, "'vocab_size' (vocabulary size) is 1,000,000,000,000"),
+        ({"hidden_size": 2**31}, "'hidden_size' (hidden size)"),
+        ({"intermediate_size": 2**40}, "'intermediate_size' (FFN (intermediate) size)"),
+        ({"layer_types": ["full_attention"] * 3}, "'layer_types' has 3 entries for 32 layers"),
+    ],
+)
+def test_hostile_sizes_name_the_field(changes: dict, field: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(field)):
+        read_config({**load_fixture("meta-llama-3-8b"), **changes})

@@ -83,7 +83,9 @@ def test_cache_bytes_equal_real_cache_at_two_lengths(name: str) -> None:
         assert _measured(name, tokens) == kv_cache_bytes(shape, tokens, "fp32", batch=2), tokens
 
 
-@pytest.mark.parametrize("name", ["qwen3_next", "qwen3_5_text", "nemotron_h"])
+@pytest.mark.parametrize(
+    "name", ["qwen3_next", "qwen3_5_text", "nemotron_h", "granitemoehybrid", "falcon_h1", "jamba"]
+)
 def test_hybrid_state_is_fixed_and_float32_in_bf16(name: str) -> None:
     """In bf16 the conv window is bf16 and the recurrent/SSM state stays float32; the state
     part does not grow with context, the KV part grows by the full-attention layers only."""

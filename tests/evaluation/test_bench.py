@@ -137,7 +137,9 @@ def test_cli_table_and_bad_model(tmp_path: Path, capsys: pytest.CaptureFixture[s
         main(["-q", "bench", str(a), "--context", "8", "--new-tokens", "1", "--repeats", "1"]) == 0
     )
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split()[:3] == ["model", "context", "KV"]
+    assert out.splitlines()[0] == (
+        "| model | context | KV bytes | predicted | prefill s | decode tok/s |"
+    )
     assert f"{expected_bytes(2, 9, 1):,}" in out
     missing = tmp_path / "missing"
     assert main(["-q", "bench", str(missing)]) == 2

@@ -226,3 +226,91 @@ def test_cli_card_writes_and_reports_bad_input(converted_dir, tmp_path):
         f"gqa-retrofit card: error: '{tmp_path / 'nowhere'}' is not a checkpoint directory "
         "(no config.json)"
     ]
+
+
+def test_malformed_yaml_header_is_a_clear_error_and_the_card_is_kept(converted_dir):
+    from gqa_retrofit.errors import ConfigError
+
+    readme = converted_dir / "README.md"
+    broken = "---\nlicense: [mit\nnotes: mine\n---\n# My card\n"
+    readme.write_text(broken)
+    with pytest.raises(ConfigError) as info:
+        write_card(converted_dir, plot=False)
+    assert str(info.value) == (
+        f"{str(readme)!r} has a malformed YAML header (line 3): expected ',' or ']', but got "
+        "':'; fix or remove the header between the --- lines (it is not overwritten)"
+    )
+    assert readme.read_text() == broken
+
+
+def test_reversed_markers_do_not_make_the_card_grow(converted_dir):
+    readme = converted_dir / "README.md"
+    readme.write_text(f"# Mine\n\n{END_MARKER}\nuser text\n{BEGIN_MARKER}\n")
+    first = write_card(converted_dir, plot=False).read_text()
+    second = write_card(converted_dir, plot=False).read_text()
+    third = write_card(converted_dir, plot=False).read_text()
+    assert first == second == third
+    assert first.count("user text") == 1 and first.count("## How to reproduce") == 1
+
+
+def test_templates_render_in_a_sandbox(converted_dir, tmp_path):
+    from gqa_retrofit.errors import ConfigError
+
+    template = tmp_path / "evil.md.jinja"
+    template.write_text("---\n{{ card_data }}\n---\n{{ facts.__init__.__globals__['os'] }}\n")
+    with pytest.raises(ConfigError, match=r"failed to render: access to attribute '__init__'"):
+        render_card(converted_dir, template=template)
+    template.write_text(
+        "---\n{{ card_data }}\n---\n{{ ''.__class__.__mro__[1].__subclasses__() }}\n"
+    )
+    with pytest.raises(ConfigError, match=r"failed to render: access to attribute '__class__'"):
+        render_card(converted_dir, template=template)
+
+
+def test_reproduce_section_records_calibration_and_training(converted_dir):
+    calibration = {
+        "sources": [{"name": "../data/persuasion.txt", "kind": "file"}],
+        "tokens": 16384,
+        "seed": 0,
+    }
+    training = {
+        "steps": 40,
+        "tokens": 81920,
+        "teacher": "../src",
+        "trainable": "attention",
+        "options": {"lr": 0.0001, "batch_size": 4, "seq_len": 512, "out": "/x", "data": ["a"]},
+    }
+    _set_manifest(converted_dir, calibration=calibration, training=training)
+    text = render_card(converted_dir)
+    section = text[text.index("## How to reproduce") :]
+    for row in (
+        "| calibration data | `../data/persuasion.txt` |",
+        "| calibration tokens | 16,384 |",
+        "| calibration seed | 0 |",
+        "| training steps | 40 |",
+        "| training teacher | ../src |",
+        "| training option `lr` | 0.0001 |",
+        "| training option `batch_size` | 4 |",
+        "| training option `seq_len` | 512 |",
+    ):
+        assert row in section, row
+    assert "`out`" not in section
+
+
+def test_the_embedded_models_origin_is_on_the_card(converted_dir):
+    origin = {
+        "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "format": "dequantized Q4_1 GGUF",
+        "note": "SmolLM2-135M-Instruct as a Q4_1 GGUF, dequantized to fp32",
+    }
+    _set_manifest(
+        converted_dir,
+        source={"name": "../SmolLM2-135M-Instruct", "origin": origin},
+        base_model=origin["base_model"],
+    )
+    text = render_card(converted_dir)
+    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in text
+    assert (
+        "> **Source weights.** The source is SmolLM2-135M-Instruct as a Q4_1 GGUF, dequantized "
+        "to fp32; its Hub origin is [HuggingFaceTB/SmolLM2-135M-Instruct]"
+    ) in text

@@ -259,3 +259,60 @@ def test_cli_offline_and_unreachable_are_one_line_errors(
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], run.stderr
     assert "Traceback" not in run.stderr and WRITE_TOKEN not in run.stderr
+
+
+def test_push_of_a_train_output_uploads_only_model_card_report_and_plots(
+    hub_server, tmp_path
+) -> None:
+    import json
+
+    from gqa_retrofit.conversion.convert import convert_checkpoint
+    from gqa_retrofit.conversion.verify import verify_checkpoint
+    from gqa_retrofit.hub.push import publishable_files
+    from gqa_retrofit.training import TrainOptions, train
+    from tests.training.helpers import save_tiny_lm, write_corpus
+
+    src = save_tiny_lm(tmp_path / "src")
+    convert_checkpoint(src, tmp_path / "converted", kv_heads=1)
+    write_corpus(tmp_path / "corpus")
+    out = tmp_path / "trained"
+    options = {"model": str(tmp_path / "converted"), "out": str(out), "seq_len": 32}
+    options.update(data=[str(tmp_path / "corpus" / "*.txt")], batch_size=2, max_steps=2)
+    train(TrainOptions.from_dict({**options, "warmup": 0, "save_every": 1}))
+    assert any(out.glob("checkpoints/*/optimizer.pt")) and (out / "training_state.json").is_file()
+    assert json.loads((out / "config.json").read_text()).get("use_cache", True) is True
+    assert verify_checkpoint(out, load=False).ok  # the manifest hashes the trained files
+    (out / "report").mkdir()
+    (out / "report" / "training_curve.png").write_bytes(b"\x89PNG plot")
+    (out / "retrofit_report.md").write_text("# report\n")
+    (out / "notes.txt").write_text("private notes")
+
+    push_to_hub(out, f"{USER}/trained")
+    uploaded = sorted(set(hub_server.files(f"{USER}/trained")) - {".gitattributes"})
+    assert uploaded == sorted(
+        [
+            "README.md",
+            "config.json",
+            "generation_config.json",
+            "gqa_retrofit.json",
+            "gqa_retrofit_cost.png",
+            "model.safetensors",
+            "report/training_curve.png",
+            "retrofit_report.md",
+            "tokenizer.json",
+            "tokenizer_config.json",
+        ]
+    )
+    assert uploaded == sorted(publishable_files(out))
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the folder")
+    (out / "tokenizer.json").unlink()
+    (out / "tokenizer.json").symlink_to(secret)
+    with pytest.raises(HubError) as info:
+        push_to_hub(out, f"{USER}/linked")
+    assert str(info.value) == (
+        f"'tokenizer.json' in {str(out)!r} is a symbolic link to {str(secret)!r}, outside the "
+        "folder: copy the file into the folder or remove the link"
+    )
+    assert f"{USER}/linked" not in hub_server.repos

@@ -25,6 +25,7 @@ def test_convert_a_hub_id_downloads_only_what_it_needs(hub_server, tiny_llama_di
     assert sorted(hub_server.downloaded(REPO)) == sorted(files)  # none of EXTRA
     manifest = json.loads((out / "gqa_retrofit.json").read_text())
     assert manifest["source"]["revision"] == commit  # pinned to what was downloaded
+    assert manifest["base_model"] == manifest["source"]["base_model"] == REPO  # automatically
 
     # the card of a Hub-sourced conversion names its base model; push verifies and uploads
     url = push_to_hub(out, f"{USER}/tiny-llama-gqa1")

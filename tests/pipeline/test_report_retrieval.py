@@ -27,11 +27,11 @@ def _result(rates: dict[int, int], second: float) -> dict[str, Any]:
 
 
 RESULTS = {
-    "retrieval_zero_shot": {
+    "probe_zero_shot": {
         "source": _result({1024: 5, 16384: 0}, 2.0),
         "converted": _result({1024: 0, 16384: 0}, 9.5),
     },
-    "retrieval_trained": {"trained": _result({1024: 5, 16384: 0}, 2.4)},
+    "probe_trained": {"trained": _result({1024: 5, 16384: 0}, 2.4)},
 }
 
 
@@ -58,7 +58,7 @@ def test_section_rows_and_verdicts() -> None:
 
 
 def test_lost_by_the_final_model_and_nothing_without_probes(tmp_path: Path) -> None:
-    untrained = {"retrieval_zero_shot": RESULTS["retrieval_zero_shot"]}
+    untrained = {"probe_zero_shot": RESULTS["probe_zero_shot"]}
     assert retrieval_lost(untrained) == (
         "in-context retrieval LOST: copy-probe loss 9.50 is 4.8x the source's 2.00 (keep: <= "
         "1.3x); passkey at 1,024 tokens 0% vs the source's 100%"

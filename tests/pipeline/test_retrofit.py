@@ -25,8 +25,10 @@ STAGES = [
     "estimate",
     "convert",
     "eval_zero_shot",
+    "probe_zero_shot",
     "train",
     "eval_trained",
+    "probe_trained",
     "bench",
     "report",
     "card",
@@ -71,10 +73,10 @@ def test_end_to_end_outputs(setup: dict[str, Any], hub_server: object) -> None:
     from huggingface_hub import HfApi
 
     out = setup["tmp"] / "run"
-    result = small_run(setup, out, push="tester/src-kv1")
+    result = small_run(setup, out, push="tester/src-kv1", probes="copy")
     state = state_of(out)
     assert state["order"] == STAGES
-    assert [state["stages"][n]["status"] for n in STAGES] == ["done"] * 9
+    assert [state["stages"][n]["status"] for n in STAGES] == ["done"] * 11
     assert result.final_model == out / "src-kv1"
     assert result.converted == out / "src-kv1-converted"
 
@@ -99,13 +101,25 @@ def test_end_to_end_outputs(setup: dict[str, Any], hub_server: object) -> None:
     assert bench[0]["kv_cache_bytes"] == 2 * bench[1]["kv_cache_bytes"]
     assert all(row["kv_cache_bytes"] == row["predicted_kv_cache_bytes"] for row in bench)
 
+    probes = {**result.results["probe_zero_shot"], **result.results["probe_trained"]}
+    assert set(probes) == {"source", "converted", "trained"}
+    assert all(p["copy"]["span_length"] == 256 and p["passkey"] is None for p in probes.values())
+    manifest = json.loads((out / "src-kv1" / "gqa_retrofit.json").read_text())
+    copy_records = [e for e in manifest["evaluations"] if e["metric"] == "copy_second_copy_loss"]
+    assert [e["model"] for e in copy_records] == ["source", "converted", "trained"]
+
     report = (out / "report.md").read_text(encoding="utf-8")
+    assert "## In-context retrieval" in report and (out / "report" / "retrieval.png").is_file()
     assert "| KV cache per token (bf16) | 256 B | 128 B |" in report
     assert f"{zero['source']['perplexity']:,.2f}" in report
     for png in ("cost_curves", "before_after", "training_curve"):
         assert (out / "report" / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (out / "src-kv1" / "report" / f"{png}.png").is_file()
-    assert (out / "src-kv1" / "retrofit_report.md").read_text(encoding="utf-8") == report
+    # the copy next to the model is the same report, its paths relative to where it lives
+    copy = (out / "src-kv1" / "retrofit_report.md").read_text(encoding="utf-8")
+    assert report.startswith("# Retrofit report: ../src\n")
+    assert len(copy.splitlines()) == len(report.splitlines())
+    assert copy.startswith("# Retrofit report: ../../src\n") and str(setup["tmp"]) not in copy
     assert "gqa-retrofit retrofit" in report
 
     card = (out / "src-kv1" / "README.md").read_text(encoding="utf-8")
@@ -265,4 +279,4 @@ def test_config_file_merges_with_arguments(setup: dict[str, Any]) -> None:
     assert options.train_steps == 7 and options.kv_heads == 1
     assert options.train == {"lr": 0.001, "seq_len": 32}
     assert options.train_data == [str(setup["train"])]
-    assert [r["status"] for r in result.plan][3] == "pending"
+    assert [r["status"] for r in result.plan][4] == "pending"  # train

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..errors import UnsupportedFamilyError
-from .families import FAMILIES
-from .spec import DecoupledSupport, FamilySpec, QKVLayout
+from .families import CUSTOM_TYPES, FAMILIES
+from .spec import CustomType, DecoupledSupport, FamilySpec, QKVLayout
 
 
 def supported_families() -> list[str]:
@@ -28,7 +28,9 @@ def get_family(model_type: str) -> FamilySpec:
 
 
 __all__ = [
+    "CUSTOM_TYPES",
     "FAMILIES",
+    "CustomType",
     "DecoupledSupport",
     "FamilySpec",
     "QKVLayout",

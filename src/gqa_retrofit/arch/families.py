@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .spec import FamilySpec, MoESpec
+from .spec import CustomType, FamilySpec, MoESpec
 
 _DEEPSEEK_V3 = FamilySpec(
     "deepseek_v3",
@@ -41,19 +41,11 @@ FAMILIES: dict[str, FamilySpec] = {
             decoupled="fallback",
             decoupled_type="mistral",
             # mistral has no attention/MLP biases and a sliding window by default
-            extra={
-                "fallback_requires": {
-                    "attention_bias": False,
-                    "mlp_bias": False,
-                    "pretraining_tp": 1,
-                },
-                "fallback_set": {"sliding_window": None},
-            },
+            fallback_requires={"attention_bias": False, "mlp_bias": False, "pretraining_tp": 1},
+            fallback_set={"sliding_window": None},
         ),
         FamilySpec("mistral", sliding="all"),
-        FamilySpec(
-            "mixtral", sliding="all", moe=MoESpec(("num_local_experts",)), extra={"moe": True}
-        ),
+        FamilySpec("mixtral", sliding="all", moe=MoESpec(("num_local_experts",))),
         FamilySpec("ministral", sliding="all"),
         FamilySpec(
             "qwen2",
@@ -75,7 +67,6 @@ FAMILIES: dict[str, FamilySpec] = {
             sliding="all",
             sliding_gate_key="use_sliding_window",
             moe=_QWEN_MOE,
-            extra={"moe": True},
         ),
         FamilySpec("gemma", tie_default=True),
         FamilySpec(
@@ -276,7 +267,7 @@ FAMILIES: dict[str, FamilySpec] = {
             },
             notes="RoPE layers use chunked attention (attention_chunk_size), NoPE layers full",
         ),
-        FamilySpec("qwen3_vl_text", qk_norm=True, decoupled="none", tie_default=True),
+        FamilySpec("qwen3_vl_text", qk_norm=True, decoupled="none"),
         FamilySpec(
             "qwen3_vl_moe_text",
             qk_norm=True,
@@ -319,6 +310,37 @@ FAMILIES: dict[str, FamilySpec] = {
             notes="Mamba2 layers hold a fixed-size state (conv window + float32 SSM state)",
         ),
         FamilySpec(
+            "gemma4_text",
+            decoupled="none",
+            tie_default=True,
+            plan="gemma4",
+            architectures=("Gemma4ForCausalLM",),
+            config_defaults={"head_dim": 256, "global_head_dim": 512, "sliding_window": 512},
+            notes="sliding and full layers differ in head size and KV heads; KV-shared layers "
+            "cache nothing",
+        ),
+        FamilySpec(
+            "granitemoehybrid",
+            decoupled="none",
+            plan="granitemoehybrid",
+            architectures=("GraniteMoeHybridForCausalLM",),
+            notes="Granite-4.0: Mamba2 layers (fixed-size state) and attention layers",
+        ),
+        FamilySpec(
+            "falcon_h1",
+            decoupled="none",
+            plan="falcon_h1",
+            architectures=("FalconH1ForCausalLM",),
+            notes="attention and Mamba2 in parallel in every layer: KV grows, state is fixed",
+        ),
+        FamilySpec(
+            "jamba",
+            decoupled="none",
+            plan="jamba",
+            architectures=("JambaForCausalLM",),
+            notes="Mamba (v1) layers with a fixed-size state, attention every attn_layer_period",
+        ),
+        FamilySpec(
             "mimo_v2_flash",
             decoupled="none",
             plan="mimo_v2_flash",
@@ -338,27 +360,37 @@ ARCHITECTURE_TYPES: dict[str, str] = {
     name: spec.model_type for spec in FAMILIES.values() for name in spec.architectures
 }
 
-# The custom decoupled-head types of gqa_retrofit.patching keep their base family's tensor
-# names and layout (interleaved layouts generalise to KV groups) and honour n_kv and d_h.
-for _base in ("gpt2", "gpt_neox", "opt", "falcon"):
-    FAMILIES[f"{_base}_gqa"] = replace(
-        FAMILIES[_base],
-        model_type=f"{_base}_gqa",
+# The custom decoupled-head model types (gqa_retrofit.patching.models), one row each.
+CUSTOM_TYPES: dict[str, CustomType] = {
+    t.model_type: t
+    for t in [
+        CustomType("gpt2", "GPT2GQA", own_attention=True),
+        CustomType("gpt_neox", "GPTNeoXGQA", own_attention=True),
+        CustomType("opt", "OPTGQA", own_attention=True),
+        CustomType("falcon", "FalconGQA", own_attention=True),
+        CustomType("gemma2", "Gemma2GQA", own_attention=False),
+        CustomType("gemma3_text", "Gemma3TextGQA", own_attention=False),
+    ]
+}
+
+for _custom in CUSTOM_TYPES.values():
+    _base = _custom.base_type
+    # An own attention keeps the base family's tensor names and layout (interleaved layouts
+    # generalise to KV groups) and honours n_kv and d_h; a config-only type changes nothing else.
+    _own = dict(
         honours_kv_heads=True,
         honours_head_dim=True,
         kv_heads_keys=("num_key_value_heads", "num_kv_heads"),
         gqa_key=None,
         mqa_key=None,
-        decoupled="custom",
-        decoupled_type=f"{_base}_gqa",
-        notes=f"gqa_retrofit custom type of {_base}: import gqa_retrofit or trust_remote_code",
     )
-# Config-only custom types: the native model without the config's hidden % heads check.
-for _base in ("gemma2", "gemma3_text"):
-    FAMILIES[f"{_base}_gqa"] = replace(
+    FAMILIES[_custom.model_type] = replace(
         FAMILIES[_base],
-        model_type=f"{_base}_gqa",
+        model_type=_custom.model_type,
         decoupled="custom",
-        decoupled_type=f"{_base}_gqa",
-        notes=f"{_base} without the hidden % heads config check (gqa_retrofit custom type)",
+        decoupled_type=_custom.model_type,
+        notes=f"gqa_retrofit custom type of {_base}: import gqa_retrofit or trust_remote_code"
+        if _custom.own_attention
+        else f"{_base} without the hidden % heads config check (gqa_retrofit custom type)",
+        **(_own if _custom.own_attention else {}),  # type: ignore[arg-type]
     )

@@ -79,8 +79,9 @@ def attention_geometry(spec: FamilySpec, config: Any) -> AttentionGeometry:
     head_dim = _first(config, ("head_dim",)) if spec.honours_head_dim else None
     if head_dim is None:
         head_dim = hidden // heads
-    if spec.gqa_key is not None and not getattr(config, spec.gqa_key, False):
-        kv_heads = 1 if spec.mqa_key is not None and getattr(config, spec.mqa_key, False) else heads
+    switched = spec.switched_kv_heads(lambda key, default: getattr(config, key, default), heads)
+    if switched is not None:
+        kv_heads = switched
     elif spec.honours_kv_heads:
         kv_heads = _first(config, spec.kv_heads_keys) or heads
     else:

@@ -11,8 +11,9 @@ Notation used in comments across the package (as in the paper):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 # How q, k and v projections are stored in a layer:
 # - "separate":     q_proj [n_h*d_h, d], k_proj/v_proj [n_kv*d_h, d]        (llama, qwen2, ...)
@@ -60,6 +61,34 @@ class MoESpec:
 
 
 @dataclass(frozen=True)
+class CustomType:
+    """One decoupled-head custom model type (``<base>_gqa``) of :mod:`gqa_retrofit.patching`.
+
+    ``own_attention`` True: the type has its own attention module (grouped KV heads in the
+    base family's tensor layout); False: the native model, only the config's ``hidden % heads``
+    check dropped. Its classes live in ``gqa_retrofit/patching/models/`` as
+    ``configuration_<model_type>.py`` (``<class_prefix>Config``) and ``modeling_<model_type>.py``
+    (``<class_prefix>ForCausalLM``).
+    """
+
+    base_type: str
+    class_prefix: str
+    own_attention: bool
+
+    @property
+    def model_type(self) -> str:
+        return f"{self.base_type}_gqa"
+
+    @property
+    def config_class(self) -> str:
+        return f"{self.class_prefix}Config"
+
+    @property
+    def model_class(self) -> str:
+        return f"{self.class_prefix}ForCausalLM"
+
+
+@dataclass(frozen=True)
 class FamilySpec:
     """Facts about one ``model_type`` that the estimator, patcher and converter share."""
 
@@ -94,9 +123,11 @@ class FamilySpec:
     qk_norm: bool = False  # per-head RMSNorm on q and k (qwen3, olmo2 is per-layer: see notes)
     rope: bool = True
     # Falcon-style switches of the KV layout: when the config's ``gqa_key`` is false, the model
-    # has one KV head if ``mqa_key`` is true, else one per query head (MHA).
+    # has one KV head if ``mqa_key`` is true, else one per query head (MHA). See
+    # :meth:`switched_kv_heads`, the one rule every reader uses.
     gqa_key: str | None = None
     mqa_key: str | None = None
+    mqa_default: bool = True  # ``mqa_key`` when the config omits it (FalconConfig: True)
     # --- norms / embeddings ---
     norm_has_bias: bool = False  # LayerNorm with bias (gpt2, opt, gpt_neox, falcon) vs RMSNorm
     tie_default: bool = False  # default of tie_word_embeddings when the config omits it
@@ -129,8 +160,29 @@ class FamilySpec:
     # the config classes in tests/cost/test_family_defaults.py)
     config_defaults: dict[str, object] = field(default_factory=dict)
     notes: str = ""
-    extra: dict[str, object] = field(default_factory=dict)
+    # --- decoupled == "fallback": the equivalent type's limits ---
+    # config values the equivalent type has no field for (another value refuses the geometry)
+    fallback_requires: dict[str, object] = field(default_factory=dict)
+    # values the equivalent type gets whatever the source config says
+    fallback_set: dict[str, object] = field(default_factory=dict)
 
     @property
     def supports_conversion(self) -> bool:
         return self.decoupled != "none"
+
+    def switched_kv_heads(self, value: Callable[[str, Any], Any], heads: int) -> int | None:
+        """The KV heads the layout switches fix, or None where the config's KV field counts.
+
+        Falcon-style families: when ``gqa_key`` is false (or absent), one KV head if
+        ``mqa_key`` is true (absent: ``mqa_default``), else one per query head.
+
+        Args:
+            value: reads one config key with a default, e.g. ``dict.get`` on a parsed
+                ``config.json`` or ``lambda key, default: getattr(config, key, default)``.
+            heads: the config's query heads.
+        """
+        if self.gqa_key is None or value(self.gqa_key, False):
+            return None
+        if self.mqa_key is not None and value(self.mqa_key, self.mqa_default):
+            return 1
+        return heads

@@ -52,26 +52,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def format_table(results: list[dict[str, Any]]) -> str:
-    """A plain-text table of benchmark results (one row per model and context)."""
-    header = (
-        f"{'model':<40} {'context':>8} {'KV bytes':>14} {'predicted':>14} "
-        f"{'prefill s':>10} {'decode tok/s':>22}"
-    )
-    lines = [header, "-" * len(header)]
-    for row in results:
-        name = row["model"] if len(row["model"]) <= 40 else "..." + row["model"][-37:]
-        speed = (
-            f"{row['decode_tokens_per_second']:.2f} "
-            f"[{row['decode_tokens_per_second_min']:.2f}-{row['decode_tokens_per_second_max']:.2f}]"
-        )
-        lines.append(
-            f"{name:<40} {row['context']:>8} {row['kv_cache_bytes']:>14,} "
-            f"{row['predicted_kv_cache_bytes']:>14,} {row['prefill_seconds']:>10.3f} {speed:>22}"
-        )
-    return "\n".join(lines)
-
-
 def check_bench(
     models: list[str], contexts: list[int], *, new_tokens: int, batch: int, dtype: str
 ) -> None:
@@ -110,7 +90,7 @@ def check_bench(
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation.bench import benchmark_decode
+    from ..evaluation.bench import benchmark_decode, results_to_markdown
 
     check_bench(
         args.models, args.context, new_tokens=args.new_tokens, batch=args.batch, dtype=args.dtype
@@ -130,5 +110,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"results": results})
     else:
-        print(format_table(results))
+        print(results_to_markdown(results))
     return 0

@@ -42,11 +42,26 @@ def register(subparsers: Any) -> None:
         default="bf16",
         help="weight dtype: fp32, bf16, fp16, fp8, int8, int4 (default bf16)",
     )
+    add_serving_arguments(parser)
+    parser.add_argument("--json", action="store_true", help='print {"models": [...]} as JSON')
+    parser.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="write KV memory and decode FLOPs vs context to FILE (.png, .svg or .pdf)",
+    )
+    parser.add_argument("--revision", default=None, help="Hub revision for Hub ids")
+    parser.set_defaults(func=run)
+
+
+def add_serving_arguments(parser: Any, kv_default: str = "--dtype") -> None:
+    """``--kv-dtype``, ``--batch``, ``--tp``, ``--dcp``: the serving assumptions shared by
+    ``estimate``, ``plan`` and ``recommend``."""
     parser.add_argument(
         "--kv-dtype",
         default=None,
         help="KV-cache dtype: fp32, bf16, fp16, fp8 (= fp8_e4m3), fp8_e4m3, fp8_e5m2, int8, "
-        "int4; int8/int4 count one fp16 scale per 32 values (8.5/4.5 bits) (default: --dtype)",
+        "int4; int8/int4 count one fp16 scale per 32 values (8.5/4.5 bits) "
+        f"(default: {kv_default})",
     )
     parser.add_argument("--batch", default="1", help="sequences decoded together (default 1)")
     parser.add_argument(
@@ -61,14 +76,29 @@ def register(subparsers: Any) -> None:
         help="decode context parallel degree (vLLM -dcp; divides --tp, splits the cached "
         "tokens across the KV replicas) (default 1)",
     )
-    parser.add_argument("--json", action="store_true", help='print {"models": [...]} as JSON')
-    parser.add_argument(
-        "--plot",
-        metavar="FILE",
-        help="write KV memory and decode FLOPs vs context to FILE (.png, .svg or .pdf)",
-    )
-    parser.add_argument("--revision", default=None, help="Hub revision for Hub ids")
-    parser.set_defaults(func=run)
+
+
+def serving_options(args: argparse.Namespace, default_kv: str = "bf16") -> dict[str, Any]:
+    """The parsed serving flags as keyword arguments of the API.
+
+    Raises:
+        ConfigError: a non-positive or non-integer count, an unknown KV dtype.
+    """
+    from ..cost.serving import kv_dtype
+
+    return {
+        "kv_dtype": kv_dtype(args.kv_dtype or default_kv).name,
+        "batch": positive_int(args.batch, "--batch"),
+        "tp": positive_int(args.tp, "--tp"),
+        "dcp": positive_int(args.dcp, "--dcp"),
+    }
+
+
+def warn_replication(serving: dict[str, Any] | None, label: str) -> None:
+    """Print the KV-replication warning of ``serving["by_config"][label]`` on stderr."""
+    entry = (serving or {}).get("by_config", {}).get(label, {})
+    if entry.get("warning"):
+        print(f"warning: {label}: {entry['warning']}", file=sys.stderr)
 
 
 def positive_int(text: str, flag: str) -> int:
@@ -128,17 +158,12 @@ def parse_contexts(values: list[str] | None) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     from ..cost.formulas import dtype_bits
     from ..cost.report import estimate, reports_to_markdown
-    from ..cost.serving import kv_dtype
     from ._util import print_json
 
     contexts = parse_contexts(args.context)
     what_if = [parse_what_if(text) for text in args.what_if]
     dtype_bits(args.dtype)
-    if args.kv_dtype is not None:
-        kv_dtype(args.kv_dtype)
-    batch = positive_int(args.batch, "--batch")
-    tp = positive_int(args.tp, "--tp")
-    dcp = positive_int(args.dcp, "--dcp")
+    serving = serving_options(args, default_kv=args.dtype)
     if args.plot:
         from ..cost.plot import check_plot_path
 
@@ -149,19 +174,17 @@ def run(args: argparse.Namespace) -> int:
             model,
             contexts=contexts,
             dtype=args.dtype,
-            kv_dtype=args.kv_dtype,
-            batch=batch,
             what_if=what_if,
             revision=args.revision,
-            tp=tp,
-            dcp=dcp,
+            **serving,
         )
         for model in args.models
     ]
     for report in reports:
-        warning = report.to_dict()["serving"].get("warning")
-        if warning:
-            print(f"warning: {report.short_name}: {warning}", file=sys.stderr)
+        for variant in (report, *report.what_if):
+            warning = variant.to_dict()["serving"].get("warning")
+            if warning:
+                print(f"warning: {variant.label}: {warning}", file=sys.stderr)
     if args.plot:
         from ..cost.plot import plot_reports
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from typing import Any
 
+from ._objective import add_objective_arguments
 from ._util import context_length, print_json
+from .estimate import add_serving_arguments, serving_options
 
 _BYTE_UNITS = {
     "": 1, "b": 1,
@@ -75,67 +78,13 @@ def register(subparsers: Any) -> None:
         help="fewest query heads the chosen configuration may keep (default: "
         "all, i.e. only KV heads change)",
     )
-    parser.add_argument(
-        "--lambda", dest="lam", type=float, default=0.9, help="weight of memory in Z (default 0.9)"
-    )
-    parser.add_argument("--alpha", type=float, default=0.5, help="memory exponent (default 0.5)")
-    parser.add_argument(
-        "--beta", type=float, default=1.0 / 3.0, help="FLOPs exponent (default 1/3)"
-    )
+    add_objective_arguments(parser)
     parser.add_argument("--dtype", default="bf16", help="weights and KV dtype (default bf16)")
+    add_serving_arguments(parser)
     parser.add_argument("--out", default=None, help="OUT directory in the printed command")
     parser.add_argument("--revision", default=None, help="Hub revision for Hub ids")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run)
-
-
-def _gib(value: float) -> str:
-    return f"{value / 2**30:.3f}"
-
-
-def _table(plan: Any) -> str:
-    lines = [
-        f"{plan.model} ({plan.model_type}) at context {plan.context:,}, {plan.dtype}; Z = "
-        f"{plan.objective.lam:g}*M^{plan.objective.alpha:.3g} + "
-        f"{1 - plan.objective.lam:.3g}*C^{plan.objective.beta:.3g} "
-        "(M: weights + KV bytes, C: decode FLOPs/token)",
-        "",
-        f"{'rank':>4} {'heads:kv':>9} {'params':>12} {'KV cache GiB':>12} {'memory GiB':>11} "
-        f"{'FLOPs/token':>12} {'dM %':>7} {'dC %':>7} {'Z':>10} {'pareto':>6} {'budget':>6} "
-        f"{'prior dloss':>11}",
-    ]
-    for o in plan.options:
-        label = o.config.label + (" (now)" if o.current else "")
-        prior = "" if o.prior_loss_delta is None else f"{o.prior_loss_delta:+.3f}"
-        lines.append(
-            f"{o.rank:>4} {label:>9} {o.params_total:>12,} {_gib(o.kv_cache_bytes):>12} "
-            f"{_gib(o.memory_bytes):>11} {o.decode_flops:>12.4g} "
-            f"{o.change_percent['memory']:>+7.1f} {o.change_percent['flops']:>+7.1f} "
-            f"{o.z:>10.1f} {'*' if o.pareto else '':>6} {'ok' if o.within_budget else 'over':>6} "
-            f"{prior:>11}"
-        )
-    lines.append("")
-    if plan.options[0].beyond_max_position:
-        lines.append(
-            f"note: context {plan.context:,} is beyond the model's max_position_embeddings "
-            "(costed anyway)"
-        )
-    lines.append(f"prior dloss: {plan.prior_label}")
-    if plan.chosen is None:
-        lines.append(
-            f"no configuration with at least {plan.min_heads} query heads fits the budget: "
-            "raise the budget or lower --min-heads"
-        )
-    elif plan.command is None:
-        lines.append("chosen: the current configuration; no conversion needed")
-    else:
-        c = plan.chosen
-        lines.append(
-            f"chosen: heads {c.heads}, kv_heads {c.kv_heads} (best Z within the budget with at "
-            f"least {plan.min_heads} query heads)"
-        )
-        lines.append(plan.command)
-    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,9 +102,12 @@ def run(args: argparse.Namespace) -> int:
         min_heads=args.min_heads,
         out=args.out,
         revision=args.revision,
+        **serving_options(args, default_kv=args.dtype),
     )
+    if plan.warning and plan.chosen is not None:
+        print(f"warning: {plan.chosen.config.label}: {plan.warning}", file=sys.stderr)
     if args.json:
         print_json(plan.to_dict())
     else:
-        print(_table(plan))
+        print(plan.to_markdown())
     return 0

@@ -19,6 +19,7 @@ calibration activations).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -44,14 +45,20 @@ from ..arch.layout import (
 )
 from ..arch.spec import FamilySpec
 from ..data import DataOptions, resolve_sources
+from ..devices import DTYPE_ALIASES, DTYPE_NAMES, torch_dtype
 from ..errors import ConfigError, ConversionError, DataError, UnsupportedFamilyError
 from ..patching import patch_config
 from ..patching.custom_types import CUSTOM_TYPES, custom_classes
 from ..sources import CHECKPOINT_SIDE_FILES, resolve_checkpoint_dir
 from .manifest import (
     build_manifest,
+    check_hub_id,
+    embedded_origin,
+    hub_origin,
     hub_revision,
+    record_output_files,
     source_fingerprint,
+    source_label,
     write_manifest,
 )
 from .methods import DEFAULT_METHOD as DEFAULT_DATA_AWARE_METHOD
@@ -77,19 +84,6 @@ DEFAULT_CALIBRATED_METHOD = DEFAULT_DATA_AWARE_METHOD  # the one default, kept i
 # 8,192 tokens: 79.2 and 29.6x in about 40 s.
 DEFAULT_CALIBRATION_TOKENS = 16_384
 
-DTYPES: dict[str, torch.dtype | None] = {
-    "keep": None,
-    "bf16": torch.bfloat16,
-    "fp16": torch.float16,
-    "fp32": torch.float32,
-}
-_DTYPE_ALIASES = {
-    "bfloat16": "bf16",
-    "float16": "fp16",
-    "half": "fp16",
-    "float32": "fp32",
-    "float": "fp32",
-}
 # Small files that travel with the weights (tokenizer, generation settings, chat template).
 SIDE_FILES = [name for name in CHECKPOINT_SIDE_FILES if name != "config.json"]
 
@@ -168,10 +162,13 @@ def _natural_key(name: str) -> list[Any]:
 
 
 def _resolve_dtype(dtype: str) -> torch.dtype | None:
-    key = _DTYPE_ALIASES.get(str(dtype).lower(), str(dtype).lower())
-    if key not in DTYPES:
-        raise ConfigError(f"invalid dtype {dtype!r}; valid: {', '.join(DTYPES)}")
-    return DTYPES[key]
+    """The output dtype: ``keep`` (None) or a name of :mod:`gqa_retrofit.devices`."""
+    key = str(dtype).lower()
+    if key == "keep":
+        return None
+    if key not in DTYPE_ALIASES:
+        raise ConfigError(f"invalid dtype {dtype!r}; valid: keep, {', '.join(DTYPE_NAMES)}")
+    return torch_dtype(key)
 
 
 def _stored_dtype(source: torch.dtype, out_dtype: torch.dtype | None) -> torch.dtype:
@@ -341,6 +338,34 @@ class _AttentionConverter:
         return out
 
 
+@dataclass
+class _Job:
+    """A conversion, validated before any tensor data is read."""
+
+    src_name: str  # as the user gave it (local path or Hub id)
+    src_dir: Path  # the local directory (a Hub snapshot for Hub ids)
+    spec: FamilySpec
+    config: Any
+    geo: Geometry
+    new_config: Any
+    target: HeadTarget
+    pooling: PoolingMethod
+    text_paths: list[str]
+    calibration_tokens: int
+    dtype: str
+    out_dtype: torch.dtype | None
+    max_shard_size: int | str
+    revision: str | None
+    base_model: str | None
+    data_options: DataOptions | None
+    token: str | bool | None = field(default=None, repr=False)  # never recorded
+    device: Any = "auto"  # where calibration passes run
+
+    @property
+    def heads_after(self) -> int:
+        return self.target.heads if self.target.heads is not None else self.geo.heads
+
+
 def convert_checkpoint(
     src: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -356,6 +381,7 @@ def convert_checkpoint(
     overwrite: bool = False,
     revision: str | None = None,
     token: str | bool | None = None,
+    base_model: str | None = None,
     data_options: DataOptions | None = None,
 ) -> ConversionReport:
     """Rewrite ``src`` with ``kv_heads`` KV heads (and ``heads`` query heads) into ``out``.
@@ -381,8 +407,12 @@ def convert_checkpoint(
             ``mps``). An interrupted calibrated conversion continues at the layer it reached
             when run again with the same arguments (:mod:`gqa_retrofit.conversion.resume`).
         max_shard_size: largest output shard (``"5GB"``, ``"500MB"`` or bytes).
-        overwrite: replace an existing ``out``.
+        overwrite: replace an existing ``out`` (only an empty directory or an earlier output of
+            gqa-retrofit).
         revision, token: Hub revision and token for Hub ids (the token is never recorded).
+        base_model: the Hub id of the model ``src`` is a copy of, recorded in the manifest (and
+            the card's ``base_model``). Default: ``src`` itself when it is a Hub id, the repo of
+            a Hub cache snapshot, or the declared origin of the embedded model.
         data_options: text column, dataset config/split/revision and seed of the calibration
             data.
 
@@ -390,18 +420,135 @@ def convert_checkpoint(
         A :class:`ConversionReport` (the manifest is also written to ``out/gqa_retrofit.json``).
 
     Raises:
-        ConfigError: bad dtype, shard size, method or head targets; an unknown or unavailable
-            ``device``.
+        ConfigError: bad dtype, shard size, method, head targets or ``base_model``; an
+            unknown or unavailable ``device``.
         UnsupportedFamilyError: the model family cannot be converted (lists the supported ones).
         ModelSourceError: ``src`` cannot be resolved.
-        OutputExistsError: ``out`` exists without ``overwrite``, or overlaps ``src``.
+        OutputExistsError: ``out`` exists without ``overwrite``, may not be replaced, overlaps
+            ``src``, or another process is writing it.
         ConversionError: missing/truncated shards, tensors missing from the checkpoint, or a
             full disk (nothing is left at ``out``).
         DataError: calibration text missing or too short.
     """
     started = time.perf_counter()
+    job = _validate(
+        src,
+        out,
+        kv_heads=kv_heads,
+        heads=heads,
+        method=method,
+        calibration=calibration,
+        calibration_tokens=calibration_tokens,
+        dtype=dtype,
+        max_shard_size=max_shard_size,
+        overwrite=overwrite,
+        revision=revision,
+        token=token,
+        base_model=base_model,
+        data_options=data_options,
+    )
+    with (
+        CheckpointReader(job.src_dir) as reader,
+        atomic_output_dir(out, overwrite=overwrite, source=job.src_dir) as tmp,
+    ):
+        job = dataclasses.replace(job, device=device)
+        files, manifest = _write_output(job, reader, tmp, Path(out), started)
+    return ConversionReport(
+        output=Path(out),
+        source=job.src_name,
+        model_type=str(job.new_config.model_type),
+        method=job.pooling.name,
+        heads_before=job.geo.heads,
+        kv_heads_before=job.geo.kv_heads,
+        heads_after=job.heads_after,
+        kv_heads_after=job.target.kv_heads,
+        head_dim=job.geo.head_dim,
+        layers=job.geo.layers,
+        files={k: {"tensors": v["tensors"], "bytes": v["bytes"]} for k, v in files.items()},
+        seconds=manifest["timings"]["total_seconds"],
+        manifest=manifest,
+    )
+
+
+def _write_output(
+    job: _Job, reader: CheckpointReader, tmp: Path, out: Path, started: float
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Write the whole output into ``tmp``: shards, index, config, side files, manifest."""
+    timings: dict[str, float] = {}
+    plan, layer_plans, owner, sources = _plan_output(
+        job.spec, job.config, job.new_config, job.geo, reader, job.out_dtype, job.max_shard_size
+    )
+    calib_started = time.perf_counter()
+    session = _calibration_session(job)
+    resume = None
+    if session is not None:
+        resume = CalibrationResume(
+            out,
+            key={
+                "source": source_fingerprint(job.src_dir, reader.shard_files)["digest"],
+                "method": job.pooling.name,
+                "heads": job.heads_after,
+                "kv_heads": job.target.kv_heads,
+                "calibration": session.fingerprint,
+                "dtype": str(job.out_dtype),
+            },
+        )
+    timings["calibration_setup_seconds"] = time.perf_counter() - calib_started
+    converter = _AttentionConverter(
+        job.spec,
+        job.config,
+        job.new_config,
+        reader,
+        job.pooling,
+        job.target,
+        job.out_dtype,
+        session,
+        resume,
+    )
+    timings["plan_seconds"] = time.perf_counter() - started
+    files: dict[str, dict[str, Any]] = {}
+    with _disk_errors(tmp):
+        _write_shards(
+            tmp, plan, reader, converter, layer_plans, owner, sources, job.out_dtype, files
+        )
+        write_index(tmp, plan)
+        _save_config(job.new_config, tmp)
+        for name in SIDE_FILES:
+            if (job.src_dir / name).is_file():
+                shutil.copyfile(job.src_dir / name, tmp / name)
+        timings["attention_seconds"] = converter.seconds
+        timings["total_seconds"] = time.perf_counter() - started
+        manifest = _conversion_manifest(job, reader, session, converter.records, timings)
+        manifest["source"]["name"] = source_label(job.src_name, out)
+        record_output_files(tmp, manifest)
+        write_manifest(tmp, manifest)
+    if resume is not None:
+        resume.finish()
+    return files, manifest
+
+
+def _validate(
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    kv_heads: int,
+    heads: int | None,
+    method: str | None,
+    calibration: Any,
+    calibration_tokens: int,
+    dtype: str,
+    max_shard_size: int | str,
+    overwrite: bool,
+    revision: str | None,
+    token: str | bool | None,
+    base_model: str | None,
+    data_options: DataOptions | None,
+) -> _Job:
+    """Every check that needs no tensor data, in the order a user fixes them."""
     out_dtype = _resolve_dtype(dtype)
     parse_shard_size(max_shard_size)
+    if base_model is not None:
+        check_hub_id(base_model, what="base model")
     src_str = os.fspath(src)
     local_src = Path(src_str) if Path(src_str).exists() else None
     check_replaceable_output(out, source=local_src, overwrite=overwrite)
@@ -453,120 +600,112 @@ def convert_checkpoint(
     )
     if out_dtype is not None:
         new_config.dtype = out_dtype
-    with CheckpointReader(src_dir) as reader:
-        plan, layer_plans, owner, sources = _plan_output(
-            spec, config, new_config, geo, reader, out_dtype, max_shard_size
-        )
-        session, resume = None, None
-        calib_started = time.perf_counter()
-        if pooling.needs_calibration:
-            from .calibration import (  # type: ignore[import-not-found,unused-ignore]
-                CalibrationSession,
-            )
-
-            session = CalibrationSession(
-                src_dir,
-                config,
-                text_paths,
-                tokens=calibration_tokens,
-                dtype=torch.float32,
-                device=device,
-                data_options=data_options,
-                data_token=token,
-            )
-            resume = CalibrationResume(
-                out,
-                key={
-                    "source": source_fingerprint(src_dir, reader.shard_files)["digest"],
-                    "method": pooling.name,
-                    "heads": new_heads,
-                    "kv_heads": int(kv_heads),
-                    "calibration": session.fingerprint,
-                    "dtype": str(out_dtype),
-                },
-            )
-        calib_setup = time.perf_counter() - calib_started
-        converter = _AttentionConverter(
-            spec, config, new_config, reader, pooling, target, out_dtype, session, resume
-        )
-        plan_seconds = time.perf_counter() - started
-        files: dict[str, dict[str, int]] = {}
-        with atomic_output_dir(out, overwrite=overwrite, source=src_dir) as tmp:
-            try:
-                _write_shards(
-                    tmp, plan, reader, converter, layer_plans, owner, sources, out_dtype, files
-                )
-                write_index(tmp, plan)
-                _save_config(new_config, tmp)
-                for name in SIDE_FILES:
-                    if (src_dir / name).is_file():
-                        shutil.copyfile(src_dir / name, tmp / name)
-            except OSError as err:
-                converted = disk_error(err, tmp)
-                if converted is not None:
-                    raise converted from None
-                raise
-            seconds = time.perf_counter() - started
-            manifest = build_manifest(
-                source={
-                    "name": src_str,
-                    "path": str(src_dir.resolve()),
-                    "revision": hub_revision(src_dir) or revision,
-                    "fingerprint": source_fingerprint(src_dir, reader.shard_files),
-                    "model_type": spec.model_type,
-                    "bytes": reader.total_bytes,
-                    "tensors": len(reader.names()),
-                },
-                method={
-                    "name": pooling.name,
-                    "needs_calibration": pooling.needs_calibration,
-                    "summary": pooling.summary,
-                    "reference": pooling.reference,
-                },
-                heads_before={
-                    "heads": geo.heads,
-                    "kv_heads": geo.kv_heads,
-                    "head_dim": geo.head_dim,
-                },
-                heads_after={
-                    "heads": new_heads,
-                    "kv_heads": int(kv_heads),
-                    "head_dim": geo.head_dim,
-                },
-                layers=converter.records,
-                files=files,
-                dtype=dtype,
-                model_type=str(new_config.model_type),
-                calibration=(
-                    {**session.data_record.to_dict(), "requested_tokens": calibration_tokens}
-                    if session is not None
-                    else None
-                ),
-                timings={
-                    "total_seconds": seconds,
-                    "plan_seconds": plan_seconds,
-                    "attention_seconds": converter.seconds,
-                    "calibration_setup_seconds": calib_setup,
-                },
-            )
-            write_manifest(tmp, manifest)
-    if resume is not None:
-        resume.finish()
-    return ConversionReport(
-        output=Path(out),
-        source=src_str,
-        model_type=str(new_config.model_type),
-        method=pooling.name,
-        heads_before=geo.heads,
-        kv_heads_before=geo.kv_heads,
-        heads_after=new_heads,
-        kv_heads_after=int(kv_heads),
-        head_dim=geo.head_dim,
-        layers=geo.layers,
-        files=files,
-        seconds=seconds,
-        manifest=manifest,
+    return _Job(
+        src_name=src_str,
+        src_dir=src_dir,
+        spec=spec,
+        config=config,
+        geo=geo,
+        new_config=new_config,
+        target=target,
+        pooling=pooling,
+        text_paths=text_paths,
+        calibration_tokens=calibration_tokens,
+        dtype=dtype,
+        out_dtype=out_dtype,
+        max_shard_size=max_shard_size,
+        revision=revision,
+        base_model=base_model or hub_origin(src_str, src_dir),
+        data_options=data_options,
+        token=token,
     )
+
+
+def _calibration_session(job: _Job) -> Any | None:
+    """The calibration session of a data-aware method (None for weight-only methods)."""
+    if not job.pooling.needs_calibration:
+        return None
+    from .calibration import (  # type: ignore[import-not-found,unused-ignore]
+        CalibrationSession,
+    )
+
+    return CalibrationSession(
+        job.src_dir,
+        job.config,
+        job.text_paths,
+        tokens=job.calibration_tokens,
+        dtype=torch.float32,
+        data_options=job.data_options,
+        data_token=job.token,
+        device=job.device,
+    )
+
+
+@contextlib.contextmanager
+def _disk_errors(directory: Path) -> Iterator[None]:
+    """Turn a full disk while writing ``directory`` into the clear :class:`ConversionError`."""
+    try:
+        yield
+    except OSError as err:
+        name = Path(err.filename).name if isinstance(err.filename, str) else "the output"
+        converted = disk_error(err, directory / name)
+        if converted is not None:
+            raise converted from None
+        raise
+
+
+def _conversion_manifest(
+    job: _Job,
+    reader: CheckpointReader,
+    session: Any | None,
+    records: list[dict[str, Any]],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The manifest of ``job`` (the output files are recorded by :func:`record_output_files`)."""
+    source = {
+        "name": job.src_name,  # made relative to the output by the caller
+        "base_model": job.base_model,
+        "revision": hub_revision(job.src_dir) or job.revision,
+        "fingerprint": source_fingerprint(job.src_dir, reader.shard_files),
+        "model_type": job.spec.model_type,
+        "bytes": reader.total_bytes,
+        "tensors": len(reader.names()),
+    }
+    origin = embedded_origin(job.src_dir)
+    if origin is not None:
+        source["origin"] = origin
+    manifest = build_manifest(
+        source=source,
+        method={
+            "name": job.pooling.name,
+            "needs_calibration": job.pooling.needs_calibration,
+            "summary": job.pooling.summary,
+            "reference": job.pooling.reference,
+        },
+        heads_before={
+            "heads": job.geo.heads,
+            "kv_heads": job.geo.kv_heads,
+            "head_dim": job.geo.head_dim,
+        },
+        heads_after={
+            "heads": job.heads_after,
+            "kv_heads": job.target.kv_heads,
+            "head_dim": job.geo.head_dim,
+        },
+        layers=records,
+        files={},
+        dtype=job.dtype,
+        model_type=str(job.new_config.model_type),
+        calibration=(
+            {**session.data_record.to_dict(), "requested_tokens": job.calibration_tokens}
+            if session is not None
+            else None
+        ),
+        timings=timings,
+    )
+    if job.base_model:
+        manifest["base_model"] = job.base_model
+    return manifest
 
 
 def _plan_output(

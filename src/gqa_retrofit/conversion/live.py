@@ -174,6 +174,46 @@ def patch_model(
     spec = family_of(old_config)
     before = attention_geometry(spec, old_config)
     after = target_geometry(spec, old_config, heads=heads, kv_heads=kv_heads, head_dim=head_dim)
+    method = _init_method(init, before, after)
+    new_config = _target_config(spec, old_config, after)
+    new_spec = family_of(new_config)
+    report = PatchReport(
+        model_type_before=old_config.model_type,
+        model_type_after=new_config.model_type,
+        before=before,
+        after=after,
+        init=init,
+        modules=[],
+        _config=old_config,
+        _class=type(model),
+    )
+    names = attention_tensor_names(spec, old_config)
+    target_names = attention_tensor_names(new_spec, new_config)
+    layers = old_config.num_hidden_layers
+    for layer in progress(range(layers), desc="patching attention", unit="layer", leave=False):
+        path = _attention_path(model, spec, layer)
+        old = model.get_submodule(path)
+        reference = next(iter(old.parameters()))
+        new = _new_attention(old, new_config, layer)
+        new.to(device=reference.device, dtype=reference.dtype)
+        if method is None:
+            for module in new.modules():
+                model._init_weights(module)
+        else:
+            split = (spec, old_config, names)
+            merge = (new_spec, new_config, target_names)
+            record = _load_pooled(new, old, path, method, after, split, merge)
+            report.records.append({"layer": layer, **record})
+        new.train(old.training)
+        report._originals[path] = old
+        report._installed[path] = new
+        report.modules.append(path)
+    _install(model, report, new_config)
+    return report
+
+
+def _init_method(init: str, before: AttentionGeometry, after: AttentionGeometry) -> Any:
+    """The pooling method of ``init`` (None for random init), refused where it cannot work."""
     method = None if init == RANDOM_INIT else get_pooling(init)
     if method is not None and method.needs_calibration:
         raise ConfigError(
@@ -185,6 +225,11 @@ def patch_model(
             f"init={init!r} cannot change head_dim {before.head_dim} -> {after.head_dim}; "
             "use init='random' (fresh projections) for a new head size"
         )
+    return method
+
+
+def _target_config(spec: Any, old_config: Any, after: AttentionGeometry) -> Any:
+    """The patched config; a fallback family whose equivalent type is native is refused."""
     new_config = patch_config(
         old_config, heads=after.heads, kv_heads=after.kv_heads, head_dim=after.head_dim
     )
@@ -199,58 +244,51 @@ def patch_model(
             f"(hidden {after.hidden} % heads != 0); use patch_config/convert, which write a "
             f"{new_config.model_type} checkpoint"
         )
-    new_spec = family_of(new_config)
+    return new_config
 
-    report = PatchReport(
-        model_type_before=old_config.model_type,
-        model_type_after=new_config.model_type,
-        before=before,
-        after=after,
-        init=init,
-        modules=[],
-        _config=old_config,
-        _class=type(model),
-    )
-    layers = old_config.num_hidden_layers
-    names = attention_tensor_names(spec, old_config)
-    target_names = attention_tensor_names(new_spec, new_config)
-    for layer in progress(range(layers), desc="patching attention", unit="layer", leave=False):
-        path = _attention_path(model, spec, layer)
-        old = model.get_submodule(path)
-        reference = next(iter(old.parameters()))
-        new = _new_attention(old, new_config, layer)
-        new.to(device=reference.device, dtype=reference.dtype)
-        old_state = old.state_dict()
-        if method is not None:
-            weights = split_attention(spec, old_config, {n: old_state[n] for n in names})
-            pooled = method.fn(weights, HeadTarget(kv_heads=after.kv_heads, heads=after.heads))
-            merged = merge_attention(new_spec, new_config, pooled.weights)
-            report.records.append({"layer": layer, **pooled.record})
-            new_state = new.state_dict()
-            extras = {k: v for k, v in old_state.items() if k not in names and k in new_state}
-            for key, value in extras.items():
-                if new_state[key].shape != value.shape:
-                    # e.g. olmo2's k_norm spans all KV heads: no pooling method covers it
-                    raise ConfigError(
-                        f"{path}.{key} has shape {tuple(value.shape)} tied to the head count; "
-                        f"init={init!r} cannot carry it to {tuple(new_state[key].shape)}"
-                    )
-            missing = set(target_names) - set(merged)
-            if missing:
-                raise ConfigError(f"pooled weights lack {sorted(missing)} for {path}")
-            with torch.no_grad():
-                new.load_state_dict({**extras, **merged}, strict=False)
-        else:
-            for module in new.modules():
-                model._init_weights(module)
-        new.train(old.training)
-        report._originals[path] = old
-        report._installed[path] = new
-        report.modules.append(path)
 
+def _load_pooled(
+    new: nn.Module,
+    old: nn.Module,
+    path: str,
+    method: Any,
+    after: AttentionGeometry,
+    split: tuple[Any, Any, list[str]],
+    merge: tuple[Any, Any, list[str]],
+) -> dict[str, Any]:
+    """Pool ``old``'s attention into ``new`` (in place); returns the method's record.
+
+    ``split`` and ``merge`` are ``(spec, config, tensor names)`` of the source and the target.
+    """
+    spec, config, names = split
+    new_spec, new_config, target_names = merge
+    old_state = old.state_dict()
+    weights = split_attention(spec, config, {n: old_state[n] for n in names})
+    pooled = method.fn(weights, HeadTarget(kv_heads=after.kv_heads, heads=after.heads))
+    merged = merge_attention(new_spec, new_config, pooled.weights)
+    new_state = new.state_dict()
+    extras = {k: v for k, v in old_state.items() if k not in names and k in new_state}
+    for key, value in extras.items():
+        if new_state[key].shape != value.shape:
+            # e.g. olmo2's k_norm spans all KV heads: no pooling method covers it
+            raise ConfigError(
+                f"{path}.{key} has shape {tuple(value.shape)} tied to the head count; "
+                f"init={method.name!r} cannot carry it to {tuple(new_state[key].shape)}"
+            )
+    missing = set(target_names) - set(merged)
+    if missing:
+        raise ConfigError(f"pooled weights lack {sorted(missing)} for {path}")
+    with torch.no_grad():
+        new.load_state_dict({**extras, **merged}, strict=False)
+    return pooled.record
+
+
+def _install(model: Any, report: PatchReport, new_config: Any) -> None:
+    """Swap the new modules, rotary embeddings, config and class into ``model``."""
+    old_config = report._config
     for path, new in report._installed.items():
         _set_submodule(model, path, new)
-    if after.head_dim != before.head_dim:
+    if report.after.head_dim != report.before.head_dim:
         for name, rotary in _rotary_modules(model).items():
             device = next(rotary.buffers()).device
             rebuilt = type(rotary)(config=new_config).to(device)
@@ -262,7 +300,6 @@ def patch_model(
         _, model_class = custom_classes(new_config.model_type)
         if isinstance(model, model_class.__mro__[1]):
             model.__class__ = model_class
-    return report
 
 
 def unpatch(model: Any, report: PatchReport) -> None:

@@ -13,16 +13,67 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConversionError
+from ..errors import ConfigError, ConversionError
 
 MANIFEST_NAME = "gqa_retrofit.json"
 MANIFEST_FORMAT = "gqa-retrofit-conversion"
 MANIFEST_VERSION = 1
 _HASH_CHUNK = 4 * 1024**2
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+# Files of an output directory that the manifest does not hash: itself, our hidden marker,
+# and the card and plot that `card`/`push` add afterwards.
+_UNHASHED = {MANIFEST_NAME, "README.md", "gqa_retrofit_cost.png"}
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether ``name`` looks like a Hub repo id (``owner/name``) and is no local path."""
+    return bool(HUB_ID.match(name)) and not Path(name).exists()
+
+
+def check_hub_id(name: str, *, what: str) -> str:
+    """``name`` when it is a Hub repo id.
+
+    Raises:
+        ConfigError: it is not ``owner/name``.
+    """
+    if not HUB_ID.match(name):
+        raise ConfigError(f"{what} {name!r} is not a Hub model id (owner/name)")
+    return name
+
+
+def source_label(name: str, out: str | os.PathLike[str]) -> str:
+    """How a source is recorded: a Hub id as is, a local path relative to the output ``out``.
+
+    Outputs get published: they must not carry the user's home or cache directories.
+    """
+    if not Path(name).exists() and HUB_ID.match(name):
+        return name
+    return os.path.relpath(Path(name).resolve(), Path(out).resolve()).replace(os.sep, "/")
+
+
+def hub_origin(name: str, directory: str | os.PathLike[str]) -> str | None:
+    """The Hub id a source comes from: ``name`` itself, a Hub cache snapshot's repo, or the
+    embedded model's declared origin; None for a plain local checkpoint."""
+    if is_hub_id(name):
+        return name
+    path = Path(directory).resolve()
+    repo = path.parent.parent.name  # .../models--owner--name/snapshots/<commit>
+    if hub_revision(path) and repo.startswith("models--") and repo.count("--") >= 2:
+        return "/".join(repo.split("--")[1:3])
+    origin = embedded_origin(path)
+    return None if origin is None else str(origin["base_model"])
+
+
+def embedded_origin(directory: str | os.PathLike[str]) -> dict[str, str] | None:
+    """Where the embedded default model comes from, when ``directory`` is it (else None)."""
+    from ..assets.model import embedded_origin as origin_of
+
+    return origin_of(Path(directory))
 
 
 def hub_revision(directory: str | os.PathLike[str]) -> str | None:
@@ -138,6 +189,52 @@ def build_manifest(
         "layers": layers,
         "timings": {k: round(v, 4) for k, v in timings.items()},
     }
+
+
+def rebase_manifest(
+    manifest: dict[str, Any], old: str | os.PathLike[str], new: str | os.PathLike[str]
+) -> None:
+    """Make the relative source path of a manifest moved from directory ``old`` to ``new``
+    relative to ``new`` (a Hub id stays as it is), and every absolute path in it (e.g. the
+    training record's data and output paths) relative to ``new``."""
+    from .._fs import portable_paths
+
+    manifest.update(portable_paths(manifest, new))
+    source = manifest.get("source")
+    if not isinstance(source, dict):
+        return
+    name = source.get("name")
+    if not isinstance(name, str) or os.path.isabs(name) or is_hub_id(name):
+        return
+    if (Path(old) / name).exists():
+        source["name"] = source_label(str(Path(old) / name), new)
+
+
+def record_output_files(directory: str | os.PathLike[str], manifest: dict[str, Any]) -> None:
+    """Record every file of ``directory`` in ``manifest["output"]``, with a streamed SHA-256.
+
+    Weight files (``*.safetensors``) go to ``files`` (tensors, bytes, sha256), every other
+    file (config, tokenizer, custom code) to ``other_files`` (bytes, sha256); hidden files, the
+    manifest itself and the card and plot added later are not recorded.
+    """
+    from .streaming import read_safetensors_header
+
+    folder = Path(directory)
+    weights: dict[str, dict[str, Any]] = {}
+    others: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.name in _UNHASHED or not path.is_file():
+            continue
+        entry: dict[str, Any] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
+        if path.suffix == ".safetensors":
+            weights[path.name] = {"tensors": len(read_safetensors_header(path)[0]), **entry}
+        else:
+            others[path.name] = entry
+    output = manifest.setdefault("output", {})
+    output["files"] = weights
+    output["other_files"] = others
+    output["tensors"] = sum(f["tensors"] for f in weights.values())
+    output["bytes"] = sum(f["bytes"] for f in weights.values())
 
 
 def write_manifest(directory: str | os.PathLike[str], manifest: dict[str, Any]) -> Path:

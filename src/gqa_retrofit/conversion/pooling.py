@@ -1,10 +1,15 @@
 """Registry of head-pooling methods, shared by ``patch_model`` and the checkpoint converter.
 
 A method is one function ``(weights, target, calibration) -> PoolResult`` registered with
-:func:`register_pooling`. It receives one layer's attention in canonical form
-(:class:`~gqa_retrofit.arch.canonical.AttentionWeights`) and returns the same form with
-``target.kv_heads`` KV heads (and ``target.heads`` query heads), plus a JSON-able record of what
-it did (grouping, permutations) for the manifest.
+:func:`register_pooling` under one entry: its name, what it pools, whether it refits
+``o_proj``, whether it needs calibration text, a summary and a reference. It receives one
+layer's attention in canonical form (:class:`~gqa_retrofit.arch.canonical.AttentionWeights`)
+and returns the same form with ``target.kv_heads`` KV heads (and ``target.heads`` query heads),
+plus a JSON-able record of what it did (grouping, permutations) for the manifest.
+
+``mean`` is registered here; the data-aware methods are the table of
+:mod:`gqa_retrofit.conversion.methods`. A new method is one registered function (or one row of
+that table) and its tests: see docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -41,8 +46,12 @@ class PoolingFn(Protocol):
 
 @dataclass(frozen=True)
 class PoolingMethod:
+    """One registry entry."""
+
     name: str
     fn: PoolingFn
+    pools: str  # how the KV heads of a group are merged (e.g. "mean", "pca")
+    refit: bool  # o_proj refit by least squares against the original attention output
     needs_calibration: bool
     summary: str
     reference: str
@@ -52,14 +61,26 @@ _REGISTRY: dict[str, PoolingMethod] = {}
 
 
 def register_pooling(
-    name: str, *, needs_calibration: bool = False, summary: str = "", reference: str = ""
+    name: str,
+    *,
+    pools: str,
+    refit: bool = False,
+    needs_calibration: bool = False,
+    summary: str = "",
+    reference: str = "",
 ) -> Callable[[PoolingFn], PoolingFn]:
-    """Decorator registering a pooling method under ``name``."""
+    """Decorator registering a pooling method under ``name``.
+
+    Raises:
+        ValueError: ``name`` is already registered.
+    """
 
     def decorator(fn: PoolingFn) -> PoolingFn:
         if name in _REGISTRY:
             raise ValueError(f"pooling method {name!r} is already registered")
-        _REGISTRY[name] = PoolingMethod(name, fn, needs_calibration, summary, reference)
+        _REGISTRY[name] = PoolingMethod(
+            name, fn, pools, refit, needs_calibration, summary, reference
+        )
         return fn
 
     return decorator
@@ -125,6 +146,7 @@ def _repeat_heads(t: torch.Tensor | None, times: int) -> torch.Tensor | None:
 
 @register_pooling(
     "mean",
+    pools="mean",
     summary="mean of the K and V heads of each contiguous group",
     reference="Ainslie et al. 2023, GQA (arXiv 2305.13245)",
 )

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError, ConversionError
+from ..errors import ConfigError, ConversionError, ModelSourceError
 
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
@@ -181,6 +181,22 @@ def weight_files(directory: str | os.PathLike[str]) -> tuple[dict[str, str], Pat
     raise ConversionError(
         f"no safetensors weights ({SINGLE_NAME} or {INDEX_NAME}) in {str(directory)!r}{hint}"
     )
+
+
+def require_safetensors(directory: str | os.PathLike[str]) -> None:
+    """Refuse a local checkpoint without safetensors weights before anything loads it.
+
+    Pickled PyTorch weights (``pytorch_model.bin``) can run code when loaded: gqa-retrofit
+    never loads them (pass ``use_safetensors=True`` to ``from_pretrained`` as well).
+
+    Raises:
+        ModelSourceError: ``directory`` has no safetensors weights (the message says how to
+            convert ``.bin`` weights).
+    """
+    try:
+        weight_files(directory)
+    except ConversionError as err:
+        raise ModelSourceError(f"{err}; gqa-retrofit loads safetensors only") from None
 
 
 class CheckpointReader:

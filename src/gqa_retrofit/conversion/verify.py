@@ -4,6 +4,8 @@
 
 1. ``manifest``: ``gqa_retrofit.json`` is present and lists exactly the weight files on disk,
    with their sizes and tensor counts;
+   ``hashes``: every file the manifest hashed (weights, config, tokenizer, code) still has that
+   SHA-256, streamed file by file (a flipped byte anywhere fails it);
 2. ``shards``: every shard header parses, no shard is truncated, the index points only at
    tensors its shards hold;
 3. ``config``: the config's head counts equal the manifest's ``heads.after``;
@@ -29,7 +31,7 @@ from typing import Any
 import torch
 
 from ..errors import ConversionError, GQARetrofitError
-from .manifest import read_manifest
+from .manifest import file_sha256, read_manifest
 from .streaming import INDEX_NAME, CheckpointReader
 
 _SCAN_CHUNK = 16 * 1024**2  # bytes per NaN/Inf scan step
@@ -59,6 +61,14 @@ class VerifyReport:
     @property
     def problems(self) -> list[str]:
         return [f"{c.name}: {c.detail}" for c in self.checks if not c.ok]
+
+    def add(self, name: str, problems: list[str], ok_detail: str) -> None:
+        """Record check ``name``: failed with (at most three of) ``problems``, else passed."""
+        if problems:
+            more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+            self.checks.append(VerifyCheck(name, False, "; ".join(problems[:3]) + more))
+        else:
+            self.checks.append(VerifyCheck(name, True, ok_detail))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -145,45 +155,80 @@ def verify_checkpoint(
         raise ConversionError(f"{str(directory)!r} is not a directory")
     manifest = read_manifest(path)
     report = VerifyReport(path)
-
-    def add(name: str, problems: list[str], ok_detail: str) -> None:
-        if problems:
-            more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
-            report.checks.append(VerifyCheck(name, False, "; ".join(problems[:3]) + more))
-        else:
-            report.checks.append(VerifyCheck(name, True, ok_detail))
-
-    add(
+    report.add(
         "manifest",
         _check_manifest_files(path, manifest),
         f"{len(manifest['output']['files'])} weight file(s) as listed",
     )
-
-    reader: CheckpointReader | None = None
-    try:
-        reader = CheckpointReader(path)
-    except GQARetrofitError as err:
-        add("shards", [str(err)], "")
-    if reader is not None:
-        report.tensors = len(reader.names())
-        report.bytes = reader.total_bytes
-        problems = []
-        if report.tensors != manifest["output"].get("tensors"):
-            problems.append(
-                f"{report.tensors} tensors, the manifest says {manifest['output'].get('tensors')}"
-            )
-        add(
-            "shards",
-            problems,
-            f"{report.tensors} tensors readable"
-            + (f" through {INDEX_NAME}" if reader.index_path else ""),
-        )
+    report.add(*_check_hashes(path, manifest))
+    reader = _open_shards(path, manifest, report)
 
     from transformers import AutoConfig
 
     import gqa_retrofit.patching  # noqa: F401  (registers the custom GQA model types)
 
     config = AutoConfig.from_pretrained(path)
+    report.add(*_check_config(config, manifest))
+    if reader is not None:
+        with reader:
+            report.add(*_check_shapes(reader, config))
+            bad = [name for name in reader.names() if _nonfinite(reader, name)]
+            report.add("finite", [f"{name} has NaN or Inf" for name in bad], "no NaN/Inf")
+    if load:
+        report.add("forward", _forward_problems(path, config, forward_tokens), "")
+        if report.checks[-1].ok:
+            report.checks[-1].detail = f"loaded; logits finite on {forward_tokens} tokens"
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _check_hashes(path: Path, manifest: dict[str, Any]) -> tuple[str, list[str], str]:
+    """Every file the manifest hashed has the same SHA-256 now (streamed, file by file)."""
+    output = manifest.get("output", {})
+    recorded = {
+        name: entry.get("sha256")
+        for group in ("files", "other_files")
+        for name, entry in (output.get(group) or {}).items()
+        if isinstance(entry, dict) and entry.get("sha256")
+    }
+    if not recorded:
+        return "hashes", [], "no content hashes recorded (a manifest of an older gqa-retrofit)"
+    problems = []
+    for name, sha in sorted(recorded.items()):
+        file = path / name
+        if not file.is_file():
+            problems.append(f"{name} is hashed in the manifest but missing")
+        elif file_sha256(file) != sha:
+            problems.append(
+                f"{name} differs from the manifest (SHA-256 mismatch: changed or corrupt)"
+            )
+    return "hashes", problems, f"{len(recorded)} file(s) match their SHA-256"
+
+
+def _open_shards(
+    path: Path, manifest: dict[str, Any], report: VerifyReport
+) -> CheckpointReader | None:
+    """The shard reader (None when the shards cannot be read), with the ``shards`` check."""
+    try:
+        reader = CheckpointReader(path)
+    except GQARetrofitError as err:
+        report.add("shards", [str(err)], "")
+        return None
+    report.tensors = len(reader.names())
+    report.bytes = reader.total_bytes
+    expected = manifest["output"].get("tensors")
+    problems = (
+        []
+        if report.tensors == expected
+        else [f"{report.tensors} tensors, the manifest says {expected}"]
+    )
+    via = f" through {INDEX_NAME}" if reader.index_path else ""
+    report.add("shards", problems, f"{report.tensors} tensors readable{via}")
+    return reader
+
+
+def _check_config(config: Any, manifest: dict[str, Any]) -> tuple[str, list[str], str]:
+    """The config's head counts are the manifest's ``heads.after``."""
     after = manifest.get("heads", {}).get("after", {})
     try:
         actual = _heads_of(config)
@@ -194,37 +239,25 @@ def verify_checkpoint(
         ]
     except GQARetrofitError as err:
         diff = [str(err)]
-    add("config", diff, ", ".join(f"{k}={v}" for k, v in after.items()))
+    return "config", diff, ", ".join(f"{k}={v}" for k, v in after.items())
 
-    if reader is not None:
-        expected, tied = _expected_parameters(config)
-        problems = []
-        for name, shape in expected.items():
-            if name not in reader:
-                if name not in tied:
-                    problems.append(f"{name} missing")
-            elif reader.info(name).shape != shape:
-                problems.append(
-                    f"{name} has shape {list(reader.info(name).shape)}, the config "
-                    f"needs {list(shape)}"
-                )
-        problems += [
-            f"{name} is not a parameter of the model"
-            for name in reader.names()
-            if name not in expected
-        ]
-        add("shapes", problems, f"{len(expected)} parameters match the config")
 
-        bad = [name for name in reader.names() if _nonfinite(reader, name)]
-        add("finite", [f"{name} has NaN or Inf" for name in bad], "no NaN/Inf")
-        reader.close()
-
-    if load:
-        add("forward", _forward_problems(path, config, forward_tokens), "")
-        if report.checks[-1].ok:
-            report.checks[-1].detail = f"loaded; logits finite on {forward_tokens} tokens"
-    report.seconds = time.perf_counter() - started
-    return report
+def _check_shapes(reader: CheckpointReader, config: Any) -> tuple[str, list[str], str]:
+    """The tensors are exactly the parameters of the model ``config`` describes."""
+    expected, tied = _expected_parameters(config)
+    problems = []
+    for name, shape in expected.items():
+        if name not in reader:
+            if name not in tied:
+                problems.append(f"{name} missing")
+        elif reader.info(name).shape != shape:
+            problems.append(
+                f"{name} has shape {list(reader.info(name).shape)}, the config needs {list(shape)}"
+            )
+    problems += [
+        f"{name} is not a parameter of the model" for name in reader.names() if name not in expected
+    ]
+    return "shapes", problems, f"{len(expected)} parameters match the config"
 
 
 def _forward_problems(path: Path, config: Any, tokens: int) -> list[str]:

@@ -322,10 +322,13 @@ def _mla_shape(config: Mapping[str, Any], spec: FamilySpec) -> MLAShape:
     )
 
 
-def _falcon_overrides(config: Mapping[str, Any], heads: int, hidden: int) -> dict[str, Any]:
+def _falcon_overrides(
+    config: Mapping[str, Any], spec: FamilySpec, heads: int, hidden: int
+) -> dict[str, Any]:
     """Falcon's three attention layouts (new decoder architecture, multi-query, MHA)."""
     head_dim = hidden // heads
-    kv = config.get("num_kv_heads") or heads
+    switched = spec.switched_kv_heads(config.get, heads)
+    kv = switched if switched is not None else config.get("num_kv_heads") or heads
     if config.get("new_decoder_architecture"):
         # weights hold n_kv heads, but the cache stores k/v expanded to every query head
         lns = config.get("num_ln_in_parallel_attn") or 2
@@ -336,8 +339,6 @@ def _falcon_overrides(config: Mapping[str, Any], heads: int, hidden: int) -> dic
             "norms_per_layer": lns,
         }
     norms = 1 if config.get("parallel_attn", True) else 2
-    if config.get("multi_query", True):
-        kv = 1
     return {"head_dim": head_dim, "kv_heads": kv, "norms_per_layer": norms}
 
 
@@ -444,7 +445,7 @@ def read_config(config: Mapping[str, Any], *, family: FamilySpec | None = None) 
         mla=_mla_shape(config, spec) if spec.mla else None,
     )
     if model_type == "falcon":
-        fields.update(_falcon_overrides(config, heads, hidden))
+        fields.update(_falcon_overrides(config, spec, heads, hidden))
     shape = ModelShape(**fields, notes=tuple(notes))
     check_geometry(shape.heads, shape.kv_heads, shape.head_dim)
     return shape

@@ -265,25 +265,64 @@ def _nemotron_kinds(config: Mapping[str, Any]) -> list[str]:
     return kinds
 
 
-def _mamba_layer(config: Mapping[str, Any], d: int) -> tuple[int, int, LayerCache]:
+# config keys of a Mamba2 mixer, per family
+MAMBA2_KEYS = {
+    "nemotron_h": dict(
+        heads="mamba_num_heads",
+        head_dim="mamba_head_dim",
+        groups="n_groups",
+        state="ssm_state_size",
+        kernel="conv_kernel",
+        conv_bias="use_conv_bias",
+        in_bias="use_bias",
+        out_bias="use_bias",
+    ),
+    "granitemoehybrid": dict(
+        heads="mamba_n_heads",
+        head_dim="mamba_d_head",
+        groups="mamba_n_groups",
+        state="mamba_d_state",
+        kernel="mamba_d_conv",
+        conv_bias="mamba_conv_bias",
+        in_bias="mamba_proj_bias",
+        out_bias="mamba_proj_bias",
+    ),
+    "falcon_h1": dict(
+        heads="mamba_n_heads",
+        head_dim="mamba_d_head",
+        groups="mamba_n_groups",
+        state="mamba_d_state",
+        kernel="mamba_d_conv",
+        conv_bias="mamba_conv_bias",
+        in_bias="mamba_proj_bias",
+        out_bias="projectors_bias",
+    ),
+}
+
+
+def _mamba_layer(
+    config: Mapping[str, Any], d: int, keys: Mapping[str, str], *, gated_norm: bool = True
+) -> tuple[int, int, LayerCache]:
     """Mamba2 mixer: ``in_proj`` d -> 2·n_m·d_m + 2·g·N + n_m; depthwise conv over
-    n_m·d_m + 2·g·N channels (K taps, bias if ``use_conv_bias``); ``dt_bias``, ``A_log``,
-    ``D`` (n_m each); gated RMSNorm (n_m·d_m); ``out_proj`` n_m·d_m -> d. Cache: the conv
-    window at the activation dtype and the SSM state n_m·d_m·N in float32."""
-    n_m = _i(config, "mamba_num_heads", "number of attention heads")
-    d_m = _i(config, "mamba_head_dim", "head_dim")
-    groups = _i(config, "n_groups", "number of KV heads")
-    state = _i(config, "ssm_state_size", "head_dim")
-    kernel = _i(config, "conv_kernel", "head_dim")
+    n_m·d_m + 2·g·N channels (K taps, optional bias); ``dt_bias``, ``A_log``, ``D`` (n_m
+    each); gated RMSNorm (n_m·d_m) unless ``gated_norm`` is False; ``out_proj`` n_m·d_m -> d.
+    Cache: the conv window at the activation dtype and the SSM state n_m·d_m·N in float32."""
+    n_m = _i(config, keys["heads"], "number of attention heads")
+    d_m = _i(config, keys["head_dim"], "head_dim")
+    groups = _i(config, keys["groups"], "number of KV heads")
+    state = _i(config, keys["state"], "head_dim")
+    kernel = _i(config, keys["kernel"], "head_dim")
     inner = n_m * d_m
     conv_dim = inner + 2 * groups * state
     projection = inner + conv_dim + n_m
     matmul = d * projection + inner * d
-    params = matmul + conv_dim * kernel + 3 * n_m + inner
-    if _flag(config, "use_conv_bias", True):
+    params = matmul + conv_dim * kernel + 3 * n_m + (inner if gated_norm else 0)
+    if _flag(config, keys["conv_bias"], True):
         params += conv_dim
-    if _flag(config, "use_bias"):
-        params += projection + d
+    if _flag(config, keys["in_bias"]):
+        params += projection
+    if _flag(config, keys["out_bias"]):
+        params += d
     cache = LayerCache(
         kind="state",
         state_values=conv_dim * kernel,
@@ -329,7 +368,7 @@ def read_nemotron_h(config: Mapping[str, Any], spec: FamilySpec) -> ModelShape:
     ffn = 0
     for kind in kinds:
         if kind == "mamba":
-            params, matmul, cache = _mamba_layer(config, d)
+            params, matmul, cache = _mamba_layer(config, d, MAMBA2_KEYS["nemotron_h"])
             active = params
         elif kind == "attention":
             matmul = 2 * d * dh * (h + kv)
@@ -404,3 +443,251 @@ def read_mimo_v2_flash(config: Mapping[str, Any], spec: FamilySpec) -> ModelShap
             )
         )
     return _shape(config, spec, dims, LayerPlan(tuple(plan), other_params=d), ffn)
+
+
+# ------------------------------------------------------------ Granite-4.0 hybrids, Falcon-H1, Jamba
+
+
+def _attention_params(config: Mapping[str, Any], dims: dict[str, int], bias_key: str) -> int:
+    d, h, kv, dh = dims["hidden"], dims["heads"], dims["kv_heads"], dims["head_dim"]
+    params = 2 * d * dh * (h + kv)
+    if _flag(config, bias_key):
+        params += dh * (h + 2 * kv) + d
+    return params
+
+
+def _granite_moe(config: Mapping[str, Any], d: int) -> tuple[int, int]:
+    """(all, active) of Granite's FFN: a MoE block when ``num_local_experts > 0`` plus the
+    always-present shared gated MLP (``input_linear`` d -> 2·f_s, ``output_linear``)."""
+    shared_ffn = _i(config, "shared_intermediate_size", "FFN (intermediate) size")
+    shared = 3 * d * shared_ffn
+    experts = config.get("num_local_experts") or 0
+    if not experts:
+        return shared, shared
+    experts = _i(config, "num_local_experts", "number of experts")
+    top_k = _i(config, "num_experts_per_tok", "experts per token")
+    expert = _gated_mlp(d, _i(config, "intermediate_size", "expert FFN size"))
+    return experts * d + experts * expert + shared, experts * d + top_k * expert + shared
+
+
+@plan_reader("granitemoehybrid")
+def read_granitemoehybrid(config: Mapping[str, Any], spec: FamilySpec) -> ModelShape:
+    """Granite-4.0 hybrids: ``layer_types`` entries ``mamba`` (Mamba2) or ``attention``; every
+    layer has the MoE block (if any experts) and the shared MLP, two RMSNorms."""
+    dims = _common(config)
+    layers, d = dims["layers"], dims["hidden"]
+    types = layer_types(config, layers) or ["mamba"] * layers
+    ffn_all, ffn_active = _granite_moe(config, d)
+    plan = []
+    for i, kind in enumerate(types):
+        if kind in ("mamba", "linear_attention"):
+            params, matmul, cache = _mamba_layer(config, d, MAMBA2_KEYS["granitemoehybrid"])
+        elif kind in ("attention", "full_attention"):
+            params = _attention_params(config, dims, "attention_bias")
+            matmul = 2 * d * dims["head_dim"] * (dims["heads"] + dims["kv_heads"])
+            cache = _attention_cache(
+                dims["heads"], dims["kv_heads"], dims["head_dim"], dims["head_dim"], None
+            )
+        else:
+            raise ConfigError(f"layer_types[{i}] is {kind!r}; expected mamba or attention")
+        plan.append(
+            LayerCost(
+                cache=cache,
+                params=params + ffn_all + 2 * d,
+                active_params=params + ffn_active + 2 * d,
+                matmul_params=matmul + ffn_active,
+            )
+        )
+    ffn = int(config.get("shared_intermediate_size") or 0)
+    return _shape(config, spec, dims, LayerPlan(tuple(plan), other_params=d), ffn)
+
+
+@plan_reader("falcon_h1")
+def read_falcon_h1(config: Mapping[str, Any], spec: FamilySpec) -> ModelShape:
+    """Falcon-H1: attention and a Mamba2 mixer in parallel in every layer, then a gated MLP;
+    each layer caches K/V (grows) and a Mamba2 state (fixed)."""
+    dims = _common(config)
+    d = dims["hidden"]
+    config = dict(config)
+    if config.get("mamba_d_ssm") is None:
+        config["mamba_d_ssm"] = int(config.get("mamba_expand") or 2) * d
+    if config.get("mamba_d_head") in (None, "auto"):
+        config["mamba_d_head"] = _i(config, "mamba_d_ssm", "head_dim") // _i(
+            config, "mamba_n_heads", "number of attention heads"
+        )
+    mamba_params, mamba_matmul, state = _mamba_layer(
+        config, d, MAMBA2_KEYS["falcon_h1"], gated_norm=_flag(config, "mamba_rms_norm")
+    )
+    attention = _attention_params(config, dims, "attention_bias")
+    ffn = _i(config, "intermediate_size", "FFN (intermediate) size")
+    mlp = _gated_mlp(d, ffn) + ((2 * ffn + d) if _flag(config, "mlp_bias") else 0)
+    kv = _attention_cache(dims["heads"], dims["kv_heads"], dims["head_dim"], dims["head_dim"], None)
+    cache = LayerCache(
+        kind="full",
+        kv_vectors=kv.kv_vectors,
+        state_values=state.state_values,
+        state_fp32_values=state.state_fp32_values,
+        attention_flops_per_key=kv.attention_flops_per_key,
+        heads=dims["heads"],
+        kv_heads=dims["kv_heads"],
+    )
+    matmul = mamba_matmul + 2 * d * dims["head_dim"] * (dims["heads"] + dims["kv_heads"])
+    layer = LayerCost(
+        cache=cache,
+        params=mamba_params + attention + mlp + 2 * d,
+        active_params=mamba_params + attention + mlp + 2 * d,
+        matmul_params=matmul + 3 * d * ffn,
+    )
+    plan = LayerPlan((layer,) * dims["layers"], other_params=d)
+    return _shape(config, spec, dims, plan, ffn)
+
+
+def _mamba1_layer(config: Mapping[str, Any], d: int) -> tuple[int, int, LayerCache]:
+    """Jamba's Mamba (v1) mixer: ``in_proj`` d -> 2·E (E = expand·d), depthwise conv over E
+    (K taps, optional bias), ``x_proj`` E -> R + 2N, ``dt_proj`` R -> E (bias), ``A_log``
+    E·N, ``D`` E, ``out_proj`` E -> d, RMSNorms on dt (R), B and C (N each). Cache: conv
+    window E·K at the activation dtype, SSM state E·N in float32."""
+    inner = int(config.get("mamba_expand") or 2) * d
+    state = _i(config, "mamba_d_state", "head_dim")
+    kernel = _i(config, "mamba_d_conv", "head_dim")
+    rank = config.get("mamba_dt_rank")
+    rank = -(-d // 16) if rank in (None, "auto") else _i(config, "mamba_dt_rank", "head_dim")
+    matmul = d * 2 * inner + inner * (rank + 2 * state) + rank * inner + inner * d
+    params = matmul + inner * kernel + inner + inner * state + inner + rank + 2 * state
+    if _flag(config, "mamba_conv_bias", True):
+        params += inner
+    if _flag(config, "mamba_proj_bias"):
+        params += 2 * inner + d
+    cache = LayerCache(
+        kind="state",
+        state_values=inner * kernel,
+        state_fp32_values=inner * state,
+        heads=0,
+    )
+    return params, matmul, cache
+
+
+@plan_reader("jamba")
+def read_jamba(config: Mapping[str, Any], spec: FamilySpec) -> ModelShape:
+    """Jamba: attention on layers ``i % attn_layer_period == attn_layer_offset``, Mamba
+    elsewhere; MoE FFN on ``i % expert_layer_period == expert_layer_offset``, dense else."""
+    dims = _common(config)
+    layers, d = dims["layers"], dims["hidden"]
+    attn_period = int(config.get("attn_layer_period") or 8)
+    attn_offset = int(config.get("attn_layer_offset") or 0)
+    moe_period = int(config.get("expert_layer_period") or 2)
+    moe_offset = int(config.get("expert_layer_offset") or 0)
+    ffn = _i(config, "intermediate_size", "FFN (intermediate) size")
+    experts = _i(config, "num_experts", "number of experts")
+    top_k = _i(config, "num_experts_per_tok", "experts per token")
+    plan = []
+    for i in range(layers):
+        if i % attn_period == attn_offset:
+            params = matmul = 2 * d * dims["head_dim"] * (dims["heads"] + dims["kv_heads"])
+            cache = _attention_cache(
+                dims["heads"], dims["kv_heads"], dims["head_dim"], dims["head_dim"], None
+            )
+        else:
+            params, matmul, cache = _mamba1_layer(config, d)
+        if experts > 1 and i % moe_period == moe_offset:
+            all_p = experts * d + experts * _gated_mlp(d, ffn)
+            active = experts * d + top_k * _gated_mlp(d, ffn)
+        else:
+            all_p = active = _gated_mlp(d, ffn)
+        plan.append(
+            LayerCost(
+                cache=cache,
+                params=params + all_p + 2 * d,
+                active_params=params + active + 2 * d,
+                matmul_params=matmul + active,
+            )
+        )
+    return _shape(config, spec, dims, LayerPlan(tuple(plan), other_params=d), ffn)
+
+
+# ------------------------------------------------------------ Gemma 4 (per-layer geometry)
+
+
+def _gemma4_layer_types(config: Mapping[str, Any], layers: int) -> list[str]:
+    types = layer_types(config, layers) or [
+        "sliding_attention" if (i + 1) % 6 else "full_attention" for i in range(layers)
+    ]
+    return [*types[:-1], "full_attention"]  # transformers forces the last layer to full
+
+
+def _gemma4_moe(config: Mapping[str, Any], d: int) -> tuple[int, int]:
+    """(all, active) of Gemma 4's MoE block (beside the dense MLP): router (projection,
+    scale, per-expert scale), gated experts, three extra RMSNorms."""
+    experts = _i(config, "num_experts", "number of experts")
+    top_k = _i(config, "top_k_experts", "experts per token")
+    expert = _gated_mlp(d, _i(config, "moe_intermediate_size", "expert FFN size"))
+    fixed = d * experts + d + experts + 3 * d
+    return fixed + experts * expert, fixed + top_k * expert
+
+
+@plan_reader("gemma4")
+def read_gemma4(config: Mapping[str, Any], spec: FamilySpec) -> ModelShape:
+    """Gemma 4 text decoder: sliding layers (``head_dim``, ``num_key_value_heads``) and full
+    layers (``global_head_dim``; ``num_global_key_value_heads`` and no v_proj when
+    ``attention_k_eq_v``); the last ``num_kv_shared_layers`` layers reuse earlier layers' KV
+    (no k/v projections, nothing cached); optional per-layer input embeddings and MoE block."""
+    dims = _common(config)
+    layers, d, h = dims["layers"], dims["hidden"], dims["heads"]
+    types = _gemma4_layer_types(config, layers)
+    shared_from = layers - int(config.get("num_kv_shared_layers") or 0)
+    k_eq_v = _flag(config, "attention_k_eq_v")
+    global_kv = config.get("num_global_key_value_heads")
+    global_dim = _i(config, "global_head_dim", "head_dim")
+    window = (
+        _i(config, "sliding_window", "sliding window") if "sliding_attention" in types else None
+    )
+    ffn = _i(config, "intermediate_size", "FFN (intermediate) size")
+    per_layer = int(config.get("hidden_size_per_layer_input") or 0)
+    bias = _flag(config, "attention_bias")
+    moe = _gemma4_moe(config, d) if _flag(config, "enable_moe_block") else (0, 0)
+    # transformers serializes the full layers' geometry as per_layer_config {"i": {...}}
+    overrides = config.get("per_layer_config")
+    overrides = overrides if isinstance(overrides, Mapping) else None
+    plan = []
+    for i, kind in enumerate(types):
+        full = kind == "full_attention"
+        dh = global_dim if full else dims["head_dim"]
+        kv = dims["kv_heads"]
+        if full and k_eq_v and global_kv is not None:
+            kv = _i(config, "num_global_key_value_heads", "number of KV heads")
+        if overrides is not None:
+            layer = overrides.get(str(i)) or overrides.get(i) or {}
+            dh = _i({**dims, **layer}, "head_dim", "head_dim")
+            kv = _i({"num_key_value_heads": dims["kv_heads"], **layer}, "num_key_value_heads")
+        shared = i >= shared_from
+        projections = d * h * dh + h * dh * d  # q, o
+        if not shared:
+            projections += d * kv * dh * (1 if (full and k_eq_v) else 2)
+        params = projections + dh + (0 if shared else dh)  # q_norm, k_norm
+        if bias:
+            params += h * dh + d + (0 if shared else kv * dh * (1 if (full and k_eq_v) else 2))
+        wide = _flag(config, "use_double_wide_mlp") and shared
+        mlp = _gated_mlp(d, ffn * (2 if wide else 1))
+        extra = 2 * d * per_layer + d if per_layer else 0
+        cache = (
+            LayerCache(kind="none", attention_flops_per_key=4 * h * dh, heads=h)
+            if shared
+            else _attention_cache(h, kv, dh, dh, None if full else window)
+        )
+        if shared:  # attends to the reused cache: same FLOPs, nothing new cached
+            cache = LayerCache(kind="none", heads=h)
+        plan.append(
+            LayerCost(
+                cache=cache,
+                params=params + mlp + moe[0] + 4 * d + extra,
+                active_params=params + mlp + moe[1] + 4 * d + extra,
+                matmul_params=projections + mlp + moe[1] + 2 * d * per_layer,
+            )
+        )
+    other = d
+    if per_layer:
+        per_vocab = _i(config, "vocab_size_per_layer_input", "vocabulary size")
+        other += per_vocab * layers * per_layer + d * layers * per_layer + per_layer
+    notes = ("per-layer input embeddings counted as non-embedding parameters",) if per_layer else ()
+    plan_obj = LayerPlan(tuple(plan), other_params=other, notes=notes)
+    return _shape(config, spec, dims, plan_obj, ffn)

@@ -7,6 +7,7 @@ has exactly the parameter count the formulas give (that check imports torch and 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 from ..arch import FAMILIES, supported_families
 from ..errors import ConfigError, ModelSourceError, UnsupportedFamilyError
-from .config_reader import GENERIC_FAMILY, ModelShape, read_config
+from .config_reader import GENERIC_FAMILY, ModelShape, read_config, resolve_family
 from .formulas import param_counts
 
 
@@ -90,6 +91,46 @@ def _meta_instantiate(config: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     return hf_config.to_dict(), sum(p.numel() for p in model.parameters())
 
 
+# Config keys of layer kinds the generic reading (uniform attention + MLP) cannot cost: a
+# model type without a family entry that has one is refused at once.
+NON_GENERIC_KEYS = frozenset(
+    {
+        "hybrid_override_pattern",  # each key present with a non-empty value
+        "layers_block_type",
+        "layer_types",
+        "attn_layer_indices",
+        "attn_layer_period",
+        "linear_num_key_heads",
+        "mamba_d_state",
+        "mamba_n_heads",
+        "ssm_state_size",
+        "kv_lora_rank",
+        "num_experts",
+        "num_local_experts",
+        "n_routed_experts",
+        "sliding_window_pattern",
+    }
+)
+
+
+def transformers_knows(model_type: str) -> bool:
+    """Whether the installed transformers has a config class for ``model_type``.
+
+    Read from transformers' generated ``models/auto/auto_mappings.py`` as text, without
+    importing transformers (or torch), so unknown types are refused in milliseconds. When
+    that file cannot be read the answer is True and the meta-device check decides.
+    """
+    spec = importlib.util.find_spec("transformers")
+    if spec is None or not spec.origin:
+        return False
+    path = Path(spec.origin).parent / "models" / "auto" / "auto_mappings.py"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return True
+    return f'("{model_type}", ' in text
+
+
 def shape_from_config(config: Mapping[str, Any]) -> tuple[ModelShape, bool]:
     """The model shape and whether it came from the generic, meta-checked fallback.
 
@@ -107,6 +148,26 @@ def shape_from_config(config: Mapping[str, Any]) -> tuple[ModelShape, bool]:
     )
     if known or not isinstance(model_type, str):
         return read_config(config), False
+    try:
+        resolve_family(config)  # read as the family its architectures / alias name
+    except UnsupportedFamilyError:
+        pass
+    else:
+        return read_config(config), False
+    if not transformers_knows(model_type):
+        raise UnsupportedFamilyError(
+            f"model type {model_type!r} is not supported (transformers does not know it "
+            "either); supported: " + ", ".join(supported_families())
+        )
+    special = sorted(k for k in config if k in NON_GENERIC_KEYS and config[k])
+    if special == ["layer_types"] and set(config["layer_types"]) == {"full_attention"}:
+        special = []
+    if special:
+        # the generic field names cannot describe these layers: refuse without the slow check
+        raise UnsupportedFamilyError(
+            f"model type {model_type!r} is not supported (its {special[0]!r} layers need a "
+            "family reader); supported: " + ", ".join(supported_families())
+        )
     normalized, expected = _meta_instantiate(config)
     try:
         shape = read_config(normalized, family=GENERIC_FAMILY)

@@ -10,6 +10,13 @@ recipe and the paper's headline numbers use these functions, so there is one cop
 
 from __future__ import annotations
 
+# The recipe's objective weights (Section 4.1): λ, α, β of ``Z = λ·M^α + (1−λ)·C^β``. This is
+# their one home: the estimator, the recipe, ``plan`` and the CLI defaults all read them here.
+Z_LAMBDA = 0.9
+Z_ALPHA = 0.5
+Z_BETA = 1.0 / 3.0
+PAPER_Z_WEIGHTS = (Z_LAMBDA, Z_ALPHA, Z_BETA)
+
 
 def c_infer(n: float, context: float, layers: int, head_dim: int, heads: int) -> float:
     """Decode FLOPs for one token at position T (eq. 3): ``2N + 4·T·L·d_h·n_h``.
@@ -41,7 +48,12 @@ def c_train_per_token(n: float, context: float, layers: int, head_dim: int, head
 
 
 def z_objective(
-    memory: float, flops: float, *, lam: float = 0.9, alpha: float = 0.5, beta: float = 1.0 / 3.0
+    memory: float,
+    flops: float,
+    *,
+    lam: float = Z_LAMBDA,
+    alpha: float = Z_ALPHA,
+    beta: float = Z_BETA,
 ) -> float:
     """The recipe's objective (Section 4.1): ``Z = λ·M^α + (1−λ)·C^β``."""
     return lam * memory**alpha + (1.0 - lam) * flops**beta

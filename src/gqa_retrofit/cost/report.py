@@ -33,6 +33,7 @@ from .formulas import (
 )
 from .layer_plan import cache_layers
 from .loading import load_config_dict, shape_from_config
+from .paper import PAPER_Z_WEIGHTS
 from .serving import Parallelism, serving_dict
 from .serving import kv_dtype as kv_format
 
@@ -79,7 +80,7 @@ class ContextCost:
     paper_z: float
     kv_bytes: int = 0  # the part that grows with context
     state_bytes: int = 0  # fixed-size states (hybrid layers)
-    per_device_cache_bytes: int = 0  # on one device at the report's tp/dcp
+    per_device_cache_bytes: int | None = 0  # on one device at tp/dcp (None: cannot split)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -305,13 +306,21 @@ def reports_to_markdown(reports: Sequence[CostReport]) -> str:
     serving = ""
     if reports and (reports[0].tp > 1 or reports[0].dcp > 1):
         r0 = reports[0]
-        serving = (
-            f" Serving tp {r0.tp}, dcp {r0.dcp}: per device "
-            + ", ".join(
-                f"{human_bytes(c.per_device_cache_bytes)} at {_context_text(c.context)}"
-                for c in r0.per_context
+        parts = []
+        for variant in (r0, *r0.what_if):
+            sizes = ", ".join(
+                f"{_context_text(c.context)} "
+                + (
+                    "not splittable"
+                    if c.per_device_cache_bytes is None
+                    else human_bytes(c.per_device_cache_bytes)
+                )
+                for c in variant.per_context
             )
-            + " of cache (vLLM's KV replication rule)."
+            parts.append(f"{_geometry_text(variant.shape)}: {sizes}")
+        serving = (
+            f" Serving tp {r0.tp}, dcp {r0.dcp}, cache per device (vLLM's KV replication "
+            "rule): " + "; ".join(parts) + "."
         )
     lines.append(
         f"Weights {dtype}, KV cache {kv_dtype}, batch {batch}. FLOPs: matmul, 2 per MAC; "
@@ -320,10 +329,6 @@ def reports_to_markdown(reports: Sequence[CostReport]) -> str:
     if flagged:
         lines.append("\\* beyond the model's max_position_embeddings (computed, not refused).")
     return "\n".join(lines) + "\n"
-
-
-# The recipe's defaults (Section 4.1): lambda, alpha, beta of Z = λ·M^α + (1−λ)·C^β.
-PAPER_Z_WEIGHTS = (0.9, 0.5, 1.0 / 3.0)
 
 
 def _context_cost(
@@ -336,6 +341,7 @@ def _context_cost(
     z_weights: tuple[float, float, float] = PAPER_Z_WEIGHTS,
     tp: int = 1,
     dcp: int = 1,
+    strict: bool = True,
 ) -> ContextCost:
     n = params.non_embedding
     c_infer = paper.c_infer(n, context, s.layers, s.head_dim, s.heads)
@@ -359,10 +365,21 @@ def _context_cost(
         ),
         kv_bytes=kv_bytes(s, context, kv_dtype, batch=batch),
         state_bytes=state_bytes(s, kv_dtype, batch=batch),
-        per_device_cache_bytes=per_device_cache_bytes(
-            s, context, kv_dtype, batch=batch, tp=tp, dcp=dcp
-        ),
+        per_device_cache_bytes=_per_device(s, context, kv_dtype, batch, tp, dcp, strict),
     )
+
+
+def _per_device(
+    s: ModelShape, context: int, kv_dtype: str, batch: int, tp: int, dcp: int, strict: bool
+) -> int | None:
+    """Per-device cache bytes; for a what-if (``strict`` False) None when vLLM could not
+    split its heads ``tp`` ways (the original model's report raises instead)."""
+    try:
+        return per_device_cache_bytes(s, context, kv_dtype, batch=batch, tp=tp, dcp=dcp)
+    except ConfigError:
+        if strict:
+            raise
+        return None
 
 
 def cost_shape(
@@ -407,7 +424,9 @@ def cost_shape(
             params=params,
             kv_cache_bytes_per_token=kv_cache_bytes_per_token(s, kv_dtype),
             per_context=tuple(
-                _context_cost(s, params, t, dtype, kv_dtype, batch, z_weights, tp, dcp)
+                _context_cost(
+                    s, params, t, dtype, kv_dtype, batch, z_weights, tp, dcp, geometry is None
+                )
                 for t in contexts
             ),
             dtype=dtype,
@@ -463,8 +482,9 @@ def estimate(
             same model (every other dimension unchanged), with savings against the original.
         revision: Hub revision (branch, tag or commit) for Hub ids.
         token: Hub token (default: the huggingface_hub login / ``HF_TOKEN``).
-        z_weights: (λ, α, β) of the paper's ``Z = λ·M^α + (1−λ)·C^β`` (default: the paper's
-            0.9, 1/2, 1/3), evaluated on ``paper.m_infer`` (values) and ``paper.c_infer``.
+        z_weights: (λ, α, β) of the paper's ``Z = λ·M^α + (1−λ)·C^β`` (default: the paper's,
+            :data:`~gqa_retrofit.cost.paper.PAPER_Z_WEIGHTS`), evaluated on ``paper.m_infer``
+            (values) and ``paper.c_infer``.
         tp: tensor parallel degree of the serving engine (per-device cache bytes).
         dcp: decode context parallel degree (vLLM ``-dcp``; must divide ``tp``).
 

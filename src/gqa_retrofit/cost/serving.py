@@ -205,3 +205,55 @@ def serving_dict(s: object, kv_dtype_name: str, tp: int, dcp: int) -> dict[str, 
     if warning:
         out["warning"] = warning
     return out
+
+
+def uniform_layer(heads: int, kv_heads: int, head_dim: int) -> LayerCache:
+    """The cache of one full-attention layer of ``heads``/``kv_heads`` heads of ``head_dim``
+    (for geometries that exist only as numbers: recipe candidates, plan options)."""
+    return LayerCache(
+        kind="full",
+        kv_vectors=((2 * kv_heads, head_dim),),
+        attention_flops_per_key=4 * heads * head_dim,
+        heads=heads,
+        kv_heads=kv_heads,
+    )
+
+
+def serving_costs(
+    *,
+    layers: int,
+    heads: int,
+    kv_heads: int,
+    head_dim: int,
+    context: int,
+    kv_dtype_name: str = "bf16",
+    batch: int = 1,
+    tp: int = 1,
+    dcp: int = 1,
+) -> dict[str, object]:
+    """Per-device KV bytes of a uniform attention geometry at ``tp``/``dcp`` (JSON-ready):
+    ``{"per_device_kv_cache_bytes", "kv_replicas"[, "warning"]}``, or ``{"error": ...}`` when
+    vLLM cannot split these heads ``tp`` ways.
+
+    Raises:
+        ConfigError: ``tp``/``dcp`` not positive, ``dcp`` not dividing ``tp``, unknown dtype.
+    """
+    par = Parallelism(tp, dcp)
+    fmt = kv_dtype(kv_dtype_name)
+    layer = uniform_layer(heads, kv_heads, head_dim)
+    try:
+        check_layer(layer, par, 0)
+    except ConfigError as err:
+        return {"error": str(err).replace(" of layer 0", "")}
+    tokens = -(-context // dcp)
+    out: dict[str, object] = {
+        "per_device_kv_cache_bytes": batch
+        * layers
+        * tokens
+        * layer_kv_bytes_per_token(layer, fmt, tp),
+        "kv_replicas": kv_replicas(kv_heads, tp),
+    }
+    warning = replication_warning([layer], tp, dcp)
+    if warning:
+        out["warning"] = warning
+    return out

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._markdown import markdown_table
 from .._progress import progress
 from ..devices import (
     check_cast_finite,
@@ -72,6 +73,7 @@ def load_for_bench(
 
     from transformers import AutoModelForCausalLM
 
+    from ..conversion.streaming import require_safetensors
     from ..patching import register_custom_types
     from ..sources import resolve_checkpoint_dir
 
@@ -81,8 +83,9 @@ def load_for_bench(
     config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
     source = checkpoint_dtype(config)
     chosen = resolve_dtype(dtype, checkpoint=source, device=target)
+    require_safetensors(path)  # pickled .bin weights are never loaded
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=torch_dtype(chosen), trust_remote_code=trust_remote_code
+        path, dtype=torch_dtype(chosen), trust_remote_code=trust_remote_code, use_safetensors=True
     )
     check_cast_finite(model.named_parameters(), chosen, source=source)
     return model.to(target).eval()
@@ -413,3 +416,21 @@ def benchmark_decode(
         for context in contexts
         for index, entry in enumerate(loaded)
     ]
+
+
+def results_to_markdown(results: list[dict[str, Any]]) -> str:
+    """The results of :func:`benchmark_decode` as a table, one row per model and context."""
+    rows = [
+        [
+            row["model"],
+            row["context"],
+            f"{row['kv_cache_bytes']:,}",
+            f"{row['predicted_kv_cache_bytes']:,}",
+            f"{row['prefill_seconds']:.3f}",
+            f"{row['decode_tokens_per_second']:.2f} "
+            f"[{row['decode_tokens_per_second_min']:.2f}-{row['decode_tokens_per_second_max']:.2f}]",
+        ]
+        for row in results
+    ]
+    headers = ["model", "context", "KV bytes", "predicted", "prefill s", "decode tok/s"]
+    return markdown_table(headers, rows, "lrrrrr")

@@ -77,6 +77,7 @@ def load_model_and_tokenizer(
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from ..conversion.streaming import require_safetensors
     from ..devices import (
         check_cast_finite,
         checkpoint_dtype,
@@ -98,8 +99,12 @@ def load_model_and_tokenizer(
         tokenizer = AutoTokenizer.from_pretrained(local, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         raise ModelSourceError(f"no usable tokenizer in {str(model)!r}: {err}") from err
+    require_safetensors(local)  # pickled .bin weights are never loaded
     loaded = AutoModelForCausalLM.from_pretrained(
-        local, dtype=torch_dtype(chosen), trust_remote_code=trust_remote_code
+        local,
+        dtype=torch_dtype(chosen),
+        trust_remote_code=trust_remote_code,
+        use_safetensors=True,
     )
     check_cast_finite(loaded.named_parameters(), chosen, source=source)
     return loaded.to(target).eval(), tokenizer

@@ -57,13 +57,16 @@ __all__ = [
     "PasskeyResult",
     "RetrievalOptions",
     "RetrievalResult",
+    "add_retrieval_arguments",
     "copy_probe",
     "default_lengths",
     "evaluate_retrieval",
+    "format_retrieval",
     "long_window_perplexity",
     "parse_probes",
     "passkey_retrieval",
     "plot_retrieval",
+    "retrieval_options_from_args",
 ]
 
 
@@ -113,7 +116,9 @@ class RetrievalOptions:
         validate_copy_args(self.copy_span, self.copy_trials)
         validate_long_args(self.long_seq_len, self.long_windows, self.bucket_size)
         if "long-ppl" in self.probes and not self.long_data:
-            raise ConfigError("the long-ppl probe needs a text file (long_data / --long-data)")
+            raise ConfigError(
+                "the long-ppl probe needs a text file (long_data; --eval-data on the command line)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -305,6 +310,146 @@ def parse_probes(text: str | Sequence[str]) -> tuple[str, ...]:
         if name not in PROBES:
             raise ConfigError(f"unknown retrieval probe {name!r}; valid: {', '.join(PROBES)}, all")
     return tuple(dict.fromkeys(names))
+
+
+def _probes_flag(text: str) -> tuple[str, ...]:
+    import argparse
+
+    try:
+        return parse_probes(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_retrieval_arguments(parser: Any) -> None:
+    """The retrieval flags of ``eval`` (an ``argparse`` parser; one group, all optional)."""
+    group = parser.add_argument_group("in-context retrieval (docs/retrieval.md)")
+    group.add_argument(
+        "--probes",
+        type=_probes_flag,
+        default=None,
+        metavar="LIST",
+        help=f"comma-separated probes: {', '.join(PROBES)} or all (long-ppl reads --eval-data)",
+    )
+    group.add_argument(
+        "--passkey-lengths",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="passkey prompt lengths in tokens (default: 1024 doubling up to the model's "
+        "max_position_embeddings; longer ones are computed and flagged)",
+    )
+    group.add_argument(
+        "--passkey-depths",
+        type=float,
+        nargs="+",
+        default=list(DEFAULT_DEPTHS),
+        metavar="D",
+        help="needle depths in [0, 1] (default 0 0.25 0.5 0.75 1)",
+    )
+    group.add_argument(
+        "--passkey-trials",
+        type=int,
+        default=DEFAULT_TRIALS,
+        metavar="N",
+        help=f"prompts per length and depth (default {DEFAULT_TRIALS})",
+    )
+    group.add_argument(
+        "--haystack",
+        default=FILLER_HAYSTACK,
+        metavar="filler|TEXT",
+        help="passkey haystack: the repeated filler sentences (default) or a text file",
+    )
+    group.add_argument(
+        "--copy-span",
+        type=int,
+        default=DEFAULT_SPAN,
+        metavar="N",
+        help=f"random tokens per copy-probe span (default {DEFAULT_SPAN})",
+    )
+    group.add_argument(
+        "--copy-trials",
+        type=int,
+        default=DEFAULT_COPY_TRIALS,
+        metavar="N",
+        help=f"copy-probe spans (default {DEFAULT_COPY_TRIALS})",
+    )
+    group.add_argument(
+        "--long-seq-len",
+        type=int,
+        default=None,
+        metavar="N",
+        help="tokens per long window (default: the model's max_position_embeddings)",
+    )
+    group.add_argument(
+        "--long-windows",
+        type=int,
+        default=DEFAULT_LONG_WINDOWS,
+        metavar="N",
+        help=f"long windows from the start of --eval-data (default {DEFAULT_LONG_WINDOWS})",
+    )
+    group.add_argument(
+        "--probe-seed", type=int, default=0, help="seed of keys, excerpts and spans (default 0)"
+    )
+    group.add_argument("--plot", default=None, metavar="PNG", help="write the probes' plot")
+
+
+def retrieval_options_from_args(
+    args: Any, *, long_data: str | None = None
+) -> RetrievalOptions | None:
+    """:class:`RetrievalOptions` from :func:`add_retrieval_arguments`'s flags (None: no probes).
+
+    Raises:
+        ConfigError: an invalid value (see :class:`RetrievalOptions`).
+    """
+    if not args.probes:
+        return None
+    return RetrievalOptions(
+        probes=tuple(args.probes),
+        seed=args.probe_seed,
+        passkey_lengths=None if args.passkey_lengths is None else tuple(args.passkey_lengths),
+        passkey_depths=tuple(args.passkey_depths),
+        passkey_trials=args.passkey_trials,
+        haystack=args.haystack,
+        copy_span=args.copy_span,
+        copy_trials=args.copy_trials,
+        long_data=long_data,
+        long_seq_len=args.long_seq_len,
+        long_windows=args.long_windows,
+    )
+
+
+def format_retrieval(result: RetrievalResult) -> list[str]:
+    """Plain-text lines of a result (what ``eval --probes`` prints)."""
+    lines = []
+    if result.passkey is not None:
+        p = result.passkey
+        lines.append(
+            f"passkey retrieval ({p.haystack} haystack, {len(p.depths)} depth(s) x "
+            f"{p.trials_per_depth} prompt(s) per length):"
+        )
+        for row in p.lengths:
+            flag = "  (beyond the position limit)" if row.beyond_position_limit else ""
+            lines.append(
+                f"  {row.length:>7,} tokens  {100 * row.success_rate:5.1f}%  "
+                f"({row.successes}/{row.trials}){flag}"
+            )
+    if result.copy is not None:
+        c = result.copy
+        lines.append(
+            f"copy probe ({c.trials} x {c.span_length} random tokens): second copy "
+            f"{c.second_copy_loss:.3f} nats, first copy {c.first_copy_loss:.3f} "
+            f"(ratio {c.relative_loss:.3f}; chance {c.chance_loss:.2f})"
+        )
+    if result.long_window is not None:
+        w = result.long_window
+        lines.append(
+            f"long-window perplexity {w.perplexity:.2f} over {w.windows} window(s) of "
+            f"{w.seq_len:,} tokens; loss by position:"
+        )
+        lines += [f"  {b.start:>7,}-{b.end - 1:<7,} {b.loss:.3f}" for b in w.buckets]
+    return lines
 
 
 def plot_retrieval(results: dict[str, RetrievalResult], path: str | Path) -> Path:

@@ -1,8 +1,10 @@
 """Model cards for retrofitted checkpoints: ``README.md`` from the manifest and the estimator.
 
-The card is rendered from a Jinja template (``gqa_retrofit/model_cards/default.md.jinja`` or the
-user's ``template=``) through ``huggingface_hub.ModelCard.from_template``, so the YAML header is
-written by ``ModelCardData``: ``base_model`` (+ ``base_model_relation: finetune``),
+The card is rendered from a Jinja template (``model_cards/default.md.jinja`` at the top of the
+repository, shipped in the wheel as ``gqa_retrofit/model_cards/``, or the user's ``template=``)
+in a sandboxed Jinja environment (a template cannot reach Python internals), and parsed by
+``huggingface_hub.ModelCard``, so the YAML header is written by ``ModelCardData``:
+``base_model`` (+ ``base_model_relation: finetune``),
 ``library_name: transformers``, ``pipeline_tag: text-generation``, ``tags``, ``license``
 (inherited from the source model's card when known), ``datasets`` (Hub dataset ids used for
 calibration/training) and ``model-index`` (from the recorded evaluations).
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..cost.report import DEFAULT_CONTEXTS
 from ..errors import ConfigError, ConversionError, ModelSourceError
 
 CARD_FILENAME = "README.md"
@@ -37,8 +40,9 @@ MANIFEST_FILENAME = "gqa_retrofit.json"
 PLOT_FILENAME = "gqa_retrofit_cost.png"
 BEGIN_MARKER = "<!-- gqa-retrofit:begin -->"
 END_MARKER = "<!-- gqa-retrofit:end -->"
+# The single source of the template is the repository's top-level model_cards/ folder;
+# gqa_retrofit/model_cards is a link to it in a checkout and a copy of it in the wheel.
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "default.md.jinja"
-DEFAULT_CONTEXTS = (4096, 32768, 131072)
 # YAML keys the card owns; every other key of an existing card is kept as the user wrote it.
 OWNED_KEYS = (
     "base_model",
@@ -206,7 +210,10 @@ def gather_facts(
             f"{str(checkpoint_dir)!r} has no {MANIFEST_FILENAME}: cards are rendered for "
             "checkpoints written by gqa-retrofit convert/train"
         )
-    manifest = read_json(folder / MANIFEST_FILENAME)
+    from .._fs import portable_paths
+
+    # an older manifest may name local absolute paths: the card shows them relative to it
+    manifest = portable_paths(read_json(folder / MANIFEST_FILENAME), folder)
     config = read_json(folder / "config.json")
     source, revision = _source_fields(manifest)
     method_record = manifest.get("method")
@@ -236,7 +243,9 @@ def gather_facts(
         source = manifest["base_model"]
     is_hub = bool(_HUB_ID.match(source)) and not Path(source).exists()
     if license is None:
-        license = manifest.get("license") or source_license(source, revision=revision)
+        local = folder / source  # a local source is recorded relative to the checkpoint
+        lookup = str(local) if not is_hub and local.is_dir() else source
+        license = manifest.get("license") or source_license(lookup, revision=revision)
     evaluations = [e for e in manifest.get("evaluations") or [] if isinstance(e, dict)]
     return CardFacts(
         model_name=folder.resolve().name,
@@ -459,6 +468,40 @@ def reproduce_commands(facts: CardFacts) -> list[str]:
     return commands
 
 
+def reproduce_settings(facts: CardFacts) -> list[tuple[str, str]]:
+    """What the reproduce section records besides the commands: calibration and training.
+
+    Calibration: its sources (relative paths or Hub ids), tokens and seed. Training: steps,
+    tokens, teacher and every scalar option the run recorded (learning rate, batch size, ...).
+    """
+    rows: list[tuple[str, str]] = []
+    calibration = facts.calibration or {}
+    if calibration:
+        names = [
+            str(src.get("name", "?")) if isinstance(src, dict) else str(src)
+            for src in calibration.get("sources") or calibration.get("files") or []
+        ]
+        rows.append(("calibration data", ", ".join(f"`{n}`" for n in names) or "?"))
+        tokens = calibration.get("tokens", calibration.get("requested_tokens"))
+        if tokens is not None:
+            rows.append(("calibration tokens", _fmt_number(tokens)))
+        if calibration.get("seed") is not None:
+            rows.append(("calibration seed", str(calibration["seed"])))
+    training = facts.training or {}
+    for key in ("steps", "tokens", "teacher", "trainable", "data_sources"):
+        value = training.get(key)
+        if value not in (None, "", []):
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else _fmt_number(value)
+            rows.append((f"training {key.replace('_', ' ')}", shown))
+    options = training.get("options") or {}
+    for key, value in sorted(options.items()):
+        if key in ("out", "model", "resume", "token") or isinstance(value, (dict, list)):
+            continue
+        if value is not None:
+            rows.append((f"training option `{key}`", _fmt_number(value)))
+    return rows
+
+
 def render_card(
     checkpoint_dir: str | os.PathLike[str],
     *,
@@ -490,6 +533,7 @@ def render_card(
     """
     import jinja2
     from huggingface_hub import ModelCard
+    from jinja2.sandbox import SandboxedEnvironment
 
     from .._version import __version__
 
@@ -500,9 +544,10 @@ def render_card(
     facts = gather_facts(folder, license=license, base_model=base_model)
     data = card_data(facts)
     try:
-        card = ModelCard.from_template(
-            data,
-            template_path=str(template_path),
+        environment = SandboxedEnvironment()  # no attribute walks into Python internals
+        template_obj = environment.from_string(template_path.read_text(encoding="utf-8"))
+        content = template_obj.render(
+            card_data=data.to_yaml(),
             facts=facts,
             repo_id=repo_id or f"<your-namespace>/{facts.model_name}",
             begin_marker=BEGIN_MARKER,
@@ -517,6 +562,7 @@ def render_card(
                 if note
             ),
             commands=reproduce_commands(facts),
+            settings=reproduce_settings(facts),
             kv_ratio=(facts.before.kv_heads / facts.after.kv_heads)
             if facts.before.kv_heads and facts.after.kv_heads
             else None,
@@ -525,7 +571,7 @@ def render_card(
         )
     except jinja2.TemplateError as err:
         raise ConfigError(f"card template {str(template_path)!r} failed to render: {err}") from None
-    return _normalise(str(card))
+    return _normalise(str(ModelCard(content)))
 
 
 def _normalise(text: str) -> str:
@@ -535,12 +581,30 @@ def _normalise(text: str) -> str:
     return out.strip("\n") + "\n"
 
 
+def _marked_span(text: str) -> tuple[int, int] | None:
+    """``(start, end)`` of our part: the first begin marker and the first end marker after it.
+
+    An end marker before the begin marker (or a lone marker) is user text, not our part.
+    """
+    start = text.find(BEGIN_MARKER)
+    end = text.find(END_MARKER, start + len(BEGIN_MARKER)) if start >= 0 else -1
+    return None if end < 0 else (start, end + len(END_MARKER))
+
+
 def has_markers(text: str) -> bool:
-    return BEGIN_MARKER in text and END_MARKER in text
+    """Whether ``text`` holds our part of the card (begin marker, then end marker)."""
+    return _marked_span(text) is not None
 
 
-def _split(text: str) -> tuple[dict[str, Any], str]:
-    """(YAML header as a dict, body) of a card text."""
+def _split(
+    text: str, *, strict: bool = False, where: str = "the card"
+) -> tuple[dict[str, Any], str]:
+    """(YAML header as a dict, body) of a card text.
+
+    Raises:
+        ConfigError: with ``strict``, the header is not valid YAML or not a mapping (merging
+            would otherwise drop the user's metadata).
+    """
     import yaml
 
     match = _HEADER.match(text)
@@ -548,12 +612,27 @@ def _split(text: str) -> tuple[dict[str, Any], str]:
         return {}, text
     try:
         meta = yaml.safe_load(match.group(1)) or {}
-    except yaml.YAMLError:
+    except yaml.YAMLError as err:
+        if strict:
+            mark = getattr(err, "problem_mark", None)
+            line = f" (line {mark.line + 2})" if mark is not None else ""
+            problem = getattr(err, "problem", None) or type(err).__name__
+            raise ConfigError(
+                f"{where} has a malformed YAML header{line}: {problem}; fix or remove the "
+                "header between the --- lines (it is not overwritten)"
+            ) from None
         meta = {}
-    return (meta if isinstance(meta, dict) else {}), text[match.end() :]
+    if not isinstance(meta, dict):
+        if strict:
+            raise ConfigError(
+                f"{where} has a YAML header that is not a mapping (key: value lines); fix or "
+                "remove it (it is not overwritten)"
+            )
+        meta = {}
+    return meta, text[match.end() :]
 
 
-def merge_card(existing: str, rendered: str) -> str:
+def merge_card(existing: str, rendered: str, *, where: str = "the existing card") -> str:
     """Update ``existing`` with a freshly ``rendered`` card, keeping everything the user wrote.
 
     Our YAML keys are replaced (others kept); the text between the markers is replaced; text
@@ -562,20 +641,18 @@ def merge_card(existing: str, rendered: str) -> str:
     """
     import yaml
 
-    old_meta, old_body = _split(existing)
+    old_meta, old_body = _split(existing, strict=True, where=where)
     new_meta, new_body = _split(rendered)
     meta = {k: v for k, v in old_meta.items() if k not in OWNED_KEYS}
     meta.update(new_meta)
     ours = new_body
-    if has_markers(new_body):
-        start = new_body.index(BEGIN_MARKER)
-        ours = new_body[start : new_body.index(END_MARKER) + len(END_MARKER)]
+    new_span, old_span = _marked_span(new_body), _marked_span(old_body)
+    if new_span is not None:
+        ours = new_body[new_span[0] : new_span[1]]
     if not existing.strip():
         body = new_body
-    elif has_markers(old_body):
-        start = old_body.index(BEGIN_MARKER)
-        end = old_body.index(END_MARKER) + len(END_MARKER)
-        body = old_body[:start] + ours + old_body[end:]
+    elif old_span is not None:
+        body = old_body[: old_span[0]] + ours + old_body[old_span[1] :]
     else:
         body = ours + "\n\n" + old_body
     header = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()
@@ -616,7 +693,7 @@ def write_card(
     )
     path = folder / CARD_FILENAME
     existing = path.read_text(encoding="utf-8") if path.exists() else ""
-    text = merge_card(existing, rendered)
+    text = merge_card(existing, rendered, where=repr(str(path)))
     tmp = path.with_name(f".{CARD_FILENAME}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

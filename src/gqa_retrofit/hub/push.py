@@ -1,9 +1,12 @@
 """Publish a retrofitted checkpoint on the Hugging Face Hub.
 
 ``push_to_hub`` verifies the checkpoint, makes sure it carries a model card, creates the repo
-(``exist_ok``), and uploads the folder with ``HfApi.upload_folder``: the client decides per file
-between a regular, LFS or Xet upload, skips files whose remote copy is identical (so a re-run
-after an interrupted upload only sends what is missing) and shows its own progress display.
+(``exist_ok``), and uploads the folder's publishable files (:func:`publishable_files`: the
+model, its card, the report and plots; never training checkpoints, optimizer or RNG state, and
+never through a symbolic link out of the folder) with ``HfApi.upload_folder``: the client
+decides per file between a regular, LFS or Xet upload, skips files whose remote copy is
+identical (so a re-run after an interrupted upload only sends what is missing) and shows its own
+progress display.
 """
 
 from __future__ import annotations
@@ -16,8 +19,61 @@ from .._progress import is_quiet
 from ..errors import ConversionError, GQARetrofitError, HubError, ModelSourceError
 from .card import CARD_FILENAME, has_markers, write_card
 
-# Local files that never belong in a published repo (editor/OS leftovers, our temp files).
-IGNORE_PATTERNS = [".*", "**/.*", "__pycache__", "**/__pycache__/**", "*.pyc"]
+# What a published repo holds, as patterns relative to the checkpoint folder: the model (config,
+# weights, index, tokenizer, generation settings, custom code, the conversion manifest), its
+# card, the retrofit report and plots. Anything else (training checkpoints with optimizer state,
+# RNG state, training_state.json, metrics, editor leftovers, hidden files) is never uploaded.
+PUBLISHED_PATTERNS: dict[str, tuple[str, ...]] = {
+    "model": (
+        "config.json",
+        "generation_config.json",
+        "*.safetensors",
+        "model.safetensors.index.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "tokenizer.model",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "vocab.json",
+        "vocab.txt",
+        "merges.txt",
+        "chat_template.jinja",
+        "chat_template.json",
+        "*.py",
+        "gqa_retrofit.json",
+    ),
+    "card": (CARD_FILENAME,),
+    "report": ("retrofit_report.md",),
+    "plots": ("*.png", "*.svg", "report/*.png", "report/*.svg"),
+}
+
+
+def publishable_files(folder: str | os.PathLike[str]) -> list[str]:
+    """The files of ``folder`` that :func:`push_to_hub` uploads (relative POSIX paths).
+
+    Only files matching :data:`PUBLISHED_PATTERNS` at the top level (plots also in
+    ``report/``); hidden files never.
+
+    Raises:
+        HubError: a file to publish is a symbolic link that leads outside ``folder``.
+    """
+    import fnmatch
+
+    root = Path(folder).resolve()
+    patterns = [p for group in PUBLISHED_PATTERNS.values() for p in group]
+    chosen = []
+    for path in sorted(Path(folder).glob("*")) + sorted(Path(folder).glob("report/*")):
+        rel = path.relative_to(folder).as_posix()
+        if path.name.startswith(".") or not any(fnmatch.fnmatchcase(rel, p) for p in patterns):
+            continue
+        if path.is_symlink() and root not in path.resolve().parents:
+            raise HubError(
+                f"{rel!r} in {str(folder)!r} is a symbolic link to {str(path.resolve())!r}, "
+                "outside the folder: copy the file into the folder or remove the link"
+            )
+        if path.is_file():
+            chosen.append(rel)
+    return chosen
 
 
 def resolve_token(token: str | None = None) -> str:
@@ -134,6 +190,7 @@ def push_to_hub(
         raise HubError(
             f"cannot combine --create-pr with --revision {revision!r}: pull requests target main"
         )
+    publishable_files(folder)  # a link out of the folder fails before anything else
     if verify:
         from ..conversion.verify import verify_checkpoint
 
@@ -169,7 +226,7 @@ def push_to_hub(
             commit_message=message,
             revision=revision,
             create_pr=create_pr,
-            ignore_patterns=IGNORE_PATTERNS,
+            allow_patterns=publishable_files(folder),
         )
     except GQARetrofitError:
         raise

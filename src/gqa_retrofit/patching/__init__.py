@@ -5,8 +5,8 @@ turns a config into its decoupled-head form, ``models/`` holds the custom types,
 :mod:`~gqa_retrofit.patching.save` writes a patched config. Patching a *live* model (which pools
 weights) is :func:`gqa_retrofit.conversion.live.patch_model`, one layer up.
 
-Importing this package registers the custom types (``gpt2_gqa``, ``gpt_neox_gqa``, ``opt_gqa``,
-``falcon_gqa``, ``gemma2_gqa``, ``gemma3_text_gqa``) with the transformers Auto classes.
+Importing this package registers the custom types (the rows of
+:data:`gqa_retrofit.arch.families.CUSTOM_TYPES`) with the transformers Auto classes.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 - "fallback" families whose config class rejects ``hidden % n_h != 0`` (llama) map to a native
   type with the same weight layout (``spec.decoupled_type``: llama -> mistral, with its sliding
   window switched off), when the source uses nothing the target lacks
-  (``extra["fallback_requires"]``);
+  (``FamilySpec.fallback_requires``);
 - "custom" families (gpt2, gpt_neox, opt, falcon) map to this package's ``<family>_gqa`` types.
 """
 
@@ -204,15 +204,14 @@ def equivalent_config(config: Any) -> Any:
 
 def _fallback_config(spec: FamilySpec, values: dict[str, Any], native_error: str) -> Any:
     target = spec.decoupled_type
-    requires: dict[str, Any] = dict(spec.extra.get("fallback_requires", {}))  # type: ignore[call-overload]
-    for key, wanted in requires.items():
+    for key, wanted in spec.fallback_requires.items():
         if key in values and values[key] != wanted:
             raise ConfigError(
                 f"{spec.model_type} cannot express this geometry ({native_error}) and its "
                 f"equivalent {target} lacks {key}={values[key]!r}"
             )
         values.pop(key, None)
-    values.update(dict(spec.extra.get("fallback_set", {})))  # type: ignore[call-overload]
+    values.update(spec.fallback_set)
     values.pop("architectures", None)
     assert target is not None
     try:

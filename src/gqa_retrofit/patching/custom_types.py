@@ -1,8 +1,9 @@
 """Registration of the custom decoupled-head GQA model types with the transformers Auto classes.
 
-Importing :mod:`gqa_retrofit.patching` registers them, after which ``AutoConfig`` and
-``AutoModelForCausalLM`` (``from_pretrained`` / ``from_config``) resolve ``gpt2_gqa``,
-``gpt_neox_gqa``, ``opt_gqa`` and ``falcon_gqa`` without ``trust_remote_code``. Their classes are
+The types are the rows of :data:`gqa_retrofit.arch.families.CUSTOM_TYPES`. Importing
+:mod:`gqa_retrofit.patching` registers them, after which ``AutoConfig`` and
+``AutoModelForCausalLM`` (``from_pretrained`` / ``from_config``) resolve each of them without
+``trust_remote_code``. Their classes are
 also marked for ``register_for_auto_class``, so ``save_pretrained`` writes ``auto_map`` and copies
 the defining files: the checkpoint then loads with ``trust_remote_code=True`` anywhere.
 """
@@ -10,41 +11,20 @@ the defining files: the checkpoint then loads with ``trust_remote_code=True`` an
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from typing import Any
+
+from ..arch.families import CUSTOM_TYPES
+from ..arch.spec import CustomType
 
 _PACKAGE = "gqa_retrofit.patching.models"
 
 
-@dataclass(frozen=True)
-class CustomType:
-    """One custom model type: where its config and causal-LM classes live."""
+def load_classes(custom: CustomType) -> tuple[Any, Any]:
+    """The ``(config_class, model_class)`` pair of ``custom`` (imports its modeling module)."""
+    config_module = importlib.import_module(f"{_PACKAGE}.configuration_{custom.model_type}")
+    model_module = importlib.import_module(f"{_PACKAGE}.modeling_{custom.model_type}")
+    return getattr(config_module, custom.config_class), getattr(model_module, custom.model_class)
 
-    model_type: str
-    base_type: str
-    config_class: str
-    model_class: str
-
-    def load(self) -> tuple[Any, Any]:
-        """The ``(config_class, model_class)`` pair (imports the modeling module)."""
-        config_module = importlib.import_module(f"{_PACKAGE}.configuration_{self.model_type}")
-        model_module = importlib.import_module(f"{_PACKAGE}.modeling_{self.model_type}")
-        return getattr(config_module, self.config_class), getattr(model_module, self.model_class)
-
-
-CUSTOM_TYPES: dict[str, CustomType] = {
-    t.model_type: t
-    for t in [
-        CustomType("gpt2_gqa", "gpt2", "GPT2GQAConfig", "GPT2GQAForCausalLM"),
-        CustomType("gpt_neox_gqa", "gpt_neox", "GPTNeoXGQAConfig", "GPTNeoXGQAForCausalLM"),
-        CustomType("opt_gqa", "opt", "OPTGQAConfig", "OPTGQAForCausalLM"),
-        CustomType("falcon_gqa", "falcon", "FalconGQAConfig", "FalconGQAForCausalLM"),
-        CustomType("gemma2_gqa", "gemma2", "Gemma2GQAConfig", "Gemma2GQAForCausalLM"),
-        CustomType(
-            "gemma3_text_gqa", "gemma3_text", "Gemma3TextGQAConfig", "Gemma3TextGQAForCausalLM"
-        ),
-    ]
-}
 
 _registered = False
 
@@ -57,7 +37,7 @@ def register_custom_types() -> None:
     from transformers import AutoConfig, AutoModelForCausalLM
 
     for custom in CUSTOM_TYPES.values():
-        config_class, model_class = custom.load()
+        config_class, model_class = load_classes(custom)
         AutoConfig.register(custom.model_type, config_class, exist_ok=True)
         AutoModelForCausalLM.register(config_class, model_class, exist_ok=True)
         config_class.register_for_auto_class()
@@ -68,4 +48,4 @@ def register_custom_types() -> None:
 def custom_classes(model_type: str) -> tuple[Any, Any]:
     """``(config_class, model_class)`` of a registered custom type."""
     register_custom_types()
-    return CUSTOM_TYPES[model_type].load()
+    return load_classes(CUSTOM_TYPES[model_type])

@@ -24,6 +24,7 @@ from .._options import (
 )
 from .._progress import notice
 from .._vocabulary import SharedOptions
+from ..cost.report import DEFAULT_CONTEXTS
 from ..data.options import DataOptions
 from ..devices import DTYPE_CHOICES
 from ..errors import ConfigError, GQARetrofitError
@@ -33,6 +34,7 @@ from ..training.options import TrainOptions
 if TYPE_CHECKING:
     from ..conversion.convert import ConversionReport
     from ..cost.config_reader import ModelShape
+    from ..evaluation.retrieval import RetrievalOptions
 
 TEACHERS = ("auto", "none")
 
@@ -247,9 +249,22 @@ class RetrofitOptions(Options):
     )
     eval_windows: int = same_as(SharedOptions, "eval_windows", aliases=())
     eval_seq_len: int = same_as(SharedOptions, "eval_seq_len", aliases=())
+    probes: str = option(
+        "",
+        "in-context retrieval probes run on the source, converted and trained models: "
+        "comma-separated passkey, copy, long-ppl (reads --eval-data) or all; empty: none "
+        "(docs/retrieval.md)",
+        metavar="LIST",
+    )
+    passkey_lengths: list[int] = option(
+        help="passkey prompt lengths of --probes (default: 1024 doubling up to the model's "
+        "max_position_embeddings)",
+        default_factory=list,
+        metavar="N",
+    )
     contexts: list[int] = option(
         help="context lengths of the cost estimate, comma-separated (k = 1024)",
-        default_factory=lambda: [4096, 32768, 131072],
+        default_factory=lambda: list(DEFAULT_CONTEXTS),
         flag="context",
         parse=context_list,
         metavar="T[,T...]",
@@ -283,6 +298,22 @@ class RetrofitOptions(Options):
     dry_run: bool = option(
         False, "print the plan with time and memory estimates; run nothing", recorded=False
     )
+
+    def retrieval_options(self) -> RetrievalOptions | None:
+        """The retrieval probes of this run (None when ``probes`` is empty).
+
+        Raises:
+            ConfigError: an unknown probe, or long-ppl without ``eval_data``.
+        """
+        from ..evaluation.retrieval import RetrievalOptions, parse_probes
+
+        if not self.probes:
+            return None
+        return RetrievalOptions(
+            probes=parse_probes(self.probes),
+            passkey_lengths=tuple(self.passkey_lengths) or None,
+            long_data=self.eval_data,
+        )
 
     @classmethod
     def build(

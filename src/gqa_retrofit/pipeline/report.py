@@ -39,7 +39,7 @@ def perplexities(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     return found
 
 
-RETRIEVAL_STAGES = ("retrieval_zero_shot", "retrieval_trained")
+RETRIEVAL_STAGES = ("probe_zero_shot", "probe_trained")
 RETRIEVAL_PLOT = "retrieval.png"
 
 
@@ -288,6 +288,8 @@ def write_report(
     """
     import shutil
 
+    from .._fs import portable_text
+
     plots = out / PLOTS
     plots.mkdir(parents=True, exist_ok=True)
     source_curve = cost_curves(options.src)
@@ -311,9 +313,9 @@ def write_report(
     text = render_report(
         options, results, source_curve, target_curve, ppl, bench, curve, out, layer_errors=errors
     )
-    (out / REPORT).write_text(text, encoding="utf-8")
-    # the copy next to the model, linked from the card
-    shutil.copy2(out / REPORT, final_model / CARD_REPORT)
+    (out / REPORT).write_text(portable_text(text, out), encoding="utf-8")
+    # the copy next to the model, linked from the card (published: paths relative to it)
+    (final_model / CARD_REPORT).write_text(portable_text(text, final_model), encoding="utf-8")
     (final_model / PLOTS).mkdir(exist_ok=True)
     for name in files[1:]:
         shutil.copy2(out / name, final_model / name)

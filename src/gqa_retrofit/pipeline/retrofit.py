@@ -245,6 +245,7 @@ class RetrofitPipeline:
         o = self.options
         no_eval = None if o.eval_data else "no --eval-data given"
         no_train = None if o.trains else "no --train-data given (or 0 steps)"
+        no_probes = None if o.retrieval_options() else "no --probes given"
         return [
             Stage(
                 "estimate",
@@ -268,6 +269,13 @@ class RetrofitPipeline:
                 skip=no_eval,
             ),
             Stage(
+                "probe_zero_shot",
+                "in-context retrieval probes of source and converted model",
+                self.run_probe_zero_shot,
+                estimate=lambda: self.estimate_retrieval(2),
+                skip=no_probes,
+            ),
+            Stage(
                 "train",
                 "distillation from the source"
                 if o.teacher == "auto"
@@ -285,6 +293,13 @@ class RetrofitPipeline:
                 self.run_eval_trained,
                 estimate=self.estimate_eval_trained,
                 skip=no_eval if o.trains else (no_eval or no_train),
+            ),
+            Stage(
+                "probe_trained",
+                "in-context retrieval probes of the trained model",
+                self.run_probe_trained,
+                estimate=lambda: self.estimate_retrieval(1),
+                skip=no_probes or no_train,
             ),
             Stage(
                 "bench",
@@ -402,6 +417,48 @@ class RetrofitPipeline:
         data = _to_jsonable(result)
         return data if isinstance(data, dict) else {"perplexity": data}
 
+    def _retrieval(self, model: str | Path) -> dict[str, Any]:
+        from ..evaluation.retrieval import evaluate_retrieval
+
+        found = evaluate_retrieval(
+            str(model),
+            options=self.options.retrieval_options(),
+            trust_remote_code=self.options.trust_remote_code,
+        )
+        return found.to_dict()
+
+    def run_probe_zero_shot(self, ctx: StageContext) -> dict[str, Any]:
+        return {
+            "source": self._retrieval(self.options.src),
+            "converted": self._retrieval(self.converted),
+        }
+
+    def run_probe_trained(self, ctx: StageContext) -> dict[str, Any]:
+        return {"trained": self._retrieval(self.trained)}
+
+    def estimate_retrieval(self, models: int) -> StageEstimate:
+        """Forward passes over the probes' tokens (passkey prompts, copy spans, long windows)."""
+        from ..evaluation.retrieval_passkey import default_lengths
+
+        probes = self.options.retrieval_options()
+        assert probes is not None
+        size = self.source_size()
+        config = self._estimate_dict(self.options.src, contexts=(1,), dtype="fp32")
+        limit = config.get("max_position_embeddings")
+        lengths = list(probes.passkey_lengths or default_lengths(limit))
+        prompts = len(probes.passkey_depths) * probes.passkey_trials
+        seconds = 0.0
+        if "passkey" in probes.probes:
+            for n in lengths:
+                seconds += prompts * forward_seconds(size, n, context=n)
+        if "copy" in probes.probes:
+            n = 2 * probes.copy_span
+            seconds += probes.copy_trials * forward_seconds(size, n, context=n)
+        if "long-ppl" in probes.probes:
+            n = probes.long_seq_len or int(limit or 2)
+            seconds += probes.long_windows * forward_seconds(size, n, context=n)
+        return StageEstimate(models * seconds, size.weight_bytes + 2 * 1024**3)
+
     def run_eval_zero_shot(self, ctx: StageContext) -> dict[str, Any]:
         return {
             "source": self._perplexity(self.options.src),
@@ -433,7 +490,7 @@ class RetrofitPipeline:
         if manifest_path.is_file():
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             if isinstance(manifest.get("training"), dict):
-                manifest["training"]["out"] = str(self.trained)
+                manifest["training"]["out"] = "."  # the manifest lives in that folder
                 write_json_atomic(manifest_path, manifest)
         return {"path": self.trained.name, "report": record}
 
@@ -488,13 +545,23 @@ class RetrofitPipeline:
                             "tokens": value.get("tokens"),
                         }
                     )
+        from ..evaluation.retrieval_verdict import evaluation_records
+        from .report import retrieval_results
+
+        for model, value in retrieval_results(results).items():
+            records += evaluation_records(model, value)
         return records
 
     def run_push(self, ctx: StageContext) -> dict[str, Any]:
+        from .._progress import notice
         from ..hub.push import push_to_hub
+        from .report import retrieval_lost
 
         o = self.options
         assert o.push is not None
+        lost = retrieval_lost(ctx.results)
+        if lost:
+            notice(f"warning: pushing {self.final_model.name}, whose {lost}")
         url = push_to_hub(self.final_model, o.push, private=o.private)
         return {"url": str(url)}
 

@@ -30,8 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._markdown import markdown_table
+from ..cost.paper import Z_ALPHA, Z_BETA, Z_LAMBDA
 from ..errors import ConfigError
 from .prior import heads_prior_delta
+from .retrieval_evidence import RetrievalEvidence, retrieval_evidence
 from .search import HeadConfig, Objective, pareto_mask, percent_change
 
 
@@ -78,6 +81,8 @@ class PlanOption:
     rank: int = 0
     prior_loss_delta: float | None = None  # paper's Appendix I law, query heads only
     beyond_max_position: bool = False  # the context exceeds the model's trained length
+    retrieval: RetrievalEvidence | None = None  # measured in-context retrieval, if any
+    serving: dict[str, Any] | None = None  # per-device KV at the plan's tp/dcp, or "error"
 
     @property
     def config(self) -> HeadConfig:
@@ -104,6 +109,8 @@ class PlanOption:
             "within_budget": self.within_budget,
             "paper_prior_loss_delta": self.prior_loss_delta,
             "beyond_max_position": self.beyond_max_position,
+            "retrieval": None if self.retrieval is None else self.retrieval.to_dict(),
+            "serving": self.serving,
         }
 
 
@@ -123,6 +130,7 @@ class RetrofitPlan:
     min_heads: int
     prior_label: str
     command: str | None  # the convert command for the chosen configuration
+    serving: dict[str, Any] | None = None  # tp, dcp, kv_dtype, batch of the costs
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,7 +152,119 @@ class RetrofitPlan:
             "chosen": None if self.chosen is None else self.chosen.to_dict(),
             "command": self.command,
             "paper_prior": self.prior_label,
+            "serving": self.serving,
         }
+
+    def retrieval_lines(self) -> list[str]:
+        """What is measured about in-context retrieval, and a warning if the choice loses it."""
+        found = [o for o in self.options if o.retrieval is not None and not o.current]
+        lines = [
+            f"retrieval {o.config.label}: {o.retrieval.note}"
+            for o in found
+            if o.retrieval is not None and o.retrieval.status != "not measured"
+        ]
+        unmeasured = [o for o in found if o.retrieval and o.retrieval.status == "not measured"]
+        if unmeasured and unmeasured[0].retrieval is not None:
+            lines.append(
+                f"retrieval {', '.join(o.config.label for o in unmeasured)}: "
+                + unmeasured[0].retrieval.note.replace("this configuration", "these configurations")
+            )
+        chosen = self.chosen
+        if (
+            chosen is not None
+            and chosen.retrieval is not None
+            and chosen.retrieval.status == "lost"
+        ):
+            lines.append(
+                f"warning: {chosen.config.label} lost in-context retrieval where measured "
+                "(docs/retrieval.md); measure it after your retrofit (eval --probes)"
+            )
+        return lines
+
+    @property
+    def warning(self) -> str:
+        """The chosen option's KV-replication warning at the plan's tp (or ``""``)."""
+        if self.chosen is None or not self.chosen.serving:
+            return ""
+        return str(self.chosen.serving.get("warning", ""))
+
+    def to_markdown(self) -> str:
+        """The plan as the ``plan`` command prints it: a header line, the ranked table, notes,
+        the chosen configuration and its convert command (the last line)."""
+        o = self.objective
+        rows = [
+            [
+                p.rank,
+                p.config.label + (" (now)" if p.current else ""),
+                f"{p.params_total:,}",
+                f"{p.kv_cache_bytes / 2**30:.3f}",
+                f"{p.memory_bytes / 2**30:.3f}",
+                f"{p.decode_flops:.4g}",
+                f"{p.change_percent['memory']:+.1f}",
+                f"{p.change_percent['flops']:+.1f}",
+                f"{p.z:.1f}",
+                "*" if p.pareto else "",
+                "ok" if p.within_budget else "over",
+                "" if p.prior_loss_delta is None else f"{p.prior_loss_delta:+.3f}",
+                "" if p.retrieval is None else p.retrieval.status,
+            ]
+            for p in self.options
+        ]
+        headers = ["rank", "heads:kv", "params", "KV cache GiB", "memory GiB", "FLOPs/token"]
+        headers += ["dM %", "dC %", "Z", "pareto", "budget", "prior dloss", "retrieval"]
+        lines = [
+            f"{self.model} ({self.model_type}) at context {self.context:,}, {self.dtype}; Z = "
+            f"{o.lam:g}*M^{o.alpha:.3g} + {1 - o.lam:.3g}*C^{o.beta:.3g} "
+            "(M: weights + KV bytes, C: decode FLOPs/token)",
+            "",
+            markdown_table(headers, rows, "rlrrrrrrrllrl"),
+            "",
+        ]
+        if self.options[0].beyond_max_position:
+            lines.append(
+                f"note: context {self.context:,} is beyond the model's max_position_embeddings "
+                "(costed anyway)"
+            )
+        lines.append(f"prior dloss: {self.prior_label}")
+        lines += self.retrieval_lines()
+        serving = self.serving or {}
+        split = serving.get("tp", 1) > 1 or serving.get("dcp", 1) > 1
+        if split:
+            lines.append(self._serving_line())
+        if self.chosen is None:
+            lines.append(
+                f"no configuration with at least {self.min_heads} query heads fits the budget"
+                + (" and splits --tp ways" if split else "")
+                + ": raise the budget or lower --min-heads"
+                + (" or change --tp" if split else "")
+            )
+        elif self.command is None:
+            lines.append("chosen: the current configuration; no conversion needed")
+        else:
+            c = self.chosen
+            lines.append(
+                f"chosen: heads {c.heads}, kv_heads {c.kv_heads} (best Z within the budget with "
+                f"at least {self.min_heads} query heads)"
+            )
+            lines.append(self.command)
+        return "\n".join(lines)
+
+    def _serving_line(self) -> str:
+        """Per-device KV of every option at the plan's tp/dcp (or why vLLM cannot split it)."""
+        serving = self.serving or {}
+        parts = []
+        for p in self.options:
+            if not p.serving:
+                continue
+            if "error" in p.serving:
+                parts.append(f"{p.config.label} cannot be split: {p.serving['error']}")
+            else:
+                size = p.serving["per_device_kv_cache_bytes"] / 2**30
+                parts.append(f"{p.config.label} {size:.3f} GiB KV per device")
+        return (
+            f"serving tp {serving['tp']}, dcp {serving['dcp']} (KV {serving['kv_dtype']}): "
+            + "; ".join(parts)
+        )
 
 
 def convert_command(
@@ -177,13 +297,17 @@ def plan_retrofit(
     context: int,
     memory_budget: int | None = None,
     max_flops: float | None = None,
-    lam: float = 0.9,
-    alpha: float = 0.5,
-    beta: float = 1.0 / 3.0,
+    lam: float = Z_LAMBDA,
+    alpha: float = Z_ALPHA,
+    beta: float = Z_BETA,
     dtype: str = "bf16",
     min_heads: int | None = None,
     out: str | None = None,
     revision: str | None = None,
+    kv_dtype: str | None = None,
+    batch: int = 1,
+    tp: int = 1,
+    dcp: int = 1,
 ) -> RetrofitPlan:
     """Enumerate, cost exactly and rank the head configurations a retrofit of ``model`` can
     reach; choose the best Z within the budget.
@@ -193,12 +317,17 @@ def plan_retrofit(
         context: deployment context length T.
         memory_budget: bytes available for weights + KV cache (batch 1) at ``dtype``.
         max_flops: largest acceptable decode FLOPs per token at T.
-        lam, alpha, beta: weights of Z (paper: 0.9, 1/2, 1/3).
+        lam, alpha, beta: weights of Z (default: the paper's, ``PAPER_Z_WEIGHTS``).
         dtype: weights and KV-cache dtype of the costs.
         min_heads: fewest query heads the chosen configuration may keep (default: the current
             count, i.e. only KV heads change).
         out: output directory in the printed convert command (default: ``<name>-h<H>-kv<K>``).
         revision: Hub revision for Hub ids.
+        kv_dtype: KV-cache dtype of the costs (default: ``dtype``); ``batch``: sequences.
+        tp, dcp: serving tensor / decode-context parallel degrees: each option gets its
+            per-device KV (vLLM's replication rule) or the reason vLLM cannot split its heads
+            (then it is not chosen); ``plan.warning`` says when the chosen option's KV heads
+            are fewer than ``tp`` without enough ``dcp``.
 
     Returns:
         The plan: options best first, Pareto front and budget marked, the chosen one and its
@@ -210,73 +339,51 @@ def plan_retrofit(
             or ``min_heads``.
     """
     from ..cost import estimate
+    from ..cost.serving import Parallelism, serving_costs
 
     objective = Objective(lam=lam, alpha=alpha, beta=beta)
-    if memory_budget is not None and memory_budget <= 0:
-        raise ConfigError(f"invalid memory budget {memory_budget!r}: must be positive")
-    if max_flops is not None and not max_flops > 0:
-        raise ConfigError(f"invalid max FLOPs {max_flops!r}: must be positive")
-    report = estimate(str(model), contexts=[context], dtype=dtype, revision=revision)
+    _check_limits(memory_budget, max_flops)
+    Parallelism(tp, dcp)
+    costing: dict[str, Any] = {
+        "contexts": [context], "dtype": dtype, "kv_dtype": kv_dtype, "batch": batch,
+        "revision": revision,
+    }  # fmt: skip
+    report = estimate(str(model), **costing)
     shape = report.shape
     if shape.mla is not None:
         raise ConfigError(
             f"plan needs a model with KV heads; {report.model} ({shape.model_type}) uses MLA"
         )
+    floor = _heads_floor(min_heads, shape.heads)
     current = HeadConfig(shape.heads, shape.kv_heads)
-    floor = shape.heads if min_heads is None else min_heads
-    if not 1 <= floor <= shape.heads:
-        raise ConfigError(
-            f"invalid min_heads {min_heads!r}: must lie in 1..{shape.heads} (the model's "
-            "query heads)"
-        )
     others = [c for c in reachable_head_configs(shape.heads, shape.kv_heads) if c != current]
-    report = estimate(
-        str(model),
-        contexts=[context],
-        dtype=dtype,
-        revision=revision,
-        what_if=[(c.heads, c.kv_heads, None) for c in others],
-    )
-    base = report.per_context[0]
-    options = []
+    report = estimate(str(model), what_if=[(c.heads, c.kv_heads, None) for c in others], **costing)
+    unranked = []
     for variant in (report, *report.what_if):
-        cost = variant.per_context[0]
-        s = variant.shape
-        delta = None
-        if s.heads != shape.heads:
-            delta = heads_prior_delta(report.params.non_embedding, shape.heads, s.heads)[0]
-        options.append(
-            PlanOption(
-                heads=s.heads,
-                kv_heads=s.kv_heads,
-                head_dim=s.head_dim,
-                current=variant is report,
-                params_total=variant.params.total,
-                params_non_embedding=variant.params.non_embedding,
-                kv_cache_bytes=cost.kv_cache_bytes,
-                memory_bytes=cost.memory_bytes,
-                decode_flops=cost.decode_flops,
-                prefill_flops=cost.prefill_flops,
-                z=objective.z(cost.memory_bytes, cost.decode_flops),
-                change_percent={
-                    "memory": percent_change(cost.memory_bytes, base.memory_bytes),
-                    "kv_cache": percent_change(cost.kv_cache_bytes, base.kv_cache_bytes),
-                    "flops": percent_change(cost.decode_flops, base.decode_flops),
-                },
-                within_budget=(memory_budget is None or cost.memory_bytes <= memory_budget)
-                and (max_flops is None or cost.decode_flops <= max_flops),
-                prior_loss_delta=delta,
-                beyond_max_position=cost.beyond_max_position,
-            )
+        option = _plan_option(variant, report, objective, memory_budget, max_flops)
+        v = variant.shape
+        option.serving = serving_costs(
+            layers=v.layers,
+            heads=v.heads,
+            kv_heads=v.cache_heads,
+            head_dim=v.head_dim,
+            context=context,
+            kv_dtype_name=report.kv_dtype,
+            batch=batch,
+            tp=tp,
+            dcp=dcp,
         )
-    # best Z first; among equal Z keep more heads (less quality risk)
-    options.sort(key=lambda o: (o.z, -o.heads, -o.kv_heads))
-    for rank, (option, front) in enumerate(
-        zip(options, pareto_mask([(o.memory_bytes, o.decode_flops) for o in options])), start=1
-    ):
-        option.rank = rank
-        option.pareto = front
-    chosen = next((o for o in options if o.within_budget and o.heads >= floor), None)
+        unranked.append(option)
+    options = _ranked(unranked)
+    # options vLLM cannot split tp ways are listed, never chosen
+    chosen = next(
+        (
+            o
+            for o in options
+            if o.within_budget and o.heads >= floor and "error" not in (o.serving or {})
+        ),
+        None,
+    )
     command = None
     if chosen is not None and not chosen.current:
         target = out or default_output_name(str(model), chosen)
@@ -295,4 +402,78 @@ def plan_retrofit(
         min_heads=floor,
         prior_label=law.label,
         command=command,
+        serving={"tp": tp, "dcp": dcp, "kv_dtype": report.kv_dtype, "batch": batch},
     )
+
+
+def _check_limits(memory_budget: int | None, max_flops: float | None) -> None:
+    if memory_budget is not None and memory_budget <= 0:
+        raise ConfigError(f"invalid memory budget {memory_budget!r}: must be positive")
+    if max_flops is not None and not max_flops > 0:
+        raise ConfigError(f"invalid max FLOPs {max_flops!r}: must be positive")
+
+
+def _heads_floor(min_heads: int | None, heads: int) -> int:
+    """Fewest query heads the chosen option may keep (default: all of them)."""
+    floor = heads if min_heads is None else min_heads
+    if not 1 <= floor <= heads:
+        raise ConfigError(
+            f"invalid min_heads {min_heads!r}: must lie in 1..{heads} (the model's query heads)"
+        )
+    return floor
+
+
+def _plan_option(
+    variant: Any,
+    report: Any,
+    objective: Objective,
+    memory_budget: int | None,
+    max_flops: float | None,
+) -> PlanOption:
+    """One option from one estimator report (``report`` itself is the current model)."""
+    cost, base = variant.per_context[0], report.per_context[0]
+    s, shape = variant.shape, report.shape
+    delta = None
+    if s.heads != shape.heads:
+        delta = heads_prior_delta(report.params.non_embedding, shape.heads, s.heads)[0]
+    return PlanOption(
+        heads=s.heads,
+        kv_heads=s.kv_heads,
+        head_dim=s.head_dim,
+        current=variant is report,
+        params_total=variant.params.total,
+        params_non_embedding=variant.params.non_embedding,
+        kv_cache_bytes=cost.kv_cache_bytes,
+        memory_bytes=cost.memory_bytes,
+        decode_flops=cost.decode_flops,
+        prefill_flops=cost.prefill_flops,
+        z=objective.z(cost.memory_bytes, cost.decode_flops),
+        change_percent={
+            "memory": percent_change(cost.memory_bytes, base.memory_bytes),
+            "kv_cache": percent_change(cost.kv_cache_bytes, base.kv_cache_bytes),
+            "flops": percent_change(cost.decode_flops, base.decode_flops),
+        },
+        within_budget=(memory_budget is None or cost.memory_bytes <= memory_budget)
+        and (max_flops is None or cost.decode_flops <= max_flops),
+        prior_loss_delta=delta,
+        beyond_max_position=cost.beyond_max_position,
+        retrieval=retrieval_evidence(
+            model_type=shape.model_type,
+            layers=shape.layers,
+            hidden=shape.hidden,
+            heads=shape.heads,
+            kv_heads=shape.kv_heads,
+            target_heads=s.heads,
+            target_kv_heads=s.kv_heads,
+        ),
+    )
+
+
+def _ranked(options: list[PlanOption]) -> list[PlanOption]:
+    """Best Z first (among equal Z, more heads: less quality risk); ranks and Pareto marked."""
+    options = sorted(options, key=lambda o: (o.z, -o.heads, -o.kv_heads))
+    front = pareto_mask([(o.memory_bytes, o.decode_flops) for o in options])
+    for rank, (option, on_front) in enumerate(zip(options, front), start=1):
+        option.rank = rank
+        option.pareto = on_front
+    return options

@@ -8,7 +8,8 @@ For each candidate head configuration (n_h, n_kv) with a fitted loss law:
 3. the paper's costs at the deployment context T, from :mod:`gqa_retrofit.cost.paper`:
    ``C = C_infer(T) = 2N + 4·T·L·d_h·n_h`` (eq. 3, decode FLOPs per token) and
    ``M = M_infer(T) = N + 2·T·L·d_h·n_kv`` (eq. 4, values);
-4. ``Z = λ·M^α + (1−λ)·C^β`` (λ = 0.9, α = 1/2, β = 1/3 by default);
+4. ``Z = λ·M^α + (1−λ)·C^β`` (the paper's weights by default,
+   :data:`gqa_retrofit.cost.paper.PAPER_Z_WEIGHTS`);
 
 and the recommendation is the argmin of Z. ``N`` in the costs is N* itself (the paper's N);
 the exact parameter count of the rounded (L, d) shape is reported next to it.
@@ -21,7 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..cost.paper import c_infer, m_infer, z_objective
+from .._markdown import markdown_table
+from ..cost.paper import Z_ALPHA, Z_BETA, Z_LAMBDA, c_infer, m_infer, z_objective
 from ..errors import ConfigError, DataError
 from .aspect import PAPER_ASPECT_TABLE, PAPER_HEAD_DIM, AspectRow, Sizing, model_shape
 from .scaling import ScalingFit
@@ -84,9 +86,9 @@ def candidate_head_configs(values: Iterable[int] = PAPER_HEAD_COUNTS) -> list[He
 class Objective:
     """Weights of ``Z = λ·M^α + (1−λ)·C^β`` (Section 4.1 defaults)."""
 
-    lam: float = 0.9
-    alpha: float = 0.5
-    beta: float = 1.0 / 3.0
+    lam: float = Z_LAMBDA
+    alpha: float = Z_ALPHA
+    beta: float = Z_BETA
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.lam <= 1.0:
@@ -195,6 +197,7 @@ class RecipeResult:
     fits: dict[HeadConfig, ScalingFit] = field(default_factory=dict)
     sizing: Sizing = "interpolate"
     refused_fits: dict[str, str] = field(default_factory=dict)  # label -> why no fit
+    serving: dict[str, Any] | None = None  # per-device KV at tp/dcp (recommend(tp=, dcp=))
 
     @property
     def best(self) -> Recommendation:
@@ -217,7 +220,63 @@ class RecipeResult:
             "unreachable": self.unreachable,
             "refused_fits": self.refused_fits,
             "fits": {c.label: f.to_dict() for c, f in sorted(self.fits.items())},
+            "serving": self.serving,
         }
+
+    def to_markdown(self, top: int = 0) -> str:
+        """The result as ``recommend`` prints it: the fits, the ranked table (the first ``top``
+        rows; 0: all), what was left out and the best configuration (the last line)."""
+        o = self.objective
+        fits = [
+            [
+                c.label,
+                f"{f.a:.3g}",
+                f"{f.b:.3f}±{f.b_stderr:.3f}",
+                f"{f.e:.4f}±{f.e_stderr:.4f}",
+                f"{f.r2:.5f}",
+                f.points,
+            ]
+            for c, f in sorted(self.fits.items())
+        ]
+        savings = self.baseline is not None
+        headers = ["rank", "heads:kv", "N*", "±%", "L", "d", "memory GB", "FLOPs/tok", "Z"]
+        headers += ["pareto"] + (["dM %", "dC %", "dZ %"] if savings else [])
+        rows = []
+        for rec in self.recommendations[:top] if top > 0 else self.recommendations:
+            sigma = "" if rec.params_log_stderr is None else f"{100 * rec.params_log_stderr:.0f}"
+            row = [rec.rank, rec.config.label, f"{rec.params:.3g}", sigma, rec.layers, rec.hidden]
+            row += [f"{rec.memory_bytes / 1e9:.3f}", f"{rec.flops:.3g}", f"{rec.z:.1f}"]
+            row += ["*" if rec.pareto else ""]
+            if savings:
+                changes = rec.change_percent or {}
+                row += [f"{changes[k]:+.1f}" for k in ("memory", "flops", "z")]
+            rows.append(row)
+        lines = [
+            f"target loss {self.target_loss:g} at context {self.context:,}; Z = "
+            f"{o.lam:g}*M^{o.alpha:.3g} + {1 - o.lam:.3g}*C^{o.beta:.3g} "
+            "(M: values, eq. 4; C: decode FLOPs/token, eq. 3)",
+            "",
+            "fits: loss(N) = (a/N)^b + E",
+            "",
+            markdown_table(["heads:kv", "a", "b", "E", "R2", "runs"], fits, "lrrrrr"),
+            "",
+            markdown_table(headers, rows, "rl" + "r" * 7 + "l" + "r" * (3 if savings else 0)),
+            "",
+        ]
+        if self.baseline is not None:
+            lines.append(
+                f"dM, dC, dZ: % change against the baseline {self.baseline.config.label} "
+                "(negative = cheaper)"
+            )
+        for label, reason in {**self.unreachable, **self.refused_fits}.items():
+            lines.append(f"left out {label}: {reason}")
+        best = self.best
+        lines.append("±%: one-sigma uncertainty of N* from the fit (delta method)")
+        lines.append(
+            f"best: heads {best.heads}, kv_heads {best.kv_heads}, N* {best.params:.4g} "
+            f"(L {best.layers}, d {best.hidden}, head_dim {best.head_dim})"
+        )
+        return "\n".join(lines)
 
 
 def evaluate_candidate(

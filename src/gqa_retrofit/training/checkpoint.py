@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .._fs import write_json_atomic
+from .._fs import portable_paths, write_json_atomic
 from ..errors import TrainingError
 
 MARKER = "training_state.json"
@@ -48,7 +48,22 @@ def read_marker(out: Path) -> dict[str, Any] | None:
 
 
 def write_marker(out: Path, data: dict[str, Any]) -> None:
-    write_json_atomic(out / MARKER, {"format": FORMAT, **data})
+    """Write the run marker; local absolute paths in it are recorded relative to ``out``."""
+    write_json_atomic(out / MARKER, {"format": FORMAT, **portable_paths(data, out)})
+
+
+def exported_use_cache(model_dir: Path) -> bool:
+    """``use_cache`` for the exported model: the source config's value (default True).
+
+    Training sets it to False on the live model; the published checkpoint must not keep that,
+    or ``generate`` would recompute the whole prefix for every new token.
+    """
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    value = config.get("use_cache", True) if isinstance(config, dict) else True
+    return value is not False
 
 
 def checkpoint_name(step: int) -> str:

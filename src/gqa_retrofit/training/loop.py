@@ -26,9 +26,11 @@ import torch
 
 from .._fs import check_output_location, write_json_atomic
 from .._version import __version__
+from ..conversion.manifest import rebase_manifest, record_output_files
 from ..devices import resolve_device
 from ..errors import OutputExistsError, TrainingError
 from .checkpoint import (
+    exported_use_cache,
     read_marker,
     resolve_resume,
 )
@@ -233,12 +235,15 @@ def _export_final(
         return
     tmp = out / ".final.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
+    unwrapped.config.use_cache = exported_use_cache(model_dir)  # training turned it off
     unwrapped.save_pretrained(str(tmp), state_dict=state_dict, safe_serialization=True)
     tokenizer.save_pretrained(str(tmp))
     manifest_path = model_dir / MANIFEST
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         manifest["training"] = report.record()
+        rebase_manifest(manifest, model_dir, out)  # relative paths now start at OUT
+        record_output_files(tmp, manifest)  # new weights and config: new hashes
         write_json_atomic(tmp / MANIFEST, manifest)
     # config.json last: a reader never sees a config whose weights are still being moved
     names = sorted(p.name for p in tmp.iterdir())

@@ -35,9 +35,12 @@ def load_causal_lm(
     """Load a causal LM in ``dtype`` with gradients off everywhere (callers enable what trains)."""
     from transformers import AutoModelForCausalLM
 
+    from ..conversion.streaming import require_safetensors
+
     _register_custom_types()
+    require_safetensors(path)  # pickled .bin weights are never loaded
     model = AutoModelForCausalLM.from_pretrained(
-        str(path), dtype=dtype, trust_remote_code=trust_remote_code
+        str(path), dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True
     )
     model.requires_grad_(False)
     return model

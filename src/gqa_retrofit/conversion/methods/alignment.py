@@ -18,7 +18,6 @@ from typing import Any
 import torch
 
 from ...arch.canonical import AttentionWeights
-from ..pooling import HeadTarget, PoolResult, register_pooling
 from ._features import (
     project,
     query_heads_of,
@@ -142,19 +141,3 @@ def align_heads(
     weights, key_record = align_keys(weights, groups, x)
     weights, value_record = align_values(weights, groups, x)
     return weights, {**key_record, **value_record}
-
-
-@register_pooling(
-    "align-mean",
-    needs_calibration=True,
-    summary="orthogonal alignment of the heads of each group (V: Procrustes, K: RoPE-pair "
-    "rotations, folded into q_proj/o_proj), then mean pooling",
-    reference="Jin et al. 2025, arXiv 2412.20677 (mha2gqa)",
-)
-def align_mean(
-    weights: AttentionWeights, target: HeadTarget, calibration: Any | None = None
-) -> PoolResult:
-    """Align heads within each group, then mean-pool; query heads reduced by importance."""
-    from .compose import convert_attention
-
-    return convert_attention(weights, target, calibration, kv="align", refit=False)

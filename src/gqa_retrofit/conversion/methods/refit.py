@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 from ...arch.canonical import AttentionWeights
-from ..pooling import HeadTarget, PoolResult, register_pooling
 
 # Ridge strength relative to the mean diagonal of the Gram matrix. The refit is pulled towards
 # the pooled o_proj (not towards zero), so little calibration data cannot overfit it far.
@@ -85,35 +84,3 @@ def refit_output(
     o_bias = solution[-1].to(weights.o_bias.dtype) if weights.o_bias is not None else None
     record = {"relative_error_before": round(before, 6), "relative_error_after": round(after, 6)}
     return weights.replace(o=matrix, o_bias=o_bias), record
-
-
-@register_pooling(
-    "mean-refit",
-    needs_calibration=True,
-    summary="mean pooling, then least-squares refit of o_proj against the original layer's "
-    "attention output, layer by layer",
-    reference="GQA mean pooling (arXiv 2305.13245) + layer-wise output reconstruction",
-)
-def mean_refit(
-    weights: AttentionWeights, target: HeadTarget, calibration: Any | None = None
-) -> PoolResult:
-    """Mean pooling followed by the o_proj refit; query heads reduced by importance."""
-    from .compose import convert_attention
-
-    return convert_attention(weights, target, calibration, kv="mean", refit=True)
-
-
-@register_pooling(
-    "pca-refit",
-    needs_calibration=True,
-    summary="shared KV head by weighted PCA (see 'pca'), then least-squares refit of o_proj "
-    "against the original layer's attention output, layer by layer",
-    reference="after Yu et al. 2024, arXiv 2406.07056, + layer-wise output reconstruction",
-)
-def pca_refit(
-    weights: AttentionWeights, target: HeadTarget, calibration: Any | None = None
-) -> PoolResult:
-    """PCA shared head followed by the o_proj refit; query heads reduced by importance."""
-    from .compose import convert_attention
-
-    return convert_attention(weights, target, calibration, kv="pca", refit=True)

@@ -22,7 +22,6 @@ from typing import Any
 import torch
 
 from ...arch.canonical import AttentionWeights
-from ..pooling import HeadTarget, PoolResult, register_pooling
 from ._features import (
     from_complex,
     project,
@@ -175,19 +174,3 @@ def pca_pool(
     record: dict[str, Any] = {"value_residual": value_res}
     record["key_residual" if keys else "keys"] = key_res if keys else "mean (per-head q/k norm)"
     return pooled, record
-
-
-@register_pooling(
-    "pca",
-    needs_calibration=True,
-    summary="shared KV head per group by weighted PCA (K: per-RoPE-pair complex rank 1; V: "
-    "o_proj-weighted rank d_h), compensating maps folded into q_proj and o_proj",
-    reference="after Yu et al. 2024, arXiv 2406.07056 (SVD KV-head compression)",
-)
-def pca(
-    weights: AttentionWeights, target: HeadTarget, calibration: Any | None = None
-) -> PoolResult:
-    """Shared head by weighted PCA; query heads reduced by importance."""
-    from .compose import convert_attention
-
-    return convert_attention(weights, target, calibration, kv="pca", refit=False)
