@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 def test_gemma3_expanded_to_mha_and_pooled_back_keeps_logits(gemma3_model: Path) -> None:
     from transformers import AutoModelForCausalLM
 
-    from gqa_retrofit.patching import patch_model, unpatch
+    from gqa_retrofit.conversion.live import patch_model, unpatch
 
     model = AutoModelForCausalLM.from_pretrained(gemma3_model, dtype=torch.float32).eval()
     ids = torch.randint(10, 20_000, (1, 40), generator=torch.Generator().manual_seed(0))
