@@ -265,7 +265,17 @@ def _nemotron_kinds(config: Mapping[str, Any]) -> list[str]:
     return kinds
 
 
-# config keys of a Mamba2 mixer, per family
+# config keys of a Mamba2 mixer, per family (falcon_h1 names its output bias differently)
+_GRANITE_MAMBA2_KEYS = dict(
+    heads="mamba_n_heads",
+    head_dim="mamba_d_head",
+    groups="mamba_n_groups",
+    state="mamba_d_state",
+    kernel="mamba_d_conv",
+    conv_bias="mamba_conv_bias",
+    in_bias="mamba_proj_bias",
+    out_bias="mamba_proj_bias",
+)
 MAMBA2_KEYS = {
     "nemotron_h": dict(
         heads="mamba_num_heads",
@@ -277,26 +287,8 @@ MAMBA2_KEYS = {
         in_bias="use_bias",
         out_bias="use_bias",
     ),
-    "granitemoehybrid": dict(
-        heads="mamba_n_heads",
-        head_dim="mamba_d_head",
-        groups="mamba_n_groups",
-        state="mamba_d_state",
-        kernel="mamba_d_conv",
-        conv_bias="mamba_conv_bias",
-        in_bias="mamba_proj_bias",
-        out_bias="mamba_proj_bias",
-    ),
-    "falcon_h1": dict(
-        heads="mamba_n_heads",
-        head_dim="mamba_d_head",
-        groups="mamba_n_groups",
-        state="mamba_d_state",
-        kernel="mamba_d_conv",
-        conv_bias="mamba_conv_bias",
-        in_bias="mamba_proj_bias",
-        out_bias="projectors_bias",
-    ),
+    "granitemoehybrid": _GRANITE_MAMBA2_KEYS,
+    "falcon_h1": {**_GRANITE_MAMBA2_KEYS, "out_bias": "projectors_bias"},
 }
 
 
