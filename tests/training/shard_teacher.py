@@ -26,16 +26,15 @@ with torch.no_grad():
     got = sharded(input_ids=ids).logits
 local = sum(p.to_local().numel() for p in sharded.parameters())
 total = sum(p.numel() for p in full.parameters())
-print(
-    json.dumps(
-        {
-            "rank": rank,
-            "max_abs_diff": float((got - expected).abs().max()),
-            "local_params": local,
-            "total_params": total,
-            "param_type": type(next(sharded.parameters())).__name__,
-        }
-    ),
-    file=sys.stdout,
-)
+row = {
+    "rank": rank,
+    "max_abs_diff": float((got - expected).abs().max()),
+    "local_params": local,
+    "total_params": total,
+    "param_type": type(next(sharded.parameters())).__name__,
+}
+# One write per line (shorter than PIPE_BUF, so atomic): both ranks share the pipe, and print()
+# writes the text and its newline separately, which lets the two results run together.
+sys.stdout.write(json.dumps(row) + "\n")
+sys.stdout.flush()
 dist.destroy_process_group()
