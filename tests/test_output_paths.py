@@ -7,6 +7,7 @@ user's home, cache or temporary directories leaks them. Every file of every outp
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from gqa_retrofit.pipeline.retrofit import retrofit
@@ -37,9 +38,7 @@ def test_no_output_file_names_a_local_absolute_path(tmp_path: Path) -> None:
     test = tmp_path / "data" / "test.txt"
     test.write_text(TEXT[::-1] * 3, encoding="utf-8")
     out = tmp_path / "run"
-    retrofit(
-        str(src),
-        out,
+    arguments = dict(
         kv_heads=1,
         train_data=[str(train)],  # also the calibration text (announced)
         calibration_tokens=512,
@@ -52,13 +51,21 @@ def test_no_output_file_names_a_local_absolute_path(tmp_path: Path) -> None:
         bench_repeats=1,
         train={"seq_len": 32, "batch_size": 2, "warmup": 0, "save_every": 1},
     )
+    first = retrofit(str(src), out, **arguments)
     outputs = sorted(p.name for p in out.iterdir())
     assert any((out / n / "training_state.json").is_file() for n in outputs)  # a train output
-    # The pipeline's own run records in OUT (not published; owned by the pipeline's options
-    # regime, which compares them on resume) still hold absolute paths: listed here so that a
-    # fix, or a new offender, shows up.
-    not_yet_portable = ["estimate.json", "estimate.md", "metrics.jsonl", "pipeline_state.json"]
-    assert _files_naming(out, str(tmp_path)) == not_yet_portable
+    # the run's own records too: pipeline_state.json, metrics.jsonl, estimate.json/.md
+    assert _files_naming(out, str(tmp_path)) == []
+    state = json.loads((out / "pipeline_state.json").read_text())
+    assert state["options"]["src"] == "../src" and state["options"]["out"] == "."
+    assert state["options"]["train_data"] == ["../data/train.txt"]
+    assert state["stages"]["convert"]["result"]["report"]["output"] == "src-kv1-converted"
+    assert json.loads((out / "estimate.json").read_text())["model"] == "../src"
+    # the same command resumes: every stage is done, nothing runs again, same results
+    events = (out / "metrics.jsonl").read_text().count("\n")
+    again = retrofit(str(src), out, **arguments)
+    assert again.results == first.results
+    assert (out / "metrics.jsonl").read_text().count("\n") == events
     final = out / "src-kv1"
     assert (final / "retrofit_report.md").is_file() and (final / "README.md").is_file()
     assert "../data/train.txt" in (out / "report.md").read_text()  # still says which file
@@ -79,8 +86,6 @@ def test_convert_and_train_outputs_hold_no_absolute_path(tmp_path: Path) -> None
     train(TrainOptions.from_dict({**options, "warmup": 0, "save_every": 1}))
     assert any(out.glob("checkpoints/*/state.json"))
     assert _files_naming(tmp_path / "outs", str(tmp_path)) == []
-    import json
-
     manifest = json.loads((out / "gqa_retrofit.json").read_text())
     assert manifest["source"]["name"] == "../../models/src"  # moved with the manifest
     marker = json.loads((out / "training_state.json").read_text())

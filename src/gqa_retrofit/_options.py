@@ -230,6 +230,20 @@ def check_output_path(out: str | Path, *, what: str = "OUT") -> None:
         raise ConfigError(f"{what} {str(out)!r} cannot be written: {str(ancestor)!r} {reason}")
 
 
+def check_int_argument(name: str, value: Any, *, minimum: int = 1) -> int:
+    """An integer argument of a Python API call (not a bool), at least ``minimum``.
+
+    The options classes check their fields with :meth:`Options.check_fields`; this is the same
+    check for the library functions that take plain arguments.
+
+    Raises:
+        ConfigError: ``name=value is invalid: must be an integer >= minimum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name}={value!r} is invalid: must be an integer >= {minimum}")
+    return value
+
+
 # -------------------------------------------------------------------- shared value parsers
 def dtype_value(text: str) -> str:
     """Parse a ``--dtype`` in the one vocabulary (:mod:`gqa_retrofit.devices`).

@@ -36,6 +36,11 @@ class SharedOptions(Options):
         parse=device_value,
         metavar="DEVICE",
     )
+    revision: str | None = option(
+        None,
+        "Hub revision (branch, tag or commit) of the model when it is a Hub id (default: main)",
+        metavar="REV",
+    )
     trust_remote_code: bool = option(
         False,
         "allow custom modeling code from the checkpoint (the tool's own *_gqa types load "

@@ -10,7 +10,7 @@ import os
 import re
 from pathlib import Path
 
-from .errors import ModelSourceError
+from .errors import ConfigError, ModelSourceError
 
 # Files a transformers checkpoint needs besides the weights.
 CHECKPOINT_SIDE_FILES = [
@@ -28,6 +28,19 @@ CHECKPOINT_SIDE_FILES = [
 WEIGHT_PATTERNS = ["*.safetensors", "model.safetensors.index.json"]
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+#: A Hub repository id with its owner (``owner/name``): what ``base_model`` and ``--push`` take.
+HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+
+def check_hub_id(name: str, *, what: str) -> str:
+    """``name`` when it is a Hub repo id (``owner/name``).
+
+    Raises:
+        ConfigError: it is not ``owner/name`` (the message names ``what`` and the value).
+    """
+    if not isinstance(name, str) or not HUB_REPO_ID.match(name):
+        raise ConfigError(f"{what} {name!r} is not a Hub model id (owner/name)")
+    return name
 
 
 def looks_like_hub_id(name: str) -> bool:

@@ -40,6 +40,8 @@ def test_every_command_has_json_quiet_and_debug() -> None:
         ("--device", {"convert", "eval", "train", "bench", "retrofit"}),
         ("--text-column", {"convert", "eval", "train", "retrofit"}),
         ("--config", {"convert", "eval", "train", "retrofit"}),
+        ("--base-model", {"convert", "retrofit", "card"}),
+        ("--teacher-revision", {"train"}),
     ],
 )
 def test_one_name_per_option(flag: str, commands: set[str]) -> None:
@@ -47,6 +49,17 @@ def test_one_name_per_option(flag: str, commands: set[str]) -> None:
     assert having == commands
     for old in ("--data", "--max-steps", "--max-tokens", "--eval-blocks", "--max-windows"):
         assert all(old not in _flags(p) for p in _commands().values())  # hidden, not advertised
+
+
+def test_revision_is_the_hub_revision_of_the_model_read() -> None:
+    """``--revision`` names a Hub revision of what the command reads (``push``: the branch it
+    writes to, as huggingface_hub's upload calls it)."""
+    reading = {"convert", "eval", "train", "retrofit", "estimate", "plan"}
+    having = {name for name, parser in _commands().items() if "--revision" in _flags(parser)}
+    assert having == reading | {"push"}
+    for name in reading:
+        action = next(a for a in _commands()[name]._actions if "--revision" in a.option_strings)
+        assert action.help and action.help.startswith("Hub revision"), name
 
 
 def test_global_flags_after_the_subcommand(tmp_path: Path) -> None:

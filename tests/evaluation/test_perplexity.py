@@ -109,10 +109,25 @@ def test_text_shorter_than_one_window(tiny_llama_dir: Path, tmp_path: Path) -> N
         evaluate_perplexity(str(tiny_llama_dir), short)
 
 
-@pytest.mark.parametrize("seq_len", [0, 1, -5])
-def test_bad_seq_len(tiny_llama_dir: Path, text_file: Path, seq_len: int) -> None:
-    with pytest.raises(ConfigError, match=f"seq_len must be at least 2 tokens, got {seq_len}"):
-        evaluate_perplexity(str(tiny_llama_dir), text_file, seq_len=seq_len)
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"seq_len": 0}, "seq_len=0 is invalid: must be an integer >= 2"),
+        ({"seq_len": 1}, "seq_len=1 is invalid: must be an integer >= 2"),
+        ({"seq_len": "long"}, "seq_len='long' is invalid: must be an integer >= 2"),
+        ({"max_windows": 0}, "max_windows=0 is invalid: must be an integer >= 1"),
+        ({"batch_size": 2.5}, "batch_size=2.5 is invalid: must be an integer >= 1"),
+        # past the position table: an IndexError (gpt2) or silent extrapolation before
+        ({"seq_len": 300}, "seq_len 300 is beyond the position limit of this llama model (256 "
+         "tokens): choose at most 256"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_of_the_api(
+    tiny_llama_dir: Path, text_file: Path, kwargs: dict, message: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        evaluate_perplexity(str(tiny_llama_dir), text_file, **kwargs)
+    assert str(err.value) == message
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,9 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="write KV memory and decode FLOPs vs context to FILE (.png, .svg or .pdf)",
     )
-    parser.add_argument("--revision", default=None, help="Hub revision for Hub ids")
+    from ._util import add_revision_argument
+
+    add_revision_argument(parser)
     parser.set_defaults(func=run)
 
 

@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
             options.model,
             options=probes,
             dtype=options.dtype,
+            revision=options.revision,
             trust_remote_code=options.trust_remote_code,
         )
         output["retrieval"] = found.to_dict()

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from ._objective import add_objective_arguments
-from ._util import context_length, print_json
+from ._util import add_revision_argument, context_length, print_json
 from .estimate import add_serving_arguments, serving_options
 
 _BYTE_UNITS = {
@@ -82,7 +82,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--dtype", default="bf16", help="weights and KV dtype (default bf16)")
     add_serving_arguments(parser)
     parser.add_argument("--out", default=None, help="OUT directory in the printed command")
-    parser.add_argument("--revision", default=None, help="Hub revision for Hub ids")
+    add_revision_argument(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run)
 

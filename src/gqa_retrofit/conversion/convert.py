@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from .._fs import atomic_output_dir, check_replaceable_output
+from .._options import check_int_argument
 from .._progress import progress
 from ..arch import get_family
 from ..arch.canonical import AttentionWeights
@@ -49,10 +50,9 @@ from ..devices import DTYPE_ALIASES, DTYPE_NAMES, torch_dtype
 from ..errors import ConfigError, ConversionError, DataError, UnsupportedFamilyError
 from ..patching import patch_config
 from ..patching.custom_types import CUSTOM_TYPES, custom_classes
-from ..sources import CHECKPOINT_SIDE_FILES, resolve_checkpoint_dir
+from ..sources import CHECKPOINT_SIDE_FILES, check_hub_id, resolve_checkpoint_dir
 from .manifest import (
     build_manifest,
-    check_hub_id,
     embedded_origin,
     hub_origin,
     hub_revision,
@@ -211,6 +211,9 @@ def _load_config(src_dir: Path) -> tuple[FamilySpec, Any]:
             f"model type {model_type!r} cannot be converted; supported: "
             + ", ".join(sorted(k for k, s in FAMILIES.items() if s.supports_conversion))
         )
+    from ..cost.config_reader import read_config
+
+    read_config(raw)  # the fields as `estimate` checks them: 0 or "eight" heads, head_dim -1
     from transformers import AutoConfig
 
     return spec, AutoConfig.from_pretrained(src_dir)
@@ -431,6 +434,9 @@ def convert_checkpoint(
         DataError: calibration text missing or too short.
     """
     started = time.perf_counter()
+    from ..devices import resolve_device
+
+    resolve_device(device)  # an unknown or unavailable device fails before any work
     job = _validate(
         src,
         out,
@@ -545,6 +551,7 @@ def _validate(
     data_options: DataOptions | None,
 ) -> _Job:
     """Every check that needs no tensor data, in the order a user fixes them."""
+    _check_numbers(kv_heads=kv_heads, heads=heads, calibration_tokens=calibration_tokens)
     out_dtype = _resolve_dtype(dtype)
     parse_shard_size(max_shard_size)
     if base_model is not None:
@@ -591,8 +598,6 @@ def _validate(
             f"method {method_name!r} uses no calibration data: drop --calibration or choose a "
             "data-aware method"
         )
-    if calibration_tokens <= 0:
-        raise ConfigError(f"calibration_tokens={calibration_tokens} must be positive")
     text_paths = _calibration_specs(calibration) if pooling.needs_calibration else []
 
     new_config = patch_config(
@@ -619,6 +624,18 @@ def _validate(
         data_options=data_options,
         token=token,
     )
+
+
+def _check_numbers(*, kv_heads: Any, heads: Any, calibration_tokens: Any) -> None:
+    """The numeric arguments are positive integers (``heads`` may be None).
+
+    Raises:
+        ConfigError: names the argument, the bad value and what is valid.
+    """
+    check_int_argument("kv_heads", kv_heads)
+    if heads is not None:
+        check_int_argument("heads", heads)
+    check_int_argument("calibration_tokens", calibration_tokens)
 
 
 def _calibration_session(job: _Job) -> Any | None:

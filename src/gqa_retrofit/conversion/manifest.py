@@ -13,18 +13,17 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ConversionError
+from ..errors import ConversionError
+from ..sources import HUB_REPO_ID
 
 MANIFEST_NAME = "gqa_retrofit.json"
 MANIFEST_FORMAT = "gqa-retrofit-conversion"
 MANIFEST_VERSION = 1
 _HASH_CHUNK = 4 * 1024**2
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 # Files of an output directory that the manifest does not hash: itself, our hidden marker,
 # and the card and plot that `card`/`push` add afterwards.
 _UNHASHED = {MANIFEST_NAME, "README.md", "gqa_retrofit_cost.png"}
@@ -32,18 +31,7 @@ _UNHASHED = {MANIFEST_NAME, "README.md", "gqa_retrofit_cost.png"}
 
 def is_hub_id(name: str) -> bool:
     """Whether ``name`` looks like a Hub repo id (``owner/name``) and is no local path."""
-    return bool(HUB_ID.match(name)) and not Path(name).exists()
-
-
-def check_hub_id(name: str, *, what: str) -> str:
-    """``name`` when it is a Hub repo id.
-
-    Raises:
-        ConfigError: it is not ``owner/name``.
-    """
-    if not HUB_ID.match(name):
-        raise ConfigError(f"{what} {name!r} is not a Hub model id (owner/name)")
-    return name
+    return bool(HUB_REPO_ID.match(name)) and not Path(name).exists()
 
 
 def source_label(name: str, out: str | os.PathLike[str]) -> str:
@@ -51,7 +39,7 @@ def source_label(name: str, out: str | os.PathLike[str]) -> str:
 
     Outputs get published: they must not carry the user's home or cache directories.
     """
-    if not Path(name).exists() and HUB_ID.match(name):
+    if not Path(name).exists() and HUB_REPO_ID.match(name):
         return name
     return os.path.relpath(Path(name).resolve(), Path(out).resolve()).replace(os.sep, "/")
 

@@ -52,6 +52,9 @@ class EvalOptions(Options):
         parse=dtype_value,
     )
     device: str = same_as(SharedOptions, "device")
+    revision: str | None = same_as(
+        SharedOptions, "revision", help="Hub revision (branch, tag or commit) of MODEL"
+    )
     trust_remote_code: bool = same_as(SharedOptions, "trust_remote_code")
 
     def validate(self) -> EvalOptions:
@@ -77,7 +80,7 @@ class EvalOptions(Options):
             ConfigError: a bad config, or ``--eval-seq-len`` beyond the position limit.
             ModelSourceError: MODEL cannot be resolved or has a weight file that is no file.
         """
-        shape = source_shape(self.model)
+        shape = source_shape(self.model, revision=self.revision)
         check_positions(self.model, shape, self.eval_seq_len, flag="--eval-seq-len")
         return shape
 
@@ -100,6 +103,7 @@ class EvalOptions(Options):
             batch_size=self.batch_size,
             dtype=self.dtype,
             device=self.device,
+            revision=self.revision,
             trust_remote_code=self.trust_remote_code,
             data_options=self.data_options,
         )

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._options import check_int_argument
 from .._progress import progress
 from ..data import DataOptions, resolve_sources, sample_windows
 from ..data import read_text as data_read_text
@@ -128,6 +129,7 @@ def evaluate_perplexity(
     batch_size: int = 4,
     dtype: str = "auto",
     device: Any = "auto",
+    revision: str | None = None,
     trust_remote_code: bool = False,
     data_options: DataOptions | None = None,
     token: str | bool | None = None,
@@ -146,28 +148,31 @@ def evaluate_perplexity(
         batch_size: windows per forward pass.
         dtype, device: for a model loaded here (see :func:`load_model_and_tokenizer`); a loaded
             model runs where it is, in its dtype.
+        revision: Hub revision (branch, tag or commit) of a ``model`` given as a Hub id.
         data_options: text column, dataset config/split/revision.
         token: Hub token for Hub datasets (never recorded).
 
     Raises:
-        ConfigError: ``seq_len`` < 2, ``max_windows`` or ``batch_size`` < 1; a bad or
-            unavailable ``device``/``dtype``.
+        ConfigError: ``seq_len`` < 2 or beyond the model's position limit, ``max_windows`` or
+            ``batch_size`` < 1; a bad or unavailable ``device``/``dtype``.
         DataError: the text is missing, empty, or shorter than one window.
         ModelSourceError: the model cannot be found.
     """
     import torch
 
-    if seq_len < 2:
-        raise ConfigError(f"seq_len must be at least 2 tokens, got {seq_len}")
-    if max_windows is not None and max_windows < 1:
-        raise ConfigError(f"max_windows must be at least 1, got {max_windows}")
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    check_int_argument("seq_len", seq_len, minimum=2)
+    if max_windows is not None:
+        check_int_argument("max_windows", max_windows)
+    check_int_argument("batch_size", batch_size)
     specs = data if isinstance(data, (str, os.PathLike)) else list(data)
     sources = resolve_sources(specs)  # bad data fails before a model is loaded
     if isinstance(model, (str, os.PathLike)):
         model, loaded_tokenizer = load_model_and_tokenizer(
-            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code
+            model,
+            dtype=dtype,
+            device=device,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
         )
         tokenizer = tokenizer or loaded_tokenizer
     if tokenizer is None:
@@ -182,6 +187,14 @@ def evaluate_perplexity(
         mode="first",
         what="evaluation data",
     )
+    from .retrieval_lm import position_limit
+
+    limit = position_limit(model)
+    if limit is not None and seq_len > limit:
+        raise ConfigError(
+            f"seq_len {seq_len} is beyond the position limit of this "
+            f"{model.config.model_type} model ({limit} tokens): choose at most {limit}"
+        )
     windows = sample.windows.tolist()
     weight = next(model.parameters())
     device = weight.device

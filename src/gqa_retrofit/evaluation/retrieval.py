@@ -234,6 +234,7 @@ def evaluate_retrieval(
     options: RetrievalOptions | None = None,
     *,
     dtype: str = "float32",
+    revision: str | None = None,
     trust_remote_code: bool = False,
 ) -> RetrievalResult:
     """Run the retrieval probes of ``options`` on a model.
@@ -243,6 +244,7 @@ def evaluate_retrieval(
             Hub id (loaded at ``dtype``, in eval mode).
         tokenizer: the model's tokenizer (loaded with the model when ``model`` is a path).
         options: the probes and their settings (default :class:`RetrievalOptions`).
+        revision: Hub revision (branch, tag or commit) of a ``model`` given as a Hub id.
 
     Raises:
         ConfigError: invalid options, or a length beyond a learned position table.
@@ -255,7 +257,7 @@ def evaluate_retrieval(
     options = options or RetrievalOptions()
     if isinstance(model, (str, os.PathLike)):
         model, loaded = load_model_and_tokenizer(
-            model, dtype=dtype, trust_remote_code=trust_remote_code
+            model, dtype=dtype, revision=revision, trust_remote_code=trust_remote_code
         )
         tokenizer = tokenizer or loaded
     if tokenizer is None:

@@ -34,6 +34,7 @@ from typing import Any
 
 from ..cost.report import DEFAULT_CONTEXTS
 from ..errors import ConfigError, ConversionError, ModelSourceError
+from ..sources import HUB_REPO_ID, check_hub_id
 
 CARD_FILENAME = "README.md"
 MANIFEST_FILENAME = "gqa_retrofit.json"
@@ -54,7 +55,6 @@ OWNED_KEYS = (
     "model-index",
     "license",
 )
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 _HEADER = re.compile(r"\A---\n(.*?)\n---[ \t]*\n?", re.DOTALL)
 
 
@@ -154,7 +154,7 @@ def _hub_datasets(manifest: dict[str, Any]) -> list[str]:
         for key in ("dataset_id", "datasets"):
             value = record.get(key)
             for item in value if isinstance(value, list) else [value]:
-                if isinstance(item, str) and _HUB_ID.match(item) and not Path(item).exists():
+                if isinstance(item, str) and HUB_REPO_ID.match(item) and not Path(item).exists():
                     found.add(item)
     return sorted(found)
 
@@ -174,7 +174,7 @@ def source_license(source: str, *, revision: str | None = None) -> str | None:
             return None
         meta, _ = _split(readme.read_text(encoding="utf-8", errors="replace"))
         value = meta.get("license")
-    elif _HUB_ID.match(source):
+    elif HUB_REPO_ID.match(source):
         from huggingface_hub import HfApi
 
         try:
@@ -236,12 +236,10 @@ def gather_facts(
         if getattr(before, name) is None and name == "layers":
             before.layers = from_config.layers
     if base_model is not None:
-        if not _HUB_ID.match(base_model):
-            raise ConfigError(f"base model {base_model!r} is not a Hub model id (owner/name)")
-        source = base_model
+        source = check_hub_id(base_model, what="base model")
     elif isinstance(manifest.get("base_model"), str):
         source = manifest["base_model"]
-    is_hub = bool(_HUB_ID.match(source)) and not Path(source).exists()
+    is_hub = bool(HUB_REPO_ID.match(source)) and not Path(source).exists()
     if license is None:
         local = folder / source  # a local source is recorded relative to the checkpoint
         lookup = str(local) if not is_hub and local.is_dir() else source

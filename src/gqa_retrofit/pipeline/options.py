@@ -86,7 +86,16 @@ class ConvertOptions(Options):
         parse=dtype_value,
     )
     max_shard_size: str = option("5GB", "largest output shard, e.g. 500MB, 5GB", metavar="SIZE")
-    revision: str | None = option(None, "Hub revision of SRC")
+    revision: str | None = same_as(
+        SharedOptions, "revision", help="Hub revision (branch, tag or commit) of SRC"
+    )
+    base_model: str | None = option(
+        None,
+        "Hub id (owner/name) of the model SRC is a copy of, recorded as the card's base_model "
+        "(default: SRC when it is a Hub id, the repo of a Hub cache snapshot, or the embedded "
+        "model's declared origin)",
+        metavar="REPO_ID",
+    )
     device: str = same_as(
         SharedOptions, "device", help="where data-aware methods run their calibration passes"
     )
@@ -105,6 +114,7 @@ class ConvertOptions(Options):
         if self.kv_heads is None:
             raise ConfigError("no --kv-heads given: pass the number of KV heads after conversion")
         self.check_fields()
+        check_base_model(self.base_model)
         return self
 
     def check_paths(self) -> ModelShape:
@@ -158,9 +168,22 @@ class ConvertOptions(Options):
             max_shard_size=self.max_shard_size,
             overwrite=self.overwrite,
             revision=self.revision,
+            base_model=self.base_model,
             data_options=self.data_options,
             device=self.device,
         )
+
+
+def check_base_model(base_model: str | None) -> None:
+    """Refuse a ``--base-model`` that is not a Hub model id (None passes).
+
+    Raises:
+        ConfigError: the value is not ``owner/name``.
+    """
+    if base_model is not None:
+        from ..sources import check_hub_id
+
+        check_hub_id(base_model, what="--base-model")
 
 
 def announce_default_calibration(method: str | None, calibration: list[str]) -> bool:
@@ -213,6 +236,13 @@ class RetrofitOptions(Options):
         "--train-data, announced on stderr and recorded)",
     )
     calibration_tokens: int | None = same_as(ConvertOptions, "calibration_tokens")
+    revision: str | None = same_as(
+        ConvertOptions,
+        "revision",
+        help="Hub revision (branch, tag or commit) of SRC: converted, evaluated, distilled "
+        "from and benchmarked at that revision",
+    )
+    base_model: str | None = same_as(ConvertOptions, "base_model")
     data_options: DataOptions = same_as(SharedOptions, "data_options")
     train_data: list[str] = same_as(
         TrainOptions,
@@ -342,6 +372,7 @@ class RetrofitOptions(Options):
         if self.kv_heads in (0, None):
             raise ConfigError("no --kv-heads given: pass the number of KV heads after conversion")
         self.check_fields()
+        check_base_model(self.base_model)
         if self.train_steps is not None and self.train_tokens is not None:
             raise ConfigError("--train-steps and --train-tokens are exclusive: pass one of them")
         if not isinstance(self.train, dict):
@@ -377,6 +408,8 @@ class RetrofitOptions(Options):
             data_options=self.data_options,
             device=self.device,
         )
+        if merged.get("teacher") == self.src:
+            merged["teacher_revision"] = self.revision
         if self.train_steps is not None:
             merged["train_steps"] = self.train_steps
         if self.train_tokens is not None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from .._fs import write_json_atomic
+from .._fs import portable_paths, portable_text, write_json_atomic
 from ..errors import ConfigError
 from .options import RetrofitOptions
 from .resources import (
@@ -171,7 +171,7 @@ def _check_geometry(options: RetrofitOptions) -> None:
     requested numbers and the evaluation windows fit its positions."""
     from ..evaluation.options import check_positions, source_shape
 
-    shape = source_shape(options.src)
+    shape = source_shape(options.src, revision=options.revision)
     if options.eval_data:
         check_positions(options.src, shape, options.eval_seq_len, flag="--eval-seq-len")
     kv = int(options.kv_heads or 0)
@@ -334,7 +334,7 @@ class RetrofitPipeline:
         if self._size is None:
             report = self._estimate_dict(self.options.src, contexts=(1,), dtype="fp32")
             attention = report["attention"]
-            bytes_per_param = _config_dtype_bytes(self.options.src)
+            bytes_per_param = _config_dtype_bytes(self.options.src, self.options.revision)
             self._size = ModelSize(
                 params=int(report["params"]["total"]),
                 bytes_per_param=bytes_per_param,
@@ -348,7 +348,7 @@ class RetrofitPipeline:
     def _estimate_dict(self, model: str, **kwargs: Any) -> dict[str, Any]:
         from ..cost import estimate
 
-        result: dict[str, Any] = estimate(model, **kwargs).to_dict()
+        result: dict[str, Any] = estimate(model, revision=self.options.revision, **kwargs).to_dict()
         return result
 
     # -- stages --------------------------------------------------------------------------
@@ -356,14 +356,18 @@ class RetrofitPipeline:
         from ..cost import estimate
 
         o = self.options
-        source = estimate(o.src, contexts=tuple(o.contexts))
+        source = estimate(o.src, contexts=tuple(o.contexts), revision=o.revision)
         heads = o.heads or source.shape.heads
         report = estimate(
-            o.src, contexts=tuple(o.contexts), what_if=[(heads, cast(int, o.kv_heads))]
+            o.src,
+            contexts=tuple(o.contexts),
+            what_if=[(heads, cast(int, o.kv_heads))],
+            revision=o.revision,
         )
-        data: dict[str, Any] = report.to_dict()
+        data: dict[str, Any] = portable_paths(report.to_dict(), self.out)  # no local paths
         (self.out / "estimate.json").write_text(json.dumps(data, indent=2) + "\n", "utf-8")
-        (self.out / "estimate.md").write_text(report.to_markdown() + "\n", "utf-8")
+        markdown = portable_text(report.to_markdown(), self.out)
+        (self.out / "estimate.md").write_text(markdown + "\n", "utf-8")
         target = data["what_if"][0]
         return {
             "file": "estimate.json",
@@ -394,6 +398,8 @@ class RetrofitPipeline:
             dtype="keep" if o.dtype == "auto" else o.dtype,
             data_options=o.data_options,
             device=o.device,
+            revision=o.revision,
+            base_model=o.base_model,
             overwrite=True,  # only a leftover of this very stage can be there
             **kwargs,
         )
@@ -403,6 +409,7 @@ class RetrofitPipeline:
         from ..evaluation.perplexity import evaluate_perplexity
 
         o = self.options
+        revision = o.revision if str(model) == o.src else None  # only SRC can be a Hub id
         assert o.eval_data is not None
         result = evaluate_perplexity(
             str(model),
@@ -411,6 +418,7 @@ class RetrofitPipeline:
             max_windows=o.eval_windows,
             dtype="fp32",  # the measured numbers of the docs are fp32
             device=o.device,
+            revision=revision,
             trust_remote_code=o.trust_remote_code,
             data_options=o.data_options,
         )
@@ -420,10 +428,12 @@ class RetrofitPipeline:
     def _retrieval(self, model: str | Path) -> dict[str, Any]:
         from ..evaluation.retrieval import evaluate_retrieval
 
+        o = self.options
         found = evaluate_retrieval(
             str(model),
-            options=self.options.retrieval_options(),
-            trust_remote_code=self.options.trust_remote_code,
+            options=o.retrieval_options(),
+            revision=o.revision if str(model) == o.src else None,  # only SRC can be a Hub id
+            trust_remote_code=o.trust_remote_code,
         )
         return found.to_dict()
 
@@ -499,10 +509,12 @@ class RetrofitPipeline:
 
     def run_bench(self, ctx: StageContext) -> dict[str, Any]:
         from ..evaluation.bench import benchmark_decode
+        from ..sources import resolve_checkpoint_dir
 
         o = self.options
+        source = resolve_checkpoint_dir(o.src, revision=o.revision)
         results = benchmark_decode(
-            [o.src, str(self.final_model)],
+            [str(source), str(self.final_model)],
             contexts=tuple(o.bench_contexts),
             new_tokens=o.bench_new_tokens,
             repeats=o.bench_repeats,
@@ -635,11 +647,11 @@ class RetrofitPipeline:
         return StageEstimate(size.weight_bytes / 20e6, 300 * 1024**2, "at 20 MB/s upload")
 
 
-def _config_dtype_bytes(src: str) -> int:
+def _config_dtype_bytes(src: str, revision: str | None = None) -> int:
     """Bytes per weight value of the source checkpoint (from ``config.json``; fp32 if unset)."""
     from ..sources import resolve_config_file
 
-    config = json.loads(resolve_config_file(src).read_text(encoding="utf-8"))
+    config = json.loads(resolve_config_file(src, revision=revision).read_text(encoding="utf-8"))
     dtype = str(config.get("dtype") or config.get("torch_dtype") or "float32")
     return 2 if dtype in ("bfloat16", "float16") else 4
 

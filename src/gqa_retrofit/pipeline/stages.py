@@ -4,6 +4,10 @@ Layout of an output directory ``OUT``::
 
     OUT/pipeline_state.json   options, stage order and per-stage status/result/timings
     OUT/metrics.jsonl         one JSON line per stage event (start, done, failed)
+
+Both hold no absolute local path: paths in the options and the stage results are recorded
+relative to ``OUT`` (``../data/train.txt``), so the folder can move or be shared and a rerun of
+the same command still finds its options equal.
     OUT/<dir>/                what a stage with ``makes_dir`` writes (renamed into place);
                               ``<dir>`` is the stage's ``dir_name`` or its name
 
@@ -25,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .._fs import write_json_atomic
+from .._fs import portable_paths, portable_text, write_json_atomic
 from ..errors import OutputExistsError
 
 STATE_FILE = "pipeline_state.json"
@@ -94,7 +98,8 @@ class StageRunner:
         out: the output directory (created if missing).
         stages: the stages, in order; names must be unique.
         options: the JSON-able options of the run; a rerun into the same ``out`` must pass
-            equal options (else it would silently mix two different runs).
+            equal options (else it would silently mix two different runs). Absolute paths in
+            them are recorded and compared relative to ``out``.
         overwrite: start from scratch even if ``out`` holds another run or other files.
 
     Raises:
@@ -115,7 +120,7 @@ class StageRunner:
             raise ValueError(f"stage names must be unique: {names}")
         self.out = Path(out)
         self.stages = list(stages)
-        self.options = json.loads(json.dumps(options, default=str))
+        self.options = portable_paths(json.loads(json.dumps(options, default=str)), self.out)
         self.overwrite = overwrite
 
     # -- state -------------------------------------------------------------------------
@@ -128,6 +133,8 @@ class StageRunner:
         if not self.state_path.is_file():
             return None
         state: dict[str, Any] = json.loads(self.state_path.read_text(encoding="utf-8"))
+        # a state written before paths were recorded relative to OUT compares the same way
+        state["options"] = portable_paths(state.get("options", {}), self.out)
         return state
 
     def _check_out(self) -> dict[str, Any] | None:
@@ -162,8 +169,9 @@ class StageRunner:
         write_json_atomic(self.state_path, state)
 
     def _log(self, **event: Any) -> None:
+        record = portable_paths(json.loads(json.dumps(event, default=str)), self.out)
         with open(self.out / METRICS_FILE, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"time": _now(), **event}, default=str) + "\n")
+            handle.write(json.dumps({"time": _now(), **record}) + "\n")
 
     # -- plan --------------------------------------------------------------------------
     def plan(self) -> list[dict[str, Any]]:
@@ -272,7 +280,7 @@ class StageRunner:
             state["stages"][stage.name] = {
                 "status": "failed",
                 "started": started,
-                "error": f"{type(err).__name__}: {err}",
+                "error": portable_text(f"{type(err).__name__}: {err}", self.out),
             }
             self._write_state(state)
             self._log(stage=stage.name, event="failed", seconds=seconds, error=type(err).__name__)
@@ -280,7 +288,8 @@ class StageRunner:
                 shutil.rmtree(partial, ignore_errors=True)
             raise
         seconds = time.perf_counter() - start
-        result = json.loads(json.dumps(result or {}, default=str))
+        # recorded (and handed to later stages) with paths relative to OUT, as on a resume
+        result = portable_paths(json.loads(json.dumps(result or {}, default=str)), self.out)
         if stage.makes_dir:
             partial.rename(final_dir)
         state["stages"][stage.name] = {

@@ -54,6 +54,12 @@ class TrainOptions(Options):
         "teacher checkpoint for KL distillation (usually the "
         "unconverted source model); must share the student's tokenizer",
     )
+    revision: str | None = same_as(
+        SharedOptions, "revision", help="Hub revision (branch, tag or commit) of MODEL"
+    )
+    teacher_revision: str | None = same_as(
+        SharedOptions, "revision", help="Hub revision (branch, tag or commit) of --teacher"
+    )
     train_steps: int | None = option(
         None,
         "optimizer steps to run (default: one pass over the data)",

@@ -102,8 +102,10 @@ class TrainingRecipe:
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # "Loading weights" / "Writing model shards" bars
-        self.model_dir = resolve_checkpoint_dir(o.model)
-        self.teacher_dir = resolve_checkpoint_dir(o.teacher) if o.teacher else None
+        self.model_dir = resolve_checkpoint_dir(o.model, revision=o.revision)
+        self.teacher_dir = (
+            resolve_checkpoint_dir(o.teacher, revision=o.teacher_revision) if o.teacher else None
+        )
         self.out, self.resume_ckpt = _prepare_out(o, self.model_dir)
         self.tokenizer = load_tokenizer(self.model_dir, trust_remote_code=o.trust_remote_code)
         if self.teacher_dir is not None:
