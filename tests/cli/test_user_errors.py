@@ -67,6 +67,9 @@ def test_bad_configs_are_read_as_estimate_reads_them(
     assert err.startswith("gqa-retrofit convert: error: config field") and message in err
     err = _one_line_error(capsys, ["eval", str(bad), "--eval-data", str(models["text"])])
     assert err.startswith("gqa-retrofit eval: error: config field") and message in err
+    argv = ["retrofit", str(bad), str(tmp_path / "o"), "--kv-heads", "1", "--method", "mean"]
+    err = _one_line_error(capsys, argv)
+    assert err.startswith("gqa-retrofit retrofit: error: config field") and message in err
     assert not (tmp_path / "o").exists()
 
 
@@ -80,6 +83,16 @@ def test_eval_window_beyond_the_position_limit(
             f"gqa-retrofit eval: error: --eval-seq-len 300 is beyond the position limit of "
             f"{str(models[family])!r} (256 tokens): choose at most 256"
         )
+        out = str(models["root"] / "never-written")
+        argv = ["retrofit", str(models[family]), out, "--kv-heads", "1", "--method", "mean"]
+        err = _one_line_error(
+            capsys, [*argv, "--eval-data", str(models["text"])] + ["--eval-seq-len", "300"]
+        )
+        assert err == (
+            f"gqa-retrofit retrofit: error: --eval-seq-len 300 is beyond the position limit of "
+            f"{str(models[family])!r} (256 tokens): choose at most 256"
+        )
+        assert not Path(out).exists()
 
 
 def test_weights_that_are_a_directory(
