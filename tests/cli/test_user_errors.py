@@ -86,7 +86,7 @@ def test_eval_window_beyond_the_position_limit(
         out = str(models["root"] / "never-written")
         argv = ["retrofit", str(models[family]), out, "--kv-heads", "1", "--method", "mean"]
         err = _one_line_error(
-            capsys, [*argv, "--eval-data", str(models["text"])] + ["--eval-seq-len", "300"]
+            capsys, [*argv, "--eval-data", str(models["text"]), "--eval-seq-len", "300"]
         )
         assert err == (
             f"gqa-retrofit retrofit: error: --eval-seq-len 300 is beyond the position limit of "
