@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from gqa_retrofit.arch import get_family
+from gqa_retrofit.arch.geometry import Geometry
 from gqa_retrofit.arch.layout import (
-    AttentionGeometry,
     attention_geometry,
     attention_prefix,
     attention_tensor_names,
@@ -60,16 +60,16 @@ def test_geometry_of_each_falcon_layout() -> None:
     grouped = tiny_config("falcon")
     mqa = tiny_config("falcon", new_decoder_architecture=False, multi_query=True)
     mha = tiny_config("falcon", new_decoder_architecture=False, multi_query=False)
-    assert attention_geometry(spec, grouped) == AttentionGeometry(64, 4, 2, 16)
-    assert attention_geometry(spec, mqa) == AttentionGeometry(64, 4, 1, 16)
-    assert attention_geometry(spec, mha) == AttentionGeometry(64, 4, 4, 16)
+    assert attention_geometry(spec, grouped) == Geometry(2, 64, 4, 2, 16)
+    assert attention_geometry(spec, mqa) == Geometry(2, 64, 4, 1, 16)
+    assert attention_geometry(spec, mha) == Geometry(2, 64, 4, 4, 16)
 
 
 def test_families_ignoring_kv_heads_are_mha() -> None:
     # tiny configs pass num_key_value_heads=2, which gpt2/gpt_neox/opt silently ignore
     for family in ("gpt2", "gpt_neox", "opt"):
         geo = attention_geometry(get_family(family), tiny_config(family))
-        assert geo == AttentionGeometry(64, 4, 4, 16), family
+        assert geo == Geometry(2, 64, 4, 4, 16), family
 
 
 def test_interleaved_rows_are_per_head_q_k_v() -> None:
@@ -142,7 +142,13 @@ def test_merge_to_other_geometry_after_pooling() -> None:
 def _as_custom(config, **changes):
     from types import SimpleNamespace
 
-    fields = {"hidden_size": 64, "num_attention_heads": 4, "num_kv_heads": 2, "head_dim": 16}
+    fields = {
+        "num_hidden_layers": 2,
+        "hidden_size": 64,
+        "num_attention_heads": 4,
+        "num_kv_heads": 2,
+    }
+    fields["head_dim"] = 16
     fields.update(changes)
     return SimpleNamespace(**fields, bias=config.bias)
 

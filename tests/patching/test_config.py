@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from gqa_retrofit.arch import get_family
-from gqa_retrofit.arch.layout import AttentionGeometry, attention_geometry
+from gqa_retrofit.arch.geometry import Geometry
+from gqa_retrofit.arch.layout import attention_geometry
 from gqa_retrofit.errors import ConfigError, UnsupportedFamilyError
 from gqa_retrofit.patching import patch_config
 from gqa_retrofit.patching.config import equivalent_config
@@ -16,7 +17,7 @@ NATIVE = ["gemma2", "gemma3_text", "llama", "mistral", "mixtral", "phi3", "qwen2
 CUSTOM = {"gpt2": "gpt2_gqa", "gpt_neox": "gpt_neox_gqa", "opt": "opt_gqa", "falcon": "falcon_gqa"}
 
 
-def _geometry(config) -> AttentionGeometry:
+def _geometry(config) -> Geometry:
     return attention_geometry(get_family(config.model_type), config)
 
 
@@ -28,7 +29,7 @@ def test_decoupled_geometry_keeps_native_types_native(family: str) -> None:
     assert source.to_dict() == before  # input not mutated
     assert patched is not source
     assert patched.model_type == (family if family in NATIVE else CUSTOM[family])
-    assert _geometry(patched) == AttentionGeometry(64, 8, 2, 32)
+    assert _geometry(patched) == Geometry(2, 64, 8, 2, 32)
     assert patched.hidden_size == 64
     assert patched.vocab_size == source.vocab_size
 
@@ -47,7 +48,7 @@ def test_llama_with_heads_not_dividing_hidden_maps_to_mistral_with_same_rope() -
     assert patched.model_type == "mistral"
     assert patched.rope_parameters == source.rope_parameters
     assert patched.sliding_window is None
-    assert _geometry(patched) == AttentionGeometry(64, 6, 3, 8)
+    assert _geometry(patched) == Geometry(2, 64, 6, 3, 8)
 
 
 def test_mistral_equivalent_of_llama_gives_equal_logits() -> None:
@@ -84,7 +85,7 @@ def test_llama_bias_has_no_mistral_equivalent() -> None:
 def test_gemma_with_heads_not_dividing_hidden_uses_config_only_type(family: str) -> None:
     patched = patch_config(tiny_config(family), heads=6, kv_heads=2, head_dim=16)
     assert patched.model_type == f"{family}_gqa"
-    assert _geometry(patched) == AttentionGeometry(64, 6, 2, 16)
+    assert _geometry(patched) == Geometry(2, 64, 6, 2, 16)
 
 
 def test_falcon_layouts_all_become_grouped_custom_type() -> None:
@@ -97,7 +98,7 @@ def test_falcon_layouts_all_become_grouped_custom_type() -> None:
 
 def test_unset_values_keep_source() -> None:
     patched = patch_config(tiny_config("qwen3"), kv_heads=1)
-    assert _geometry(patched) == AttentionGeometry(64, 4, 1, 16)
+    assert _geometry(patched) == Geometry(2, 64, 4, 1, 16)
 
 
 @pytest.mark.parametrize(

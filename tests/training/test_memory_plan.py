@@ -11,8 +11,8 @@ import torch
 from gqa_retrofit.cli.main import main
 from gqa_retrofit.errors import ConfigError
 from gqa_retrofit.training.memory_plan import (
-    ModelShape,
     PlanSetup,
+    TrainingShape,
     activation_bytes,
     parse_memory,
     plan_memory,
@@ -47,7 +47,7 @@ def test_activations_are_exactly_what_autograd_keeps(
     family: str, trainable: str, layers: int, batch: int, seq: int
 ) -> None:
     model = tiny_model(family, num_hidden_layers=layers).requires_grad_(False)  # as loaded
-    shape = ModelShape.from_config(model.config)
+    shape = TrainingShape.from_config(model.config)
     trained = set_trainable(model, trainable)
     ids = torch.randint(0, 128, (batch, seq), generator=torch.Generator().manual_seed(0))
     setup = PlanSetup(batch_size=batch, seq_len=seq, trainable=trainable)
@@ -55,8 +55,8 @@ def test_activations_are_exactly_what_autograd_keeps(
 
 
 def test_parameter_counts_of_the_real_llama_configs() -> None:
-    eight = ModelShape.from_path(CONFIGS / "llama-3.1-8b")
-    seventy = ModelShape.from_path(CONFIGS / "llama-3.1-70b" / "config.json")
+    eight = TrainingShape.from_path(CONFIGS / "llama-3.1-8b")
+    seventy = TrainingShape.from_path(CONFIGS / "llama-3.1-70b" / "config.json")
     assert eight.params == 8_030_261_248  # Llama-3.1-8B's published count
     assert seventy.params == 70_553_706_496
     # q, k, v, o per layer: 4096*(4096 + 1024 + 1024) + 4096*4096
@@ -65,7 +65,7 @@ def test_parameter_counts_of_the_real_llama_configs() -> None:
 
 
 def test_weights_gradients_optimizer_and_teacher_bytes() -> None:
-    shape = ModelShape.from_path(CONFIGS / "llama-3.1-8b")
+    shape = TrainingShape.from_path(CONFIGS / "llama-3.1-8b")
     plan = plan_memory(
         shape,
         PlanSetup(devices=8, fsdp=True, teacher_dtype="bf16", seq_len=128, batch_size=1),

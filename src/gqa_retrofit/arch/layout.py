@@ -22,33 +22,16 @@ canonical form: callers keep them untouched.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ..errors import ConfigError
 from .canonical import AttentionWeights
+from .geometry import Geometry
 from .spec import FamilySpec
-
-
-@dataclass(frozen=True)
-class AttentionGeometry:
-    """Head geometry of a model's attention as the model really builds it."""
-
-    hidden: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-
-    @property
-    def q_size(self) -> int:
-        return self.heads * self.head_dim
-
-    @property
-    def kv_size(self) -> int:
-        return self.kv_heads * self.head_dim
 
 
 def _first(config: Any, keys: tuple[str, ...]) -> Any:
@@ -59,16 +42,20 @@ def _first(config: Any, keys: tuple[str, ...]) -> Any:
     return None
 
 
-def attention_geometry(spec: FamilySpec, config: Any) -> AttentionGeometry:
-    """The attention geometry ``config`` builds for family ``spec``.
+def attention_geometry(spec: FamilySpec, config: Any) -> Geometry:
+    """The geometry (layers, hidden size, heads) ``config`` builds for family ``spec``.
 
     Families that ignore ``num_key_value_heads``/``head_dim`` (``spec.honours_*`` False) build
     MHA with ``d_h = d / n_h``; falcon's older layouts are resolved through ``spec.gqa_key`` /
     ``spec.mqa_key``.
 
     Raises:
-        ConfigError: the config lacks hidden size or head count, or they are not positive.
+        ConfigError: the config lacks the number of layers, hidden size or head count, or they
+            are not positive.
     """
+    layers = _first(config, spec.layers_keys)
+    if layers is None:
+        raise ConfigError(f"config of {spec.model_type!r} has no number of layers")
     hidden = _first(config, spec.hidden_keys)
     heads = _first(config, spec.heads_keys)
     if not isinstance(hidden, int) or not isinstance(heads, int) or hidden <= 0 or heads <= 0:
@@ -86,7 +73,7 @@ def attention_geometry(spec: FamilySpec, config: Any) -> AttentionGeometry:
         kv_heads = _first(config, spec.kv_heads_keys) or heads
     else:
         kv_heads = heads
-    return AttentionGeometry(int(hidden), int(heads), int(kv_heads), int(head_dim))
+    return Geometry(int(layers), int(hidden), int(heads), int(kv_heads), int(head_dim))
 
 
 def attention_biases(spec: FamilySpec, config: Any) -> tuple[bool, bool]:
@@ -152,7 +139,7 @@ def _check_shape(name: str, tensor: torch.Tensor, shape: tuple[int, ...]) -> Non
 
 
 def _split_fused_rows(
-    rows: torch.Tensor, layout: str, geo: AttentionGeometry
+    rows: torch.Tensor, layout: str, geo: Geometry
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Split fused projection rows (last dims ``[rows, *rest]``) into q, k, v per head."""
     rest = tuple(rows.shape[1:])
@@ -266,7 +253,13 @@ def merge_attention(
             layout cannot hold them.
     """
     geo = attention_geometry(spec, config)
-    have = AttentionGeometry(weights.hidden, weights.heads, weights.kv_heads, weights.head_dim)
+    have = dataclasses.replace(
+        geo,
+        hidden=weights.hidden,
+        heads=weights.heads,
+        kv_heads=weights.kv_heads,
+        head_dim=weights.head_dim,
+    )
     if have != geo:
         raise ConfigError(
             f"weights of geometry {have} do not fit the {spec.model_type!r} config's {geo}"
@@ -304,7 +297,6 @@ def merge_attention(
 
 
 __all__ = [
-    "AttentionGeometry",
     "attention_biases",
     "attention_geometry",
     "attention_prefix",

@@ -37,6 +37,7 @@ from .._options import check_int_argument
 from .._progress import progress
 from ..arch import get_family
 from ..arch.canonical import AttentionWeights
+from ..arch.geometry import Geometry
 from ..arch.layout import (
     attention_geometry,
     attention_prefix,
@@ -129,32 +130,6 @@ class ConversionReport:
             "bytes": self.bytes_written,
             "seconds": round(self.seconds, 3),
         }
-
-
-@dataclass(frozen=True)
-class Geometry:
-    layers: int
-    hidden: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-
-
-def _first(config: Any, keys: Sequence[str]) -> Any:
-    for key in keys:
-        value = getattr(config, key, None)
-        if value is not None:
-            return value
-    return None
-
-
-def model_geometry(spec: FamilySpec, config: Any) -> Geometry:
-    """Layers, hidden size and head geometry of ``config``, as the model really builds it."""
-    layers = _first(config, spec.layers_keys)
-    if layers is None:
-        raise ConfigError(f"config of {spec.model_type!r} has no number of layers")
-    geo = attention_geometry(spec, config)
-    return Geometry(int(layers), geo.hidden, geo.heads, geo.kv_heads, geo.head_dim)
 
 
 def _natural_key(name: str) -> list[Any]:
@@ -563,7 +538,7 @@ def _validate(
     check_replaceable_output(out, source=src_dir, overwrite=overwrite)
 
     spec, config = _load_config(src_dir)
-    geo = model_geometry(spec, config)
+    geo = attention_geometry(spec, config)
     new_heads = geo.heads if heads is None else int(heads)
     if kv_heads > geo.kv_heads:
         raise ConfigError(

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from .._progress import progress
+from ..arch.geometry import Geometry
 from ..arch.layout import (
-    AttentionGeometry,
     attention_geometry,
     attention_prefix,
     attention_tensor_names,
@@ -41,8 +41,8 @@ class PatchReport:
 
     model_type_before: str
     model_type_after: str
-    before: AttentionGeometry
-    after: AttentionGeometry
+    before: Geometry
+    after: Geometry
     init: str
     modules: list[str]
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -59,14 +59,11 @@ class PatchReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary."""
 
-        def geo(g: AttentionGeometry) -> dict[str, int]:
-            return {"heads": g.heads, "kv_heads": g.kv_heads, "head_dim": g.head_dim}
-
         return {
             "model_type_before": self.model_type_before,
             "model_type_after": self.model_type_after,
-            "before": geo(self.before),
-            "after": geo(self.after),
+            "before": self.before.heads_dict(),
+            "after": self.after.heads_dict(),
             "init": self.init,
             "modules": list(self.modules),
             "records": list(self.records),
@@ -212,7 +209,7 @@ def patch_model(
     return report
 
 
-def _init_method(init: str, before: AttentionGeometry, after: AttentionGeometry) -> Any:
+def _init_method(init: str, before: Geometry, after: Geometry) -> Any:
     """The pooling method of ``init`` (None for random init), refused where it cannot work."""
     method = None if init == RANDOM_INIT else get_pooling(init)
     if method is not None and method.needs_calibration:
@@ -228,7 +225,7 @@ def _init_method(init: str, before: AttentionGeometry, after: AttentionGeometry)
     return method
 
 
-def _target_config(spec: Any, old_config: Any, after: AttentionGeometry) -> Any:
+def _target_config(spec: Any, old_config: Any, after: Geometry) -> Any:
     """The patched config; a fallback family whose equivalent type is native is refused."""
     new_config = patch_config(
         old_config, heads=after.heads, kv_heads=after.kv_heads, head_dim=after.head_dim
@@ -252,7 +249,7 @@ def _load_pooled(
     old: nn.Module,
     path: str,
     method: Any,
-    after: AttentionGeometry,
+    after: Geometry,
     split: tuple[Any, Any, list[str]],
     merge: tuple[Any, Any, list[str]],
 ) -> dict[str, Any]:

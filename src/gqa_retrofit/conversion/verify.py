@@ -127,10 +127,9 @@ def _nonfinite(reader: CheckpointReader, name: str) -> bool:
 
 def _heads_of(config: Any) -> dict[str, int]:
     from ..arch import get_family
-    from .convert import model_geometry
+    from ..arch.layout import attention_geometry
 
-    geo = model_geometry(get_family(str(config.model_type)), config)
-    return {"heads": geo.heads, "kv_heads": geo.kv_heads, "head_dim": geo.head_dim}
+    return attention_geometry(get_family(str(config.model_type)), config).heads_dict()
 
 
 def verify_checkpoint(

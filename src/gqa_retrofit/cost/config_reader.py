@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..arch import FAMILIES, FamilySpec, supported_families
 from ..arch.families import ARCHITECTURE_TYPES, TYPE_ALIASES
+from ..arch.geometry import Geometry, check_geometry
 from ..errors import ConfigError, UnsupportedFamilyError
 
 if TYPE_CHECKING:
@@ -57,8 +58,9 @@ class MoEShape:
 
 
 @dataclass(frozen=True)
-class ModelShape:
-    """Everything the cost formulas need about a decoder-only model, normalized.
+class ModelShape(Geometry):
+    """Everything the cost formulas need about a decoder-only model, normalized: its
+    :class:`~gqa_retrofit.arch.geometry.Geometry` and the rest of its sizes.
 
     ``kv_heads`` is what the weights hold; ``cached_kv_heads`` what the KV cache holds (they
     differ for falcon's new decoder architecture, which caches every query head).
@@ -66,11 +68,6 @@ class ModelShape:
     """
 
     model_type: str
-    layers: int
-    hidden: int
-    heads: int
-    kv_heads: int
-    head_dim: int
     ffn: int  # dense FFN size (d_ff)
     gated_ffn: bool
     vocab: int
@@ -135,22 +132,6 @@ class ModelShape:
             )
         return dataclasses.replace(
             self, heads=heads, kv_heads=kv_heads, head_dim=head_dim, cached_kv_heads=0
-        )
-
-
-def check_geometry(heads: int, kv_heads: int, head_dim: int, *, what: str = "config") -> None:
-    """Validate a head geometry.
-
-    Raises:
-        ConfigError: a value is not positive, or ``heads`` is not a multiple of ``kv_heads``.
-    """
-    for name, value in (("heads", heads), ("kv_heads", kv_heads), ("head_dim", head_dim)):
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(f"{what}: {name} must be a positive integer, got {value!r}")
-    if heads % kv_heads:
-        raise ConfigError(
-            f"{what}: heads ({heads}) must be a multiple of kv_heads ({kv_heads}); valid kv_heads: "
-            + ", ".join(str(k) for k in range(1, heads + 1) if heads % k == 0)
         )
 
 

@@ -58,8 +58,8 @@ CONVENTIONS = {
     "paper": "Chen et al. 2025 (arXiv 2503.09579) eqs. 3-4 with N = non-embedding parameters",
 }
 
-# Geometry of a what-if: (heads, kv_heads, head_dim or None for the model's own).
-Geometry = tuple[int, int, int | None]
+# Heads of a what-if: (heads, kv_heads, head_dim or None for the model's own).
+WhatIf = tuple[int, int, int | None]
 
 _SAVED_KEYS = ("kv_cache_bytes", "decode_flops", "prefill_flops", "memory_bytes")
 
@@ -119,7 +119,7 @@ class CostReport:
     generic_family: bool = False
     what_if: tuple[CostReport, ...] = ()
     # for a what-if: the geometry and the report it is compared with
-    geometry: Geometry | None = None
+    geometry: WhatIf | None = None
     baseline: CostReport | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -390,7 +390,7 @@ def cost_shape(
     dtype: str = "bf16",
     kv_dtype: str | None = None,
     batch: int = 1,
-    what_if: Iterable[Geometry | Sequence[int]] = (),
+    what_if: Iterable[WhatIf | Sequence[int]] = (),
     generic_family: bool = False,
     z_weights: tuple[float, float, float] = PAPER_Z_WEIGHTS,
     tp: int = 1,
@@ -416,7 +416,7 @@ def cost_shape(
         raise ConfigError(f"batch must be a positive integer, got {batch!r}")
     Parallelism(tp, dcp)
 
-    def build(s: ModelShape, geometry: Geometry | None, baseline: CostReport | None) -> CostReport:
+    def build(s: ModelShape, geometry: WhatIf | None, baseline: CostReport | None) -> CostReport:
         params = param_counts(s)
         return CostReport(
             model=model,
@@ -461,7 +461,7 @@ def estimate(
     dtype: str = "bf16",
     kv_dtype: str | None = None,
     batch: int = 1,
-    what_if: Iterable[Geometry | Sequence[int]] = (),
+    what_if: Iterable[WhatIf | Sequence[int]] = (),
     revision: str | None = None,
     token: str | bool | None = None,
     z_weights: tuple[float, float, float] = PAPER_Z_WEIGHTS,

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..arch.geometry import Geometry
 from ..cost.report import DEFAULT_CONTEXTS
 from ..errors import ConfigError, ConversionError, ModelSourceError
 from ..sources import HUB_REPO_ID, check_hub_id
@@ -59,16 +60,6 @@ _HEADER = re.compile(r"\A---\n(.*?)\n---[ \t]*\n?", re.DOTALL)
 
 
 @dataclass
-class Geometry:
-    """Attention geometry of one side of the conversion."""
-
-    heads: int | None
-    kv_heads: int | None
-    head_dim: int | None
-    layers: int | None = None
-
-
-@dataclass
 class CardFacts:
     """Everything the template needs, gathered from the checkpoint directory."""
 
@@ -78,8 +69,8 @@ class CardFacts:
     source_revision: str | None
     method: str
     method_options: dict[str, Any]
-    before: Geometry
-    after: Geometry
+    before: Geometry | None  # None: the manifest does not record every number
+    after: Geometry | None
     model_type: str
     custom_code: bool
     calibration: dict[str, Any] | None
@@ -110,27 +101,47 @@ def _first(mapping: dict[str, Any], *keys: str) -> Any:
     return None
 
 
-def _geometry(record: dict[str, Any] | None) -> Geometry:
-    record = record or {}
-    return Geometry(
-        heads=_first(record, "heads", "num_attention_heads", "n_heads", "q_heads"),
-        kv_heads=_first(record, "kv_heads", "num_key_value_heads", "n_kv_heads"),
-        head_dim=_first(record, "head_dim", "d_head"),
-        layers=_first(record, "layers", "num_hidden_layers"),
-    )
-
-
-def _config_geometry(config: dict[str, Any]) -> Geometry:
-    heads = config.get("num_attention_heads")
+def _config_numbers(config: dict[str, Any]) -> dict[str, Any]:
+    """Layers, hidden size and heads as ``config.json`` states them (None where it does not)."""
+    heads = _first(config, "num_attention_heads", "n_head")
+    hidden = _first(config, "hidden_size", "n_embd", "d_model")
     head_dim = config.get("head_dim") or (
-        config["hidden_size"] // heads if heads and config.get("hidden_size") else None
+        hidden // heads if isinstance(hidden, int) and isinstance(heads, int) and heads else None
     )
-    return Geometry(
-        heads=heads,
-        kv_heads=config.get("num_key_value_heads", heads),
-        head_dim=head_dim,
-        layers=config.get("num_hidden_layers"),
-    )
+    return {
+        "layers": _first(config, "num_hidden_layers", "n_layer"),
+        "hidden": hidden,
+        "heads": heads,
+        "kv_heads": config.get("num_key_value_heads", heads),
+        "head_dim": head_dim,
+    }
+
+
+def _recorded_geometry(
+    record: dict[str, Any] | None, config: dict[str, Any], *, is_config: bool
+) -> Geometry | None:
+    """The geometry a manifest records for one side of the conversion; None when a number is
+    unknown (the card shows ``?``).
+
+    Layers and hidden size do not change in a conversion: a record without them takes them from
+    ``config.json``. ``is_config``: this side is the one ``config.json`` describes (after), so
+    its heads come from there too when the record lacks them.
+    """
+    record = record or {}
+    values = {
+        "layers": _first(record, "layers", "num_hidden_layers"),
+        "hidden": _first(record, "hidden", "hidden_size"),
+        "heads": _first(record, "heads", "num_attention_heads", "n_heads", "q_heads"),
+        "kv_heads": _first(record, "kv_heads", "num_key_value_heads", "n_kv_heads"),
+        "head_dim": _first(record, "head_dim", "d_head"),
+    }
+    stated = _config_numbers(config)
+    for name, value in values.items():
+        if value is None and (is_config or name in ("layers", "hidden")):
+            values[name] = stated[name]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values.values()):
+        return None
+    return Geometry(**values)
 
 
 def _source_fields(manifest: dict[str, Any]) -> tuple[str, str | None]:
@@ -227,14 +238,8 @@ def gather_facts(
     else:
         method, options = str(method_record or "unknown"), {}
     heads = manifest.get("heads") or {}
-    before = _geometry(heads.get("before"))
-    after = _geometry(heads.get("after"))
-    from_config = _config_geometry(config)
-    for name in ("heads", "kv_heads", "head_dim", "layers"):
-        if getattr(after, name) is None:
-            setattr(after, name, getattr(from_config, name))
-        if getattr(before, name) is None and name == "layers":
-            before.layers = from_config.layers
+    before = _recorded_geometry(heads.get("before"), config, is_config=False)
+    after = _recorded_geometry(heads.get("after"), config, is_config=True)
     if base_model is not None:
         source = check_hub_id(base_model, what="base model")
     elif isinstance(manifest.get("base_model"), str):
@@ -397,7 +402,7 @@ def cost_report(
     from ..cost import estimate
 
     before, after = facts.before, facts.after
-    if not (before.heads and before.kv_heads and after.heads and after.kv_heads):
+    if before is None or after is None:
         raise ConfigError(
             "the manifest does not record the head counts before and after the conversion "
             "(heads.before / heads.after): cannot cost the retrofit"
@@ -408,8 +413,7 @@ def cost_report(
         num_key_value_heads=before.kv_heads,
         _name_or_path=facts.source,  # the report's label
     )
-    if before.head_dim:
-        config["head_dim"] = before.head_dim
+    config["head_dim"] = before.head_dim
     report = estimate(
         config, contexts=contexts, what_if=[(after.heads, after.kv_heads, after.head_dim)]
     )
@@ -451,10 +455,11 @@ def reproduce_commands(facts: CardFacts) -> list[str]:
         commands = [str(c) for c in recorded]
     else:
         parts = ["gqa-retrofit convert", facts.source, "OUT"]
-        if facts.after.kv_heads:
-            parts.append(f"--kv-heads {facts.after.kv_heads}")
-        if facts.after.heads and facts.after.heads != facts.before.heads:
-            parts.append(f"--heads {facts.after.heads}")
+        before, after = facts.before, facts.after
+        if after is not None:
+            parts.append(f"--kv-heads {after.kv_heads}")
+        if after is not None and (before is None or after.heads != before.heads):
+            parts.append(f"--heads {after.heads}")
         parts.append(f"--method {facts.method}")
         if facts.source_revision and facts.source_is_hub:
             parts.append(f"--revision {facts.source_revision}")
@@ -562,7 +567,7 @@ def render_card(
             commands=reproduce_commands(facts),
             settings=reproduce_settings(facts),
             kv_ratio=(facts.before.kv_heads / facts.after.kv_heads)
-            if facts.before.kv_heads and facts.after.kv_heads
+            if facts.before and facts.after
             else None,
             fmt=_fmt_number,
             fmt_bytes=_fmt_bytes,

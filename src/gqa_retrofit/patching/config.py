@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 from huggingface_hub.errors import (
@@ -21,7 +22,8 @@ from huggingface_hub.errors import (
 )
 
 from ..arch import FamilySpec, get_family, supported_families
-from ..arch.layout import AttentionGeometry, attention_geometry
+from ..arch.geometry import Geometry
+from ..arch.layout import attention_geometry
 from ..errors import ConfigError, UnsupportedFamilyError
 from .custom_types import register_custom_types
 
@@ -65,7 +67,7 @@ def target_geometry(
     heads: int | None = None,
     kv_heads: int | None = None,
     head_dim: int | None = None,
-) -> AttentionGeometry:
+) -> Geometry:
     """The requested geometry (unset values keep the source's), validated.
 
     Raises:
@@ -98,7 +100,7 @@ def target_geometry(
                 f"head_dim={new_head_dim}{detail} must be even with rotary embeddings "
                 f"({spec.model_type})"
             )
-    return AttentionGeometry(source.hidden, new_heads, kv_heads, new_head_dim)
+    return dataclasses.replace(source, heads=new_heads, kv_heads=kv_heads, head_dim=new_head_dim)
 
 
 def _partial_rotary_factor(config: Any) -> float:
@@ -169,7 +171,7 @@ def patch_config(
     return _fallback_config(spec, values, native_error)
 
 
-def _custom_config(spec: FamilySpec, values: dict[str, Any], geo: AttentionGeometry) -> Any:
+def _custom_config(spec: FamilySpec, values: dict[str, Any], geo: Geometry) -> Any:
     target = spec.decoupled_type
     assert target is not None  # custom families name their type in the family table
     target_spec = get_family(target)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .aspect import (
     PAPER_ASPECT_TABLE,
     AspectRow,
-    ModelShape,
+    PaperShape,
     aspect_ratio,
     model_shape,
     non_embedding_params,
@@ -45,8 +45,8 @@ __all__ = [
     "AspectRow",
     "HeadConfig",
     "HeadsLaw",
-    "ModelShape",
     "Objective",
+    "PaperShape",
     "PlanOption",
     "RecipeResult",
     "Recommendation",

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from ..arch.geometry import Geometry
 from ..errors import ConfigError
 
 #: How a size N* becomes a shape: ``"interpolate"`` (Appendix B.1: interpolated d/L, binary
@@ -68,15 +69,11 @@ _MAX_LAYERS = 4096
 
 
 @dataclass(frozen=True)
-class ModelShape:
-    """A concrete decoupled-head GQA shape in the paper's architecture."""
+class PaperShape(Geometry):
+    """A concrete decoupled-head GQA shape in the paper's architecture: a
+    :class:`~gqa_retrofit.arch.geometry.Geometry` and the SwiGLU FFN width."""
 
-    layers: int
-    hidden: int
     intermediate: int
-    heads: int
-    kv_heads: int
-    head_dim: int
 
     @property
     def non_embedding_params(self) -> int:
@@ -142,7 +139,7 @@ def table_shape(
     *,
     head_dim: int = PAPER_HEAD_DIM,
     table: tuple[AspectRow, ...] = PAPER_ASPECT_TABLE,
-) -> ModelShape:
+) -> PaperShape:
     """The (L, d) of the table row whose nominal size is nearest to ``params`` (in log N).
 
     This reproduces the paper's own comparisons, which quote nominal sizes (e.g. 1.2B and 1.8B
@@ -155,7 +152,7 @@ def table_shape(
     if not params > 0 or not math.isfinite(params):
         raise ConfigError(f"invalid parameter count {params!r}: must be a positive number")
     row = min(table, key=lambda r: abs(math.log(r.params) - math.log(params)))
-    return ModelShape(
+    return PaperShape(
         layers=row.layers,
         hidden=row.hidden,
         intermediate=ffn_size(row.hidden),
@@ -176,7 +173,7 @@ def shape_for_params(
     *,
     head_dim: int = PAPER_HEAD_DIM,
     table: tuple[AspectRow, ...] = PAPER_ASPECT_TABLE,
-) -> ModelShape:
+) -> PaperShape:
     """(L, d) for a model of ``params`` non-embedding parameters (Appendix B.1).
 
     d/L is interpolated from the table at ``params``; L is the depth whose shape
@@ -209,7 +206,7 @@ def shape_for_params(
     if layers > 1 and abs(count(layers - 1) - params) <= abs(count(layers) - params):
         layers -= 1
     hidden = _width(ratio, layers)
-    return ModelShape(
+    return PaperShape(
         layers=layers,
         hidden=hidden,
         intermediate=ffn_size(hidden),
@@ -227,7 +224,7 @@ def model_shape(
     sizing: Sizing = "interpolate",
     head_dim: int = PAPER_HEAD_DIM,
     table: tuple[AspectRow, ...] = PAPER_ASPECT_TABLE,
-) -> ModelShape:
+) -> PaperShape:
     """Shape for ``params`` by :func:`shape_for_params` or :func:`table_shape`.
 
     Raises:

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..arch.geometry import Geometry
 from ..devices import DTYPE_BYTES, dtype_name
 from ..errors import ConfigError
 
@@ -38,17 +39,13 @@ GIB = 1024**3
 
 
 @dataclass(frozen=True)
-class ModelShape:
-    """What the plan needs to know about one model (from its config, on the meta device)."""
+class TrainingShape(Geometry):
+    """What the plan needs to know about one model (from its config, on the meta device): its
+    :class:`~gqa_retrofit.arch.geometry.Geometry` and parameter counts."""
 
     params: int
     layer_params: int  # parameters of one decoder layer (the FSDP unit)
     attention_params: int  # parameters of the attention projections, all layers
-    layers: int
-    hidden: int
-    heads: int
-    kv_heads: int
-    head_dim: int
     intermediate: int
     vocab: int
     lora_params: int  # LoRA adapters on the attention projections
@@ -57,7 +54,7 @@ class ModelShape:
     qk_norm: bool = False  # per-head RMSNorm on q and k (qwen3, gemma3)
 
     @classmethod
-    def from_config(cls, config: Any, *, lora_r: int = 16) -> ModelShape:
+    def from_config(cls, config: Any, *, lora_r: int = 16) -> TrainingShape:
         """Count parameters of ``config``'s model built on the meta device.
 
         Raises:
@@ -104,7 +101,7 @@ class ModelShape:
         )
 
     @classmethod
-    def from_path(cls, path: str | Path) -> ModelShape:
+    def from_path(cls, path: str | Path) -> TrainingShape:
         """The shape of the model whose ``config.json`` is in ``path`` (a directory or the file).
 
         Raises:
@@ -189,7 +186,7 @@ class MemoryPlan:
         )
 
 
-def layer_activation_elements(shape: ModelShape, trainable: str) -> int:
+def layer_activation_elements(shape: TrainingShape, trainable: str) -> int:
     """Elements autograd keeps per token for one decoder layer (see the module docstring)."""
     d, f = shape.hidden, shape.intermediate
     dq, dkv = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
@@ -203,7 +200,7 @@ def layer_activation_elements(shape: ModelShape, trainable: str) -> int:
     return base + d  # attention projections (and LoRA adapters on them) need their input
 
 
-def activation_bytes(shape: ModelShape, setup: PlanSetup) -> int:
+def activation_bytes(shape: TrainingShape, setup: PlanSetup) -> int:
     """Bytes saved for backward by the decoder layers for one micro-batch.
 
     When everything trains, gradients also flow into the embeddings and the output head: the
@@ -219,7 +216,7 @@ def activation_bytes(shape: ModelShape, setup: PlanSetup) -> int:
     return shape.layers * per_layer + rope + ends
 
 
-def logits_bytes(shape: ModelShape, setup: PlanSetup) -> int:
+def logits_bytes(shape: TrainingShape, setup: PlanSetup) -> int:
     """Bytes of the logits and the loss's vocabulary-sized tensors for one micro-batch."""
     tv = setup.batch_size * setup.seq_len * shape.vocab
     width = _compute_bytes(setup)
@@ -239,7 +236,7 @@ def _compute_bytes(setup: PlanSetup, weights: int | None = None) -> int:
 
 
 def plan_memory(
-    student: ModelShape, setup: PlanSetup, *, teacher: ModelShape | None = None
+    student: TrainingShape, setup: PlanSetup, *, teacher: TrainingShape | None = None
 ) -> MemoryPlan:
     """Bytes per device of a run with ``setup`` (see the module docstring for each part)."""
     b_w = DTYPE_BYTES[setup.dtype]
@@ -302,7 +299,7 @@ def _ladder(setup: PlanSetup) -> list[tuple[str, PlanSetup]]:
 
 
 def fit_plan(
-    student: ModelShape, setup: PlanSetup, *, teacher: ModelShape | None = None
+    student: TrainingShape, setup: PlanSetup, *, teacher: TrainingShape | None = None
 ) -> tuple[MemoryPlan, list[tuple[str, MemoryPlan]]]:
     """The plan for ``setup`` and, when it does not fit, the ladder of plans up to the first
     that fits (all of the ladder when none does)."""
@@ -465,7 +462,7 @@ def plan_training(options: Any) -> TrainingPlan:
     if options.device_memory is not None:
         device_bytes = parse_memory(options.device_memory)
     setup = setup_from_options(options, devices=devices, device_bytes=device_bytes)
-    student = ModelShape.from_path(options.model)
-    teacher = ModelShape.from_path(options.teacher) if options.teacher else None
+    student = TrainingShape.from_path(options.model)
+    teacher = TrainingShape.from_path(options.teacher) if options.teacher else None
     plan, tried = fit_plan(student, setup, teacher=teacher)
     return TrainingPlan(plan, tried)
