@@ -55,6 +55,30 @@ def test_every_spelling_maps_to_one_name(spelling, name, nbytes, torch_type) -> 
     assert torch_dtype(spelling) is torch_type
 
 
+@pytest.mark.parametrize(
+    ("spelling", "nbytes"),
+    [("bf16", 2), ("bfloat16", 2), ("half", 2), ("float16", 2), ("fp32", 4), ("float", 4)],
+)
+def test_every_part_reads_the_one_vocabulary(tmp_path, spelling: str, nbytes: int) -> None:
+    """The estimator (weights and KV cache) and the retrofit plan accept every spelling."""
+    import json
+
+    from gqa_retrofit.cost.serving import kv_dtype
+    from gqa_retrofit.pipeline.retrofit import _config_dtype_bytes
+
+    assert devices.dtype_bits(spelling) == 8 * nbytes
+    assert kv_dtype(spelling).name == dtype_name(spelling)  # "float" was refused here
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "dtype": spelling}))
+    assert _config_dtype_bytes(str(tmp_path)) == nbytes  # "bf16", "half" counted 4 bytes
+
+
+def test_quantized_storage_widths_and_their_message() -> None:
+    assert [devices.dtype_bits(n) for n in ("fp8", "INT8", "int4")] == [8, 8, 4]
+    with pytest.raises(ConfigError) as info:
+        devices.dtype_bits("fp64")
+    assert str(info.value) == "unknown dtype 'fp64'; valid: fp32, bf16, fp16, fp8, int8, int4"
+
+
 def test_unknown_dtype_is_one_line_naming_the_value_and_the_valid_ones() -> None:
     with pytest.raises(ConfigError) as info:
         dtype_name("int4")

@@ -51,6 +51,13 @@ DTYPE_MAX: dict[str, float] = {
     "fp16": 65504.0,
     "fp32": 3.4028234663852886e38,
 }
+#: The half-precision compute dtypes (the widths autocast / ``--mixed-precision`` computes in).
+HALF_DTYPES: tuple[str, ...] = ("bf16", "fp16")
+#: Quantized storage formats the cost estimator also prices (bits per value), beyond the
+#: dtypes a model computes in; the KV-cache formats and their scales are in ``cost.serving``.
+QUANTIZED_BITS: dict[str, int] = {"fp8": 8, "int8": 8, "int4": 4}
+#: Every weight dtype the cost estimator accepts, in the order its messages list them.
+COST_DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16", *QUANTIZED_BITS)
 #: What ``device=`` accepts (``cuda:N`` for any N as well).
 DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda", "cuda:N", "mps")
 #: The help text of every ``--device`` flag.
@@ -88,6 +95,22 @@ def dtype_bytes(dtype: Any) -> int:
         ConfigError: unknown dtype.
     """
     return DTYPE_BYTES[dtype_name(dtype)]
+
+
+def dtype_bits(dtype: Any) -> int:
+    """Bits per value of ``dtype``: a compute dtype (any accepted spelling) or a quantized
+    storage format (``fp8``, ``int8``, ``int4``).
+
+    Raises:
+        ConfigError: unknown name (the message lists :data:`COST_DTYPES`).
+    """
+    text = dtype.strip().lower() if isinstance(dtype, str) else None
+    if text in QUANTIZED_BITS:
+        return QUANTIZED_BITS[text]
+    name = DTYPE_ALIASES.get(text or "")
+    if name is None:
+        raise ConfigError(f"unknown dtype {dtype!r}; valid: {', '.join(COST_DTYPES)}")
+    return 8 * DTYPE_BYTES[name]
 
 
 def torch_dtype(dtype: Any) -> Any:

@@ -7,6 +7,7 @@ import re
 import sys
 from typing import Any
 
+from ..devices import COST_DTYPES
 from ..errors import ConfigError
 
 _WHAT_IF = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*(?::\s*(\d+)\s*)?$")
@@ -40,7 +41,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--dtype",
         default="bf16",
-        help="weight dtype: fp32, bf16, fp16, fp8, int8, int4 (default bf16)",
+        help=f"weight dtype: {', '.join(COST_DTYPES)} (default bf16)",
     )
     add_serving_arguments(parser)
     parser.add_argument("--json", action="store_true", help='print {"models": [...]} as JSON')

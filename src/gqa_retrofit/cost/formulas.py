@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..devices import dtype_bits
 from ..errors import ConfigError
 from .config_reader import ModelShape
 from .layer_plan import cache_layers
@@ -36,33 +37,6 @@ from .serving import (
     layer_kv_bytes_per_token,
     layer_state_bytes,
 )
-
-# bits per value of each supported dtype name
-DTYPE_BITS: dict[str, int] = {
-    "fp32": 32,
-    "float32": 32,
-    "bf16": 16,
-    "bfloat16": 16,
-    "fp16": 16,
-    "float16": 16,
-    "fp8": 8,
-    "int8": 8,
-    "int4": 4,
-}
-
-
-def dtype_bits(dtype: str) -> int:
-    """Bits per value of ``dtype``.
-
-    Raises:
-        ConfigError: unknown dtype name (the message lists valid ones).
-    """
-    try:
-        return DTYPE_BITS[dtype.lower()]
-    except (KeyError, AttributeError):
-        raise ConfigError(
-            f"unknown dtype {dtype!r}; valid: fp32, bf16, fp16, fp8, int8, int4"
-        ) from None
 
 
 def values_to_bytes(values: int, dtype: str) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..devices import DTYPE_ALIASES, DTYPE_NAMES
 from ..errors import ConfigError
 from .layer_plan import LayerCache
 
@@ -68,7 +69,6 @@ _FORMATS = [
     ),
 ]
 KV_DTYPES: dict[str, KVDtype] = {f.name: f for f in _FORMATS}
-_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16"}
 
 
 def kv_dtype(name: str) -> KVDtype:
@@ -78,7 +78,7 @@ def kv_dtype(name: str) -> KVDtype:
         ConfigError: unknown name (the message lists the valid ones).
     """
     key = name.lower() if isinstance(name, str) else name
-    key = _ALIASES.get(key, key)
+    key = DTYPE_ALIASES.get(key, key)
     if key not in KV_DTYPES:
         raise ConfigError(f"unknown KV dtype {name!r}; valid: {', '.join(KV_DTYPES)}")
     return KV_DTYPES[key]
@@ -88,7 +88,7 @@ def activation_dtype(name: str) -> KVDtype:
     """The dtype fixed-size conv states are cached in: the given dtype when it is a 16/32-bit
     float, else bf16 (quantized weights still compute in bf16)."""
     dtype = kv_dtype(name)
-    return dtype if dtype.name in ("fp32", "bf16", "fp16") else KV_DTYPES["bf16"]
+    return dtype if dtype.name in DTYPE_NAMES else KV_DTYPES["bf16"]
 
 
 @dataclass(frozen=True)

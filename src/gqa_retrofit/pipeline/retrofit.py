@@ -649,11 +649,11 @@ class RetrofitPipeline:
 
 def _config_dtype_bytes(src: str, revision: str | None = None) -> int:
     """Bytes per weight value of the source checkpoint (from ``config.json``; fp32 if unset)."""
+    from ..devices import DEFAULT_CHECKPOINT_DTYPE, DTYPE_BYTES, checkpoint_dtype
     from ..sources import resolve_config_file
 
     config = json.loads(resolve_config_file(src, revision=revision).read_text(encoding="utf-8"))
-    dtype = str(config.get("dtype") or config.get("torch_dtype") or "float32")
-    return 2 if dtype in ("bfloat16", "float16") else 4
+    return DTYPE_BYTES[checkpoint_dtype(config) or DEFAULT_CHECKPOINT_DTYPE]
 
 
 def _to_jsonable(value: Any) -> Any:

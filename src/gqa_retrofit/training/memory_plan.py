@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..arch.geometry import Geometry
-from ..devices import DTYPE_BYTES, dtype_name
+from ..devices import DTYPE_BYTES, HALF_DTYPES, dtype_name
 from ..errors import ConfigError
 
 GIB = 1024**3
@@ -230,7 +230,7 @@ def logits_bytes(shape: TrainingShape, setup: PlanSetup) -> int:
 
 
 def _compute_bytes(setup: PlanSetup, weights: int | None = None) -> int:
-    if setup.mixed_precision in ("bf16", "fp16"):
+    if setup.mixed_precision in HALF_DTYPES:
         return 2
     return weights if weights is not None else DTYPE_BYTES[setup.dtype]
 

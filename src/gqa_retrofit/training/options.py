@@ -15,12 +15,12 @@ from typing import Any, ClassVar
 from .._options import Options, dtype_value, option, read_config_file, same_as
 from .._vocabulary import SharedOptions
 from ..data.options import DataOptions
-from ..devices import DTYPE_CHOICES
+from ..devices import DTYPE_CHOICES, HALF_DTYPES
 from ..errors import GQARetrofitError, TrainingError
 
 SCHEDULES = ("wsd", "cosine")
 TRAINABLE = ("attention", "all", "lora")
-MIXED_PRECISION = ("no", "bf16", "fp16")
+MIXED_PRECISION = ("no", *HALF_DTYPES)
 TRACKERS = ("tensorboard", "trackio")
 _POSITIVE = "must be a positive integer"
 
