@@ -97,3 +97,27 @@ def test_short_haystack_names_file_and_length(
         f"error: haystack file '{text_file}' has 1092 tokens, fewer than the longest passkey "
         "length 2000; use a longer text or shorter lengths" in capsys.readouterr().err
     )
+
+
+def test_probe_flags_are_options_of_the_regime(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--probes`` and its settings are declared once (ProbeOptions, nested in EvalOptions):
+    a ``--config`` file sets them like the flags do, and flags win over the file."""
+    from gqa_retrofit.cli.main import build_parser
+    from gqa_retrofit.evaluation.options import EvalOptions
+
+    config = tmp_path / "eval.yaml"
+    config.write_text("probes: copy\ncopy-span: 16\ncopy_trials: 1\nprobe_seed: 3\n")
+    args = build_parser().parse_args(["eval", str(model_dir), "--config", str(config)])
+    from_file = EvalOptions.from_args(args).retrieval.retrieval_options()
+    argv = ["eval", str(model_dir), "--probes", "copy", "--copy-span", "16", "--copy-trials", "1"]
+    args = build_parser().parse_args([*argv, "--probe-seed", "3"])
+    assert EvalOptions.from_args(args).retrieval.retrieval_options() == from_file
+    assert from_file is not None and (from_file.copy_span, from_file.seed) == (16, 3)
+    args = build_parser().parse_args(
+        ["eval", str(model_dir), "--config", str(config), "--copy-span", "8"]
+    )
+    assert EvalOptions.from_args(args).retrieval.copy_span == 8
+    assert main(["-q", "eval", str(model_dir), "--config", str(config), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["retrieval"]["copy"]["span_length"] == 16

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from ..evaluation.options import EvalOptions
-from ..evaluation.retrieval import add_retrieval_arguments
 from ._util import print_json
 
 
@@ -19,24 +18,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     EvalOptions.add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
-    add_retrieval_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..evaluation.retrieval import (
-        evaluate_retrieval,
-        format_retrieval,
-        plot_retrieval,
-        retrieval_options_from_args,
-    )
+    from ..evaluation.retrieval import evaluate_retrieval, format_retrieval, plot_retrieval
 
     options = EvalOptions.from_args(args)
-    probes = retrieval_options_from_args(args, long_data=options.eval_data)
+    options.retrieval.check_fields()
+    probes = options.retrieval.retrieval_options(long_data=options.eval_data)
     if not options.eval_data and probes is None:
         raise ConfigError("eval needs --eval-data (perplexity) or --probes (in-context retrieval)")
-    if args.plot and probes is None:
+    if options.plot and probes is None:
         raise ConfigError("--plot draws the retrieval probes: add --probes")
     output: dict = {"model": options.model}
     lines = []
@@ -59,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
         )
         output["retrieval"] = found.to_dict()
         lines += format_retrieval(found)
-        if args.plot:
-            plot_retrieval({options.model: found}, args.plot)
-            lines.append(f"plot: {args.plot}")
+        if options.plot:
+            plot_retrieval({options.model: found}, options.plot)
+            lines.append(f"plot: {options.plot}")
     if args.json:
         print_json(output)
     else:

@@ -1,7 +1,8 @@
 """Options of ``gqa-retrofit eval``: one dataclass for the Python API, the CLI and YAML/JSON.
 
-The evaluation options (``--eval-data``, ``--eval-windows``, ``--eval-seq-len``,
-``--trust-remote-code``) are declared here once; ``train`` and ``retrofit`` reuse them.
+The shared evaluation options (``--eval-data``, ``--eval-windows``, ``--eval-seq-len``,
+``--trust-remote-code``) come from :mod:`gqa_retrofit._vocabulary`; the retrieval flags
+(``--probes`` ...) are :class:`~.retrieval.ProbeOptions`, nested here as one field.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .._vocabulary import SharedOptions
 from ..data.options import DataOptions
 from ..devices import DTYPE_CHOICES
 from ..errors import ConfigError, GQARetrofitError, ModelSourceError
+from .retrieval import ProbeOptions
 
 if TYPE_CHECKING:
     from ..cost.config_reader import ModelShape
@@ -56,6 +58,12 @@ class EvalOptions(Options):
         SharedOptions, "revision", help="Hub revision (branch, tag or commit) of MODEL"
     )
     trust_remote_code: bool = same_as(SharedOptions, "trust_remote_code")
+    retrieval: ProbeOptions = option(
+        help="in-context retrieval probes (docs/retrieval.md)",
+        default_factory=ProbeOptions,
+        nested=True,
+    )
+    plot: str | None = option(None, "write the probes' plot", metavar="PNG", recorded=False)
 
     def validate(self) -> EvalOptions:
         """Check every value and that the text exists; return self.

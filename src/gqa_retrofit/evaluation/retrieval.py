@@ -21,8 +21,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from .._options import Options, option
 from ..errors import ConfigError
 from .retrieval_copy import (
     DEFAULT_COPY_TRIALS,
@@ -55,9 +56,9 @@ __all__ = [
     "CopyProbeResult",
     "LongWindowResult",
     "PasskeyResult",
+    "ProbeOptions",
     "RetrievalOptions",
     "RetrievalResult",
-    "add_retrieval_arguments",
     "copy_probe",
     "default_lengths",
     "evaluate_retrieval",
@@ -66,7 +67,7 @@ __all__ = [
     "parse_probes",
     "passkey_retrieval",
     "plot_retrieval",
-    "retrieval_options_from_args",
+    "probes_value",
 ]
 
 
@@ -314,112 +315,86 @@ def parse_probes(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _probes_flag(text: str) -> tuple[str, ...]:
+def probes_value(text: str) -> str:
+    """Parse a ``--probes`` value into its canonical comma-separated form (``all`` spelled out).
+
+    Raises:
+        argparse.ArgumentTypeError: an unknown probe name (a usage error, exit 2).
+    """
     import argparse
 
     try:
-        return parse_probes(text)
+        return ",".join(parse_probes(text))
     except ConfigError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def add_retrieval_arguments(parser: Any) -> None:
-    """The retrieval flags of ``eval`` (an ``argparse`` parser; one group, all optional)."""
-    group = parser.add_argument_group("in-context retrieval (docs/retrieval.md)")
-    group.add_argument(
-        "--probes",
-        type=_probes_flag,
-        default=None,
+@dataclass
+class ProbeOptions(Options):
+    """The retrieval flags of ``eval`` (``--probes`` and its settings), declared once in the
+    options regime; ``retrofit`` reuses ``--probes`` and ``--passkey-lengths``. The rules on
+    the values are :class:`RetrievalOptions`' (checked when the probes are built)."""
+
+    label: ClassVar[str] = "retrieval"
+
+    probes: str = option(
+        "",
+        f"comma-separated probes: {', '.join(PROBES)} or all (long-ppl reads --eval-data)",
+        parse=probes_value,
         metavar="LIST",
-        help=f"comma-separated probes: {', '.join(PROBES)} or all (long-ppl reads --eval-data)",
     )
-    group.add_argument(
-        "--passkey-lengths",
-        type=int,
-        nargs="+",
-        default=None,
-        metavar="N",
+    passkey_lengths: list[int] = option(
         help="passkey prompt lengths in tokens (default: 1024 doubling up to the model's "
         "max_position_embeddings; longer ones are computed and flagged)",
+        default_factory=list,
+        metavar="N",
     )
-    group.add_argument(
-        "--passkey-depths",
-        type=float,
-        nargs="+",
-        default=list(DEFAULT_DEPTHS),
+    passkey_depths: list[float] = option(
+        help="needle depths in [0, 1]",
+        default_factory=lambda: list(DEFAULT_DEPTHS),
+        shown_default=" ".join(f"{d:g}" for d in DEFAULT_DEPTHS),
         metavar="D",
-        help="needle depths in [0, 1] (default 0 0.25 0.5 0.75 1)",
     )
-    group.add_argument(
-        "--passkey-trials",
-        type=int,
-        default=DEFAULT_TRIALS,
-        metavar="N",
-        help=f"prompts per length and depth (default {DEFAULT_TRIALS})",
-    )
-    group.add_argument(
-        "--haystack",
-        default=FILLER_HAYSTACK,
+    passkey_trials: int = option(DEFAULT_TRIALS, "prompts per length and depth", metavar="N")
+    haystack: str = option(
+        FILLER_HAYSTACK,
+        "passkey haystack: the repeated filler sentences or a text file",
         metavar="filler|TEXT",
-        help="passkey haystack: the repeated filler sentences (default) or a text file",
     )
-    group.add_argument(
-        "--copy-span",
-        type=int,
-        default=DEFAULT_SPAN,
+    copy_span: int = option(DEFAULT_SPAN, "random tokens per copy-probe span", metavar="N")
+    copy_trials: int = option(DEFAULT_COPY_TRIALS, "copy-probe spans", metavar="N")
+    long_seq_len: int | None = option(
+        None,
+        "tokens per long window",
+        shown_default="the model's max_position_embeddings",
         metavar="N",
-        help=f"random tokens per copy-probe span (default {DEFAULT_SPAN})",
     )
-    group.add_argument(
-        "--copy-trials",
-        type=int,
-        default=DEFAULT_COPY_TRIALS,
-        metavar="N",
-        help=f"copy-probe spans (default {DEFAULT_COPY_TRIALS})",
+    long_windows: int = option(
+        DEFAULT_LONG_WINDOWS, "long windows from the start of --eval-data", metavar="N"
     )
-    group.add_argument(
-        "--long-seq-len",
-        type=int,
-        default=None,
-        metavar="N",
-        help="tokens per long window (default: the model's max_position_embeddings)",
-    )
-    group.add_argument(
-        "--long-windows",
-        type=int,
-        default=DEFAULT_LONG_WINDOWS,
-        metavar="N",
-        help=f"long windows from the start of --eval-data (default {DEFAULT_LONG_WINDOWS})",
-    )
-    group.add_argument(
-        "--probe-seed", type=int, default=0, help="seed of keys, excerpts and spans (default 0)"
-    )
-    group.add_argument("--plot", default=None, metavar="PNG", help="write the probes' plot")
+    probe_seed: int = option(0, "seed of keys, excerpts and spans", shown_default="0")
 
+    def retrieval_options(self, *, long_data: str | None = None) -> RetrievalOptions | None:
+        """The :class:`RetrievalOptions` of these flags (None when no ``--probes`` were given).
 
-def retrieval_options_from_args(
-    args: Any, *, long_data: str | None = None
-) -> RetrievalOptions | None:
-    """:class:`RetrievalOptions` from :func:`add_retrieval_arguments`'s flags (None: no probes).
-
-    Raises:
-        ConfigError: an invalid value (see :class:`RetrievalOptions`).
-    """
-    if not args.probes:
-        return None
-    return RetrievalOptions(
-        probes=tuple(args.probes),
-        seed=args.probe_seed,
-        passkey_lengths=None if args.passkey_lengths is None else tuple(args.passkey_lengths),
-        passkey_depths=tuple(args.passkey_depths),
-        passkey_trials=args.passkey_trials,
-        haystack=args.haystack,
-        copy_span=args.copy_span,
-        copy_trials=args.copy_trials,
-        long_data=long_data,
-        long_seq_len=args.long_seq_len,
-        long_windows=args.long_windows,
-    )
+        Raises:
+            ConfigError: an unknown probe or an invalid value (see :class:`RetrievalOptions`).
+        """
+        if not self.probes:
+            return None
+        return RetrievalOptions(
+            probes=parse_probes(self.probes),
+            seed=self.probe_seed,
+            passkey_lengths=tuple(self.passkey_lengths) or None,
+            passkey_depths=tuple(self.passkey_depths),
+            passkey_trials=self.passkey_trials,
+            haystack=self.haystack,
+            copy_span=self.copy_span,
+            copy_trials=self.copy_trials,
+            long_data=long_data,
+            long_seq_len=self.long_seq_len,
+            long_windows=self.long_windows,
+        )
 
 
 def format_retrieval(result: RetrievalResult) -> list[str]:

@@ -29,6 +29,7 @@ from ..data.options import DataOptions
 from ..devices import DTYPE_CHOICES
 from ..errors import ConfigError, GQARetrofitError
 from ..evaluation.options import source_shape
+from ..evaluation.retrieval import ProbeOptions
 from ..training.options import TrainOptions
 
 if TYPE_CHECKING:
@@ -279,18 +280,18 @@ class RetrofitOptions(Options):
     )
     eval_windows: int = same_as(SharedOptions, "eval_windows", aliases=())
     eval_seq_len: int = same_as(SharedOptions, "eval_seq_len", aliases=())
-    probes: str = option(
-        "",
-        "in-context retrieval probes run on the source, converted and trained models: "
+    probes: str = same_as(
+        ProbeOptions,
+        "probes",
+        help="in-context retrieval probes run on the source, converted and trained models: "
         "comma-separated passkey, copy, long-ppl (reads --eval-data) or all; empty: none "
         "(docs/retrieval.md)",
-        metavar="LIST",
     )
-    passkey_lengths: list[int] = option(
+    passkey_lengths: list[int] = same_as(
+        ProbeOptions,
+        "passkey_lengths",
         help="passkey prompt lengths of --probes (default: 1024 doubling up to the model's "
         "max_position_embeddings)",
-        default_factory=list,
-        metavar="N",
     )
     contexts: list[int] = option(
         help="context lengths of the cost estimate, comma-separated (k = 1024)",
