@@ -29,11 +29,9 @@ from typing import Any
 RESULTS = Path(__file__).parent / "results" / "decode_speed.json"
 
 
-def machine() -> dict[str, Any]:
-    """What the numbers depend on: CPU, threads, load, versions."""
-    import torch
-    import transformers
-
+def host() -> dict[str, Any]:
+    """What every benchmark's numbers depend on: CPU model, cores, load, Python (no torch; also
+    ``serve_vllm.py``'s record)."""
     cpu = platform.processor()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -44,9 +42,19 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
+    }
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers depend on: :func:`host`, torch threads and versions."""
+    import torch
+    import transformers
+
+    return {
+        **host(),
+        "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
     }

@@ -49,7 +49,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -357,20 +356,12 @@ def run_worker(job_path: Path, out_path: Path) -> int:
 
 
 def machine() -> dict[str, Any]:
-    """What the numbers depend on: CPU, cores, load."""
-    cpu = platform.processor()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "load_average": list(os.getloadavg()),
-        "python": platform.python_version(),
-    }
+    """What the numbers depend on: CPU, cores, load (``decode_speed.host``; main side only, the
+    workers run in vLLM's own environment)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from decode_speed import host
+
+    return host()
 
 
 def engine_run(python: Path, job: dict[str, Any], work: Path, name: str) -> dict[str, Any]:

@@ -6,37 +6,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.cost.tiny_families import _BASE as TINY_BASE
+from tests.cost.tiny_families import EXTRA
+
 WINDOW = 8  # sliding window / attention chunk of the shrunk configs
 SHORT, LONG = 5, 13  # two forward lengths: inside and beyond the window
 
-_BASE: dict[str, Any] = dict(
-    vocab_size=128,
-    hidden_size=64,
-    intermediate_size=96,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    head_dim=16,
-    max_position_embeddings=256,
-    bos_token_id=1,
-    eos_token_id=2,
-    pad_token_id=0,
-)
-_MLA = dict(
-    num_attention_heads=4,
-    num_key_value_heads=4,
-    n_routed_experts=4,
-    num_experts_per_tok=2,
-    moe_intermediate_size=32,
-    first_k_dense_replace=1,
-    n_shared_experts=1,
-    kv_lora_rank=32,
-    q_lora_rank=48,
-    qk_rope_head_dim=8,
-    qk_nope_head_dim=16,
-    v_head_dim=16,
-    n_group=1,
-    topk_group=1,
-)
+# the tiny estimator configs' base and MLA variant (tiny_families), with every layer count and
+# head size set per family below
+_BASE: dict[str, Any] = {
+    **{k: v for k, v in TINY_BASE.items() if k != "num_hidden_layers"},
+    "head_dim": 16,
+}
+_MLA = {k: v for k, v in EXTRA["deepseek_v3"][1].items() if k != "num_hidden_layers"} | {
+    "num_attention_heads": 4
+}
 _DELTANET = dict(
     linear_num_key_heads=2,
     linear_num_value_heads=4,

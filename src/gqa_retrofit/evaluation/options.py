@@ -15,7 +15,7 @@ from .._options import Options, dtype_value, option, same_as
 from .._vocabulary import SharedOptions
 from ..data.options import DataOptions
 from ..devices import DTYPE_CHOICES
-from ..errors import ConfigError, GQARetrofitError, ModelSourceError
+from ..errors import ConfigError, ModelSourceError
 from .retrieval import ProbeOptions
 
 if TYPE_CHECKING:
@@ -27,12 +27,10 @@ if TYPE_CHECKING:
 class EvalOptions(Options):
     """Everything that defines a ``gqa-retrofit eval`` run (perplexity on held-out text).
 
-    Raises:
-        ConfigError: from :meth:`validate`, naming the bad option and what is valid.
+    Bad values raise :class:`~gqa_retrofit.errors.ConfigError` (the regime's ``error``).
     """
 
     label: ClassVar[str] = "eval"
-    error: ClassVar[type[GQARetrofitError]] = ConfigError
 
     model: str = option(
         "", "model to evaluate: local checkpoint directory or Hub id", positional=True

@@ -382,19 +382,16 @@ class ProbeOptions(Options):
         """
         if not self.probes:
             return None
-        return RetrievalOptions(
+        # the flags are RetrievalOptions' fields by name (lists as tuples), but for these:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        values.update(
             probes=parse_probes(self.probes),
-            seed=self.probe_seed,
-            passkey_lengths=tuple(self.passkey_lengths) or None,
-            passkey_depths=tuple(self.passkey_depths),
-            passkey_trials=self.passkey_trials,
-            haystack=self.haystack,
-            copy_span=self.copy_span,
-            copy_trials=self.copy_trials,
+            seed=values.pop("probe_seed"),
+            passkey_lengths=values["passkey_lengths"] or None,
             long_data=long_data,
-            long_seq_len=self.long_seq_len,
-            long_windows=self.long_windows,
         )
+        return RetrievalOptions(**values)
 
 
 def format_retrieval(result: RetrievalResult) -> list[str]:

@@ -27,7 +27,7 @@ from .._vocabulary import SharedOptions
 from ..cost.report import DEFAULT_CONTEXTS
 from ..data.options import DataOptions
 from ..devices import DTYPE_CHOICES
-from ..errors import ConfigError, GQARetrofitError
+from ..errors import ConfigError
 from ..evaluation.options import source_shape
 from ..evaluation.retrieval import ProbeOptions
 from ..training.options import TrainOptions
@@ -44,12 +44,10 @@ TEACHERS = ("auto", "none")
 class ConvertOptions(Options):
     """Everything that defines a ``gqa-retrofit convert`` run.
 
-    Raises:
-        ConfigError: from :meth:`validate`, naming the bad option and what is valid.
+    Bad values raise :class:`~gqa_retrofit.errors.ConfigError` (the regime's ``error``).
     """
 
     label: ClassVar[str] = "convert"
-    error: ClassVar[type[GQARetrofitError]] = ConfigError
 
     src: str = option("", "checkpoint to convert: local directory or Hub id", positional=True)
     out: str = option("", "output directory (must not exist)", positional=True)
@@ -214,15 +212,15 @@ def announce_default_calibration(method: str | None, calibration: list[str]) -> 
 class RetrofitOptions(Options):
     """Everything that defines a retrofit run (see ``docs/retrofit.md``).
 
-    Raises:
-        ConfigError: from :meth:`validate`, naming the bad option and what is valid.
+    Bad values raise :class:`~gqa_retrofit.errors.ConfigError` (the regime's ``error``).
     """
 
     label: ClassVar[str] = "retrofit"
-    error: ClassVar[type[GQARetrofitError]] = ConfigError
 
-    src: str = option("", "source checkpoint: local directory or Hub id", positional=True)
-    out: str = option("", "output directory of the run (state, models, report)", positional=True)
+    src: str = same_as(ConvertOptions, "src", help="source checkpoint: local directory or Hub id")
+    out: str = same_as(
+        ConvertOptions, "out", help="output directory of the run (state, models, report)"
+    )
     kv_heads: int | None = same_as(ConvertOptions, "kv_heads")
     heads: int | None = same_as(ConvertOptions, "heads")
     method: str | None = same_as(
