@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Bottom first. Keep in step with the drawing in docs/architecture.md.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "_version", "_progress", "_markdown"),
+    ("errors", "_version", "_progress", "_markdown", "_lazy"),
     ("_fs", "devices", "sources", "assets", "data"),
     ("_options",),  # the options regime: parsers in the devices.py vocabulary
     ("_vocabulary",),  # option declarations shared by commands (data options, device, eval)

@@ -5,9 +5,7 @@ The public API is re-exported here lazily, so ``import gqa_retrofit`` stays chea
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from ._lazy import lazy_exports
 from ._version import __version__
 
 # public name -> module that defines it (imported on first access)
@@ -75,13 +73,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'gqa_retrofit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, cache=globals())
 
 
 def __dir__() -> list[str]:
