@@ -314,3 +314,20 @@ def test_the_embedded_models_origin_is_on_the_card(converted_dir):
         "> **Source weights.** The source is SmolLM2-135M-Instruct as a Q4_1 GGUF, dequantized "
         "to fp32; its Hub origin is [HuggingFaceTB/SmolLM2-135M-Instruct]"
     ) in text
+
+
+def test_geometry_table_from_manifest_and_config(converted_dir):
+    """Both sides are one ``arch.geometry.Geometry``: layers and the after side's heads come
+    from config.json when the manifest lacks them; an unrecorded source side shows ``?``."""
+    from gqa_retrofit.arch.geometry import Geometry
+    from gqa_retrofit.errors import ConfigError
+    from gqa_retrofit.hub.card import gather_facts
+
+    facts = gather_facts(converted_dir, license="")
+    assert facts.before == Geometry(layers=2, hidden=64, heads=4, kv_heads=2, head_dim=16)
+    assert facts.after == Geometry(layers=2, hidden=64, heads=4, kv_heads=1, head_dim=16)
+    _set_manifest(converted_dir, heads={"before": {"heads": 4}})
+    facts = gather_facts(converted_dir, license="")
+    assert facts.before is None and facts.after == Geometry(2, 64, 4, 1, 16)
+    with pytest.raises(ConfigError, match="does not record the head counts"):
+        render_card(converted_dir, license="")
