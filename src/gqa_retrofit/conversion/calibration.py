@@ -50,6 +50,7 @@ from ..arch import FamilySpec, get_family
 from ..arch.canonical import AttentionWeights
 from ..arch.layout import merge_attention
 from ..data import DataOptions, TokenSample, sample_windows
+from ..data.copy_structure import add_copy_structure, random_span_ids
 from ..devices import resolve_device
 from ..errors import ConversionError, DataError
 
@@ -403,6 +404,9 @@ class CalibrationSession:
         device: where the forward passes run (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``).
         data_options: text column, dataset config/split/revision and sampling seed.
         data_token: Hub token for Hub datasets (never recorded).
+        copy_fraction: share of the windows rebuilt as a span repeated twice
+            (:mod:`gqa_retrofit.data.copy_structure`), so that the conversion sees the
+            attention that in-context copying and retrieval use; 0 (the default) keeps plain text.
 
     Raises:
         DataError: the calibration text is missing or too short.
@@ -424,6 +428,7 @@ class CalibrationSession:
         device: Any = "cpu",
         data_options: DataOptions | None = None,
         data_token: str | bool | None = None,
+        copy_fraction: float = 0.0,
     ) -> None:
         from accelerate import init_empty_weights
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -444,7 +449,15 @@ class CalibrationSession:
             options=data_options,
             token=data_token,
         )
-        self.windows = sample.windows
+        self.windows, self.copy_record = sample.windows, None
+        if copy_fraction:  # a share of the windows rebuilt as repeated spans (recorded)
+            vocab = min(int(tokenizer.vocab_size), int(getattr(config, "vocab_size", 0) or 1 << 62))
+            self.windows, self.copy_record = add_copy_structure(
+                sample.windows,
+                copy_fraction,
+                span_ids=random_span_ids(vocab, tokenizer.all_special_ids),
+                seed=(data_options or DataOptions()).data_seed,
+            )
         self.data_record = sample.record  # what was used, for the manifest
         self.fingerprint = fingerprint(self.windows)
         self._reader = _ShardReader(self.src_dir)
