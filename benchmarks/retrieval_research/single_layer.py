@@ -18,45 +18,24 @@ import os
 import time
 from typing import Any
 
-from harness import append_jsonl, copy_probe, load_model, source_and_tokenizer
-from transfer import install_copy_windows, refine
+from harness import append_jsonl, copy_probe
+from transfer import add_common_arguments, refine, setup
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("name")
+    add_common_arguments(parser, copy_windows=8, steps=200)
     parser.add_argument("--layers", required=True)
-    parser.add_argument("--tokens", type=int, default=8192)
-    parser.add_argument("--seq-len", type=int, default=512)
-    parser.add_argument("--copy-windows", type=int, default=8)
-    parser.add_argument("--copy-kind", choices=("random", "text", "mixed"), default="mixed")
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--lr-decay", action="store_true")
     args = parser.parse_args()
 
-    from gqa_retrofit.arch import get_family
-    from gqa_retrofit.assets import default_corpus
-    from gqa_retrofit.conversion.calibration import (
-        CalibrationSession,
-        _get,
-        _module_path,
-        attention_weights,
-        build_attention,
-    )
+    from gqa_retrofit.conversion.calibration import _get, attention_weights, build_attention
     from gqa_retrofit.conversion.methods import compose
     from gqa_retrofit.conversion.pooling import HeadTarget
 
-    start = time.perf_counter()
-    src, tok = source_and_tokenizer()
-    train = [str(p) for p in default_corpus().train]
-    install_copy_windows(args, tok, train)
-    model = load_model(src)
-    config, spec = model.config, get_family(model.config.model_type)
-    layers_path, attn_name = _module_path(spec)
-    layers = _get(model, layers_path)
+    run = setup(args)
+    tok, model, spec, attn_name = run.tokenizer, run.model, run.spec, run.attn_name
+    layers, session, start, config = run.layers, run.session, run.start, run.model.config
     tested = [int(x) for x in args.layers.split(",")]
-    session = CalibrationSession(src, config, train, tokens=args.tokens, seq_len=args.seq_len)
     variants: dict[int, dict[str, Any]] = {}
     for i in range(max(tested) + 1):
         source = attention_weights(spec, config, _get(layers[i], attn_name))

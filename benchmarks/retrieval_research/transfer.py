@@ -23,6 +23,7 @@ import argparse
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,46 +111,66 @@ def refine(session: Any, i: int, weights: Any, cal: Any, args: argparse.Namespac
     return attention_weights(session.spec, config, module)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def add_common_arguments(parser: argparse.ArgumentParser, *, copy_windows: int, steps: int) -> None:
+    """The calibration and refinement flags this script and ``single_layer.py`` share."""
     parser.add_argument("name")
-    parser.add_argument("--kv-heads", type=int, default=1)
-    parser.add_argument("--heads", type=int, default=None)
     parser.add_argument("--tokens", type=int, default=8192, help="natural calibration tokens")
     parser.add_argument("--seq-len", type=int, default=512)
-    parser.add_argument("--copy-windows", type=int, default=0)
+    parser.add_argument("--copy-windows", type=int, default=copy_windows)
     parser.add_argument("--copy-kind", choices=("random", "text", "mixed"), default="mixed")
-    parser.add_argument("--steps", type=int, default=0, help="refinement steps per layer")
+    parser.add_argument("--steps", type=int, default=steps, help="refinement steps per layer")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--lr-decay", action="store_true")
-    parser.add_argument("--layers", default="all", help="'all' or comma list to refine")
-    parser.add_argument("--save", type=Path, default=None, help="save converted state_dict")
-    args = parser.parse_args()
 
+
+@dataclass
+class Setup:
+    """The live model, its decoder layers and a calibration session over the training novels."""
+
+    tokenizer: Any
+    model: Any
+    spec: Any
+    attn_name: str
+    layers: Any
+    session: Any
+    start: float
+
+
+def setup(args: argparse.Namespace) -> Setup:
     from harness import load_model
 
     from gqa_retrofit.arch import get_family
     from gqa_retrofit.assets import default_corpus
-    from gqa_retrofit.conversion.calibration import (
-        CalibrationSession,
-        _get,
-        _module_path,
-        attention_weights,
-        build_attention,
-    )
-    from gqa_retrofit.conversion.methods import compose
-    from gqa_retrofit.conversion.pooling import HeadTarget
-    from gqa_retrofit.evaluation.retrieval import RetrievalOptions, evaluate_retrieval
+    from gqa_retrofit.conversion.calibration import CalibrationSession, _get, _module_path
 
     start = time.perf_counter()
     src, tok = source_and_tokenizer()
     train = [str(p) for p in default_corpus().train]
     install_copy_windows(args, tok, train)
     model = load_model(src)
-    config, spec = model.config, get_family(model.config.model_type)
+    spec = get_family(model.config.model_type)
     layers_path, attn_name = _module_path(spec)
-    layers = _get(model, layers_path)
-    session = CalibrationSession(src, config, train, tokens=args.tokens, seq_len=args.seq_len)
+    session = CalibrationSession(src, model.config, train, tokens=args.tokens, seq_len=args.seq_len)
+    return Setup(tok, model, spec, attn_name, _get(model, layers_path), session, start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    add_common_arguments(parser, copy_windows=0, steps=0)
+    parser.add_argument("--kv-heads", type=int, default=1)
+    parser.add_argument("--heads", type=int, default=None)
+    parser.add_argument("--layers", default="all", help="'all' or comma list to refine")
+    parser.add_argument("--save", type=Path, default=None, help="save converted state_dict")
+    args = parser.parse_args()
+
+    from gqa_retrofit.conversion.calibration import _get, attention_weights, build_attention
+    from gqa_retrofit.conversion.methods import compose
+    from gqa_retrofit.conversion.pooling import HeadTarget
+    from gqa_retrofit.evaluation.retrieval import RetrievalOptions, evaluate_retrieval
+
+    run = setup(args)
+    tok, model, spec, attn_name = run.tokenizer, run.model, run.spec, run.attn_name
+    layers, session, start, config = run.layers, run.session, run.start, run.model.config
     target = HeadTarget(args.kv_heads, args.heads)
     refine_layers = (
         set(range(len(layers)))
